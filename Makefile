@@ -1,0 +1,44 @@
+# One target each for run, test, lint and bench. Every target builds .venv first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+# The engine (durable-rules) builds on CPython 3.11 and 3.12 only.
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null && { command -v $$p; break; }; \
+	done)
+
+.PHONY: run test lint format bench venv clean
+
+$(BIN)/dom: setup.cfg pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: DOM needs Python 3.11 or 3.12 (durable-rules does not build on 3.13)." >&2; \
+		echo "Install one, or point PYTHON at it: make PYTHON=/path/to/python3.12 run" >&2; \
+		exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(BIN)/dom
+
+venv: $(BIN)/dom
+
+run: venv
+	$(BIN)/dom db migrate
+	$(BIN)/dom demo load --if-empty
+	$(BIN)/dom serve
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: venv
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,164 @@
+"""HTTP API under /v1: one blueprint per resource, declared with ``endpoint``.
+
+``endpoint`` registers a view together with what the OpenAPI document needs
+(summary, roles, request schema, query parameters, responses) and does the work
+every view shares: authenticate, authorize, read and validate the JSON body.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+
+from app import auth
+from app.db import get_db
+from app.errors import InvalidInput, MalformedJson, UnsupportedMediaType, field_error
+from app.schemas import catalogue
+
+ALL_ROLES = auth.ROLES
+READERS = ("admin", "analyst", "channel")
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query parameter, for the OpenAPI document."""
+
+    name: str
+    description: str
+    type: str = "string"
+    required: bool = False
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one route does, who may call it, and what it takes and returns."""
+
+    summary: str
+    roles: tuple[str, ...] | None  # None: no authentication
+    tag: str
+    body: str | None = None
+    query: tuple[Param, ...] = ()
+    responses: dict[int, str] = field(default_factory=dict)
+    response_schema: str | None = None
+
+
+def endpoint(
+    bp: Blueprint,
+    rule: str,
+    method: str,
+    *,
+    summary: str,
+    roles: tuple[str, ...] | None,
+    body: str | None = None,
+    query: tuple[Param, ...] = (),
+    responses: dict[int, str] | None = None,
+    response_schema: str | None = None,
+) -> Callable:
+    """Register a view on ``bp`` with its spec; the view gets ``body=`` when a schema is named."""
+    spec = Spec(
+        summary=summary,
+        roles=roles,
+        tag=bp.name,
+        body=body,
+        query=query,
+        responses=responses or {200: "OK"},
+        response_schema=response_schema,
+    )
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(**kwargs):
+            if roles is not None:
+                principal = auth.authenticate(get_db(), request.headers.get("Authorization"))
+                auth.authorize(principal, roles)
+                g.principal = principal
+            if body is not None:
+                kwargs["body"] = read_body(body)
+            return view(**kwargs)
+
+        wrapper.spec = spec
+        bp.add_url_rule(rule, endpoint=view.__name__, view_func=wrapper, methods=[method])
+        return wrapper
+
+    return decorate
+
+
+def read_body(schema: str):
+    """Return the request's JSON body after checking type, syntax and schema."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType(
+            f"send the body as application/json, not {request.mimetype or 'no content type'}"
+        )
+    raw = request.get_data(cache=True)
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+    catalogue(current_app.config["SCHEMAS_DIR"]).validate(schema, document)
+    return document
+
+
+def principal() -> auth.Principal:
+    return g.principal
+
+
+def init_app(app: Flask) -> None:
+    from app.api import customers, inventory, meta, network
+
+    for module in (meta, network, inventory, customers):
+        app.register_blueprint(module.bp)
+
+
+def query_args(params: tuple[Param, ...]) -> dict:
+    """Parse the query string by ``params``; problems point into the parameters as an object."""
+    values: dict = {}
+    problems = []
+    for param in params:
+        raw = request.args.getlist(param.name)
+        if not raw:
+            if param.required:
+                problems.append(field_error((param.name,), "is required"))
+            continue
+        converted = []
+        for text in raw:
+            try:
+                converted.append(_convert(param.type, text))
+            except ValueError:
+                problems.append(field_error((param.name,), f"must be a {param.type}"))
+        values[param.name] = converted if param.repeated else converted[-1] if converted else None
+    known = {p.name for p in params}
+    problems.extend(
+        field_error((name,), "is not a known parameter")
+        for name in request.args
+        if name not in known
+    )
+    if problems:
+        raise InvalidInput(problems, "the query string has invalid parameters")
+    return values
+
+
+def _convert(kind: str, text: str):
+    if kind == "number":
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(text)
+        return value
+    if kind == "integer":
+        return int(text)
+    if kind == "boolean":
+        if text.lower() in ("true", "1"):
+            return True
+        if text.lower() in ("false", "0"):
+            return False
+        raise ValueError(text)
+    return text
+
+
+def created_or_ok(document: dict, created: bool):
+    """Respond 201 for a new resource, 200 for a replaced or replayed one."""
+    return jsonify(document), 201 if created else 200

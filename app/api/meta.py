@@ -1,0 +1,64 @@
+"""Health, the OpenAPI document and the JSON Schemas it references."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from app import db as database
+from app import openapi
+from app.api import ALL_ROLES, endpoint
+from app.errors import NotFound
+from app.schemas import catalogue
+
+bp = Blueprint("meta", __name__)
+
+
+@endpoint(
+    bp,
+    "/healthz",
+    "GET",
+    summary="Database and migration status (no authentication)",
+    roles=None,
+    responses={200: "Healthy", 503: "Database unreachable or migrations pending"},
+)
+def healthz():
+    config = current_app.config
+    try:
+        status = database.migration_status(database.get_db(), config["MIGRATIONS_DIR"])
+        database.get_db().execute("SELECT 1").fetchone()
+    except Exception as exc:
+        return jsonify({"status": "unhealthy", "database": f"error: {exc}"}), 503
+    healthy = not status["pending"]
+    body = {
+        "status": "ok" if healthy else "unhealthy",
+        "database": "ok",
+        "migrations": status,
+    }
+    return jsonify(body), 200 if healthy else 503
+
+
+@endpoint(
+    bp,
+    "/v1/openapi.json",
+    "GET",
+    summary="This API's OpenAPI 3.1 document",
+    roles=ALL_ROLES,
+)
+def openapi_document():
+    return jsonify(openapi.document(current_app))
+
+
+@endpoint(
+    bp,
+    "/v1/schemas/<name>",
+    "GET",
+    summary="A JSON Schema referenced by the OpenAPI document",
+    roles=ALL_ROLES,
+    responses={200: "The schema", 404: "No such schema"},
+)
+def schema_document(name: str):
+    documents = catalogue(current_app.config["SCHEMAS_DIR"]).documents
+    short = name.removesuffix(".schema.json")
+    if short not in documents:
+        raise NotFound(f"no schema {name!r}")
+    return jsonify(documents[short])

@@ -1,0 +1,100 @@
+"""Nodes and SKUs: the shape of the network."""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from flask import Blueprint, jsonify
+
+from app.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
+from app.db import get_db
+from app.errors import InvalidInput, field_error
+from app.network import nodes, skus
+
+bp = Blueprint("network", __name__, url_prefix="/v1")
+
+NODE_QUERY = (
+    Param("type", "Only nodes of this type: store, dc, 3pl or supplier."),
+    Param("active", "Only active (true) or inactive (false) nodes.", "boolean"),
+)
+
+
+@endpoint(
+    bp,
+    "/nodes/<node_id>",
+    "PUT",
+    summary="Create or replace a node",
+    roles=("admin",),
+    body="node",
+    responses={200: "Replaced", 201: "Created", 422: "Invalid node"},
+)
+def put_node(node_id: str, body: dict):
+    _check_timezone(body["timezone"])
+    node, created = nodes.put(get_db(), node_id, body)
+    return created_or_ok(node, created)
+
+
+def _check_timezone(name: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput(
+            [field_error(("timezone",), f"{name!r} is not an IANA time zone")]
+        ) from exc
+
+
+@endpoint(
+    bp,
+    "/nodes/<node_id>",
+    "GET",
+    summary="Read a node (never its webhook secret)",
+    roles=ALL_ROLES,
+    responses={200: "The node", 404: "No such node"},
+)
+def get_node(node_id: str):
+    return jsonify(nodes.get(get_db(), node_id))
+
+
+@endpoint(
+    bp,
+    "/nodes",
+    "GET",
+    summary="List nodes",
+    roles=ALL_ROLES,
+    query=NODE_QUERY,
+    responses={200: "The nodes", 422: "Invalid filter"},
+)
+def list_nodes():
+    args = query_args(NODE_QUERY)
+    if "type" in args and args["type"] not in nodes.NODE_TYPES:
+        raise InvalidInput(
+            [field_error(("type",), f"must be one of {', '.join(nodes.NODE_TYPES)}")]
+        )
+    found = nodes.list_nodes(get_db(), args.get("type"), args.get("active"))
+    return jsonify({"nodes": found, "count": len(found)})
+
+
+@endpoint(
+    bp,
+    "/skus/<sku>",
+    "PUT",
+    summary="Create or replace a SKU and its drop-ship suppliers",
+    roles=("admin",),
+    body="sku",
+    responses={200: "Replaced", 201: "Created", 422: "Invalid SKU"},
+)
+def put_sku(sku: str, body: dict):
+    document, created = skus.put(get_db(), sku, body)
+    return created_or_ok(document, created)
+
+
+@endpoint(
+    bp,
+    "/skus/<sku>",
+    "GET",
+    summary="Read a SKU",
+    roles=ALL_ROLES,
+    responses={200: "The SKU", 404: "No such SKU"},
+)
+def get_sku(sku: str):
+    return jsonify(skus.get(get_db(), sku))

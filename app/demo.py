@@ -1,0 +1,275 @@
+"""A deterministic demo network across Great Britain and Northern Ireland.
+
+3 distribution centres, 1 3PL, 2 drop-ship suppliers, 40 stores, 500 SKUs,
+their stock and 300 customers, loaded through the same functions the API uses.
+Demo API keys are fixed strings so the README's examples work as written.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from app import auth, customers
+from app.network import nodes, skus, stock
+
+DEMO_KEYS = {
+    "admin": "demo-admin-key",
+    "analyst": "demo-analyst-key",
+    "channel": "demo-channel-key",
+    "node DC-MID": "demo-node-dc-mid-key",
+}
+
+# (name, postcode, lat, lon): real places, rounded coordinates.
+CITIES = [
+    ("London", "EC1A 1BB", 51.5074, -0.1278),
+    ("Birmingham", "B1 1AA", 52.4862, -1.8904),
+    ("Manchester", "M1 1AE", 53.4808, -2.2426),
+    ("Leeds", "LS1 1UR", 53.8008, -1.5491),
+    ("Glasgow", "G1 1XQ", 55.8642, -4.2518),
+    ("Edinburgh", "EH1 1YZ", 55.9533, -3.1883),
+    ("Liverpool", "L1 8JQ", 53.4084, -2.9916),
+    ("Bristol", "BS1 4DJ", 51.4545, -2.5879),
+    ("Sheffield", "S1 2HE", 53.3811, -1.4701),
+    ("Newcastle upon Tyne", "NE1 7RU", 54.9783, -1.6178),
+    ("Nottingham", "NG1 5FS", 52.9548, -1.1581),
+    ("Leicester", "LE1 5WW", 52.6369, -1.1398),
+    ("Cardiff", "CF10 1EP", 51.4816, -3.1791),
+    ("Belfast", "BT1 5GS", 54.5973, -5.9301),
+    ("Southampton", "SO14 7DU", 50.9097, -1.4044),
+    ("Brighton", "BN1 1UG", 50.8225, -0.1372),
+    ("Plymouth", "PL1 1EA", 50.3755, -4.1427),
+    ("Reading", "RG1 1JX", 51.4543, -0.9781),
+    ("Oxford", "OX1 1DP", 51.7520, -1.2577),
+    ("Cambridge", "CB2 3QJ", 52.2053, 0.1218),
+    ("Norwich", "NR2 1NH", 52.6309, 1.2974),
+    ("York", "YO1 7HH", 53.9600, -1.0873),
+    ("Exeter", "EX1 1GA", 50.7184, -3.5339),
+    ("Aberdeen", "AB10 1AF", 57.1497, -2.0943),
+    ("Dundee", "DD1 1DB", 56.4620, -2.9707),
+    ("Inverness", "IV1 1EU", 57.4778, -4.2247),
+    ("Swansea", "SA1 3SN", 51.6214, -3.9436),
+    ("Coventry", "CV1 1FL", 52.4068, -1.5197),
+    ("Hull", "HU1 2AA", 53.7676, -0.3274),
+    ("Stoke-on-Trent", "ST1 1HP", 53.0027, -2.1794),
+    ("Derby", "DE1 2FS", 52.9225, -1.4746),
+    ("Portsmouth", "PO1 2DT", 50.8198, -1.0880),
+    ("Bournemouth", "BH1 2BU", 50.7192, -1.8808),
+    ("Milton Keynes", "MK9 3ES", 52.0406, -0.7594),
+    ("Northampton", "NN1 2DL", 52.2405, -0.9027),
+    ("Preston", "PR1 2HE", 53.7632, -2.7031),
+    ("Carlisle", "CA3 8JH", 54.8925, -2.9329),
+    ("Lincoln", "LN1 1XP", 53.2307, -0.5406),
+    ("Canterbury", "CT1 2HG", 51.2802, 1.0789),
+    ("Ipswich", "IP1 1BA", 52.0567, 1.1482),
+]
+
+WAREHOUSES = [
+    ("DC-MID", "dc", "Midlands DC, Lutterworth", "LE17 4XT", "Lutterworth", 52.4560, -1.2030),
+    ("DC-NORTH", "dc", "North DC, Wakefield", "WF2 0XQ", "Wakefield", 53.6833, -1.4977),
+    ("DC-SOUTH", "dc", "South DC, Tilbury", "RM18 7AN", "Tilbury", 51.4627, 0.3570),
+    ("3PL-SCOT", "3pl", "Scotland 3PL, Eurocentral", "ML1 4UF", "Motherwell", 55.8480, -3.9690),
+    ("SUP-HOME", "supplier", "Hearth & Home Ltd", "ST4 2RS", "Stoke-on-Trent", 53.0, -2.18),
+    ("SUP-GARDEN", "supplier", "Green Acre Garden Co", "PE1 5YQ", "Peterborough", 52.5695, -0.2405),
+]
+
+CATEGORIES = {
+    # category: (weight range kg, price band, share hazmat)
+    "apparel": ((0.2, 1.2), 0.0),
+    "footwear": ((0.6, 1.8), 0.0),
+    "home": ((0.5, 8.0), 0.02),
+    "electronics": ((0.2, 6.0), 0.15),
+    "beauty": ((0.1, 0.8), 0.25),
+    "toys": ((0.2, 3.0), 0.0),
+    "sports": ((0.3, 12.0), 0.0),
+}
+DROPSHIP_CATEGORIES = {"furniture": "SUP-HOME", "garden": "SUP-GARDEN"}
+
+FIRST = "Amelia Oliver Isla George Ava Noah Mia Arthur Ivy Leo Freya Oscar Lily Harry Grace Jack"
+LAST = "Smith Jones Taylor Brown Williams Wilson Johnson Davies Patel Wright Walker Khan Evans"
+TIERS = [("standard", 70), ("silver", 15), ("gold", 10), ("vip", 5)]
+SEGMENTS = ["new", "loyal", "price_sensitive", "click_and_collect", "b2b", "student"]
+
+AS_OF = datetime(2026, 1, 1, 6, 0, tzinfo=UTC).isoformat()
+
+
+def is_empty(db: sqlite_utils.Database) -> bool:
+    return db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0] == 0
+
+
+def _address(rng: random.Random, city, postcode, lat, lon, jitter=0.0) -> dict:
+    return {
+        "lines": [
+            f"{rng.randint(1, 240)} {rng.choice(['High', 'Station', 'Church', 'Mill'])}"
+            f" {rng.choice(['Street', 'Road', 'Lane', 'Way'])}"
+        ],
+        "city": city,
+        "postcode": postcode,
+        "country": "GB",
+        "lat": round(lat + rng.uniform(-jitter, jitter), 5),
+        "lon": round(lon + rng.uniform(-jitter, jitter), 5),
+    }
+
+
+def network(seed: int = 7) -> dict:
+    """Return the demo's documents (nodes, SKUs, feeds, customers) as plain data."""
+    rng = random.Random(seed)
+    node_docs = {}
+    for node_id, node_type, name, postcode, city, lat, lon in WAREHOUSES:
+        capabilities = ["ship"] if node_type != "supplier" else ["ship", "dropship"]
+        if node_type == "dc":
+            capabilities.append("ship_to_store")
+        node_docs[node_id] = {
+            "type": node_type,
+            "name": name,
+            "address": _address(rng, city, postcode, lat, lon),
+            "capabilities": capabilities,
+            "daily_capacity": {"dc": 5000, "3pl": 1500, "supplier": 400}[node_type],
+            "priority": {"dc": 10, "3pl": 5, "supplier": 1}[node_type],
+            "active": True,
+            "timezone": "Europe/London",
+        }
+    for index, (city, postcode, lat, lon) in enumerate(CITIES):
+        node_id = f"ST-{index + 1:03d}"
+        capabilities = ["ship", "pickup"]
+        if index < 12:
+            capabilities.append("same_day")
+        node_docs[node_id] = {
+            "type": "store",
+            "name": f"{city} store",
+            "address": _address(rng, city, postcode, lat, lon),
+            "capabilities": capabilities,
+            "daily_capacity": rng.choice([40, 60, 80, 120]),
+            "priority": 0,
+            "active": index != 39,  # one store closed for refit
+            "timezone": "Europe/London",
+        }
+
+    sku_docs = {}
+    categories = list(CATEGORIES) + list(DROPSHIP_CATEGORIES)
+    for number in range(1, 501):
+        category = categories[number % len(categories)]
+        code = f"SKU-{number:04d}"
+        if category in DROPSHIP_CATEGORIES:
+            supplier = DROPSHIP_CATEGORIES[category]
+            sku_docs[code] = {
+                "name": f"{category.title()} item {number}",
+                "weight_kg": round(rng.uniform(5, 40), 2),
+                "category": category,
+                "hazmat": False,
+                "suppliers": [
+                    {
+                        "node_id": supplier,
+                        "cost": round(rng.uniform(20, 300), 2),
+                        "lead_time_days": rng.randint(2, 7),
+                    }
+                ],
+            }
+            continue
+        (low, high), hazmat_share = CATEGORIES[category]
+        sku_docs[code] = {
+            "name": f"{category.title()} item {number}",
+            "weight_kg": round(rng.uniform(low, high), 2),
+            "category": category,
+            "hazmat": rng.random() < hazmat_share,
+        }
+
+    feeds = []
+    for node_id, node in node_docs.items():
+        items = []
+        for code, sku in sku_docs.items():
+            dropship = "suppliers" in sku
+            if node["type"] == "supplier":
+                if dropship and sku["suppliers"][0]["node_id"] == node_id:
+                    items.append({"sku": code, "on_hand": rng.randint(20, 400)})
+            elif dropship:
+                continue
+            elif node["type"] == "dc" and rng.random() < 0.9:
+                items.append({"sku": code, "on_hand": rng.randint(0, 600)})
+            elif node["type"] == "3pl" and rng.random() < 0.5:
+                items.append({"sku": code, "on_hand": rng.randint(0, 200)})
+            elif node["type"] == "store" and rng.random() < 0.3:
+                items.append({"sku": code, "on_hand": rng.randint(0, 12)})
+        feeds.append(
+            {
+                "feed_id": f"demo-{node_id}",
+                "node_id": node_id,
+                "mode": "snapshot",
+                "as_of": AS_OF,
+                "complete": True,
+                "items": items,
+            }
+        )
+
+    customer_docs = {}
+    first, last = FIRST.split(), LAST.split()
+    tiers = [tier for tier, weight in TIERS for _ in range(weight)]
+    for number in range(1, 301):
+        given, family = rng.choice(first), rng.choice(last)
+        city, postcode, lat, lon = rng.choice(CITIES)
+        home = {
+            "address_id": "home",
+            "label": "home",
+            **_address(rng, city, postcode, lat, lon, jitter=0.05),
+        }
+        addresses = [home]
+        if rng.random() < 0.3:
+            city, postcode, lat, lon = rng.choice(CITIES)
+            addresses.append(
+                {
+                    "address_id": "work",
+                    "label": "work",
+                    **_address(rng, city, postcode, lat, lon, jitter=0.05),
+                }
+            )
+        nearest_store = min(
+            (n for n in node_docs.items() if n[1]["type"] == "store" and n[1]["active"]),
+            key=lambda n: (
+                (n[1]["address"]["lat"] - home["lat"]) ** 2
+                + (n[1]["address"]["lon"] - home["lon"]) ** 2
+            ),
+        )[0]
+        orders = rng.randint(0, 60)
+        customer_docs[f"C{number:05d}"] = {
+            "name": f"{given} {family}",
+            "email": f"{given.lower()}.{family.lower()}{number}@example.com",
+            "phone": f"+44 7700 900{number % 1000:03d}",
+            "tier": rng.choice(tiers),
+            "segments": sorted(rng.sample(SEGMENTS, rng.randint(0, 2))),
+            "addresses": addresses,
+            "default_address_id": "home",
+            "preferred_pickup_node_id": nearest_store,
+            "lifetime_orders": orders,
+            "lifetime_value": round(orders * rng.uniform(20, 120), 2),
+        }
+    return {"nodes": node_docs, "skus": sku_docs, "feeds": feeds, "customers": customer_docs}
+
+
+def load(db: sqlite_utils.Database, seed: int = 7, store_personal_data: bool = True) -> dict:
+    """Write the demo through the domain functions; return what was loaded, by kind."""
+    data = network(seed)
+    for node_id, document in data["nodes"].items():
+        nodes.put(db, node_id, document)
+    for code, document in data["skus"].items():
+        skus.put(db, code, document)
+    for feed in data["feeds"]:
+        stock.apply_feed(db, feed)
+    for customer_id, document in data["customers"].items():
+        customers.put(db, customer_id, document, store_personal_data)
+    return {
+        "nodes": len(data["nodes"]),
+        "skus": len(data["skus"]),
+        "stock records": sum(len(f["items"]) for f in data["feeds"]),
+        "customers": len(data["customers"]),
+    }
+
+
+def ensure_keys(db: sqlite_utils.Database) -> dict[str, str]:
+    """Create the fixed demo keys that do not exist yet; return them by role."""
+    for label, key in DEMO_KEYS.items():
+        role, _, node_id = label.partition(" ")
+        if not auth.key_exists(db, key):
+            auth.create_key(db, role, node_id or None, label=f"demo {label}", key=key)
+    return dict(DEMO_KEYS)

@@ -1,0 +1,1 @@
+"""The central view of the network: nodes, SKUs, stock, in-transit supply, reservations, ATP."""

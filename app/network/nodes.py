@@ -1,0 +1,135 @@
+"""Nodes: stores, distribution centres, 3PLs and drop-ship suppliers. Owns ``nodes``."""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from app import db as database
+from app.errors import NotFound
+
+NODE_TYPES = ("store", "dc", "3pl", "supplier")
+
+_COLUMNS = (
+    "node_id, type, name, address, lat, lon, capabilities, daily_capacity, priority, active,"
+    " timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
+    " created_at, updated_at"
+)
+
+
+def _public(row) -> dict:
+    """Turn a row into the API's node document; the webhook secret never leaves here."""
+    address = json.loads(row["address"])
+    address.update(lat=row["lat"], lon=row["lon"])
+    webhook = None
+    if row["webhook_url"]:
+        webhook = {"url": row["webhook_url"], "secret_set": bool(row["webhook_secret_set"])}
+    return {
+        "node_id": row["node_id"],
+        "type": row["type"],
+        "name": row["name"],
+        "address": address,
+        "capabilities": json.loads(row["capabilities"]),
+        "daily_capacity": row["daily_capacity"],
+        "priority": row["priority"],
+        "active": bool(row["active"]),
+        "timezone": row["timezone"],
+        "webhook": webhook,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def get(db: sqlite_utils.Database, node_id: str) -> dict:
+    row = db.execute(f"SELECT {_COLUMNS} FROM nodes WHERE node_id = ?", [node_id]).fetchone()
+    if row is None:
+        raise NotFound(f"node {node_id!r} does not exist")
+    return _public(row)
+
+
+def list_nodes(
+    db: sqlite_utils.Database, node_type: str | None = None, active: bool | None = None
+) -> list[dict]:
+    where, params = [], []
+    if node_type is not None:
+        where.append("type = ?")
+        params.append(node_type)
+    if active is not None:
+        where.append("active = ?")
+        params.append(int(active))
+    sql = f"SELECT {_COLUMNS} FROM nodes"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [_public(row) for row in db.execute(sql + " ORDER BY node_id", params)]
+
+
+def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
+    """Return ``{node_id: {"type", "capabilities", ...}}`` for the ids that exist."""
+    ids = sorted(set(node_ids))
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = db.execute(
+        f"SELECT node_id, type, capabilities, lat, lon, active FROM nodes"
+        f" WHERE node_id IN ({marks})",
+        ids,
+    )
+    return {
+        row["node_id"]: {
+            "type": row["type"],
+            "capabilities": json.loads(row["capabilities"]),
+            "lat": row["lat"],
+            "lon": row["lon"],
+            "active": bool(row["active"]),
+        }
+        for row in rows
+    }
+
+
+def put(db: sqlite_utils.Database, node_id: str, document: dict) -> tuple[dict, bool]:
+    """Create or replace a node; return ``(node, created)``.
+
+    A webhook given without a secret keeps the stored secret, so clients can
+    update the URL without ever having to read the secret back.
+    """
+    address = dict(document["address"])
+    lat, lon = address.pop("lat"), address.pop("lon")
+    webhook = document.get("webhook")
+    now = database.now()
+    with database.atomic(db):
+        previous = db.execute(
+            "SELECT webhook_secret, created_at FROM nodes WHERE node_id = ?", [node_id]
+        ).fetchone()
+        secret = None
+        if webhook:
+            secret = webhook.get("secret") or (previous["webhook_secret"] if previous else None)
+        db.execute(
+            "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
+            " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
+            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (node_id) DO UPDATE SET type = excluded.type, name = excluded.name,"
+            " address = excluded.address, lat = excluded.lat, lon = excluded.lon,"
+            " capabilities = excluded.capabilities, daily_capacity = excluded.daily_capacity,"
+            " priority = excluded.priority, active = excluded.active,"
+            " timezone = excluded.timezone, webhook_url = excluded.webhook_url,"
+            " webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at",
+            [
+                node_id,
+                document["type"],
+                document["name"],
+                json.dumps(address),
+                lat,
+                lon,
+                json.dumps(document["capabilities"]),
+                document.get("daily_capacity"),
+                document.get("priority", 0),
+                int(document.get("active", True)),
+                document["timezone"],
+                webhook["url"] if webhook else None,
+                secret,
+                now,
+                now,
+            ],
+        )
+    return get(db, node_id), previous is None

@@ -1,0 +1,93 @@
+"""SKUs and the suppliers that can drop-ship them. Owns ``skus`` and ``sku_suppliers``."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from app import db as database
+from app.errors import InvalidInput, NotFound, field_error
+from app.network import nodes
+
+
+def get(db: sqlite_utils.Database, sku: str) -> dict:
+    row = db.execute("SELECT * FROM skus WHERE sku = ?", [sku]).fetchone()
+    if row is None:
+        raise NotFound(f"SKU {sku!r} does not exist")
+    suppliers = [
+        {"node_id": s["node_id"], "cost": s["cost"], "lead_time_days": s["lead_time_days"]}
+        for s in db.execute(
+            "SELECT node_id, cost, lead_time_days FROM sku_suppliers WHERE sku = ?"
+            " ORDER BY cost, node_id",
+            [sku],
+        )
+    ]
+    return {
+        "sku": row["sku"],
+        "name": row["name"],
+        "weight_kg": row["weight_kg"],
+        "category": row["category"],
+        "hazmat": bool(row["hazmat"]),
+        "dropship": bool(suppliers),
+        "suppliers": suppliers,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def existing(db: sqlite_utils.Database, skus) -> set[str]:
+    """Return the subset of ``skus`` that exist."""
+    wanted = sorted(set(skus))
+    found: set[str] = set()
+    # SQLite limits bound parameters per statement; query in chunks.
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            row[0] for row in db.execute(f"SELECT sku FROM skus WHERE sku IN ({marks})", chunk)
+        )
+    return found
+
+
+def put(db: sqlite_utils.Database, sku: str, document: dict) -> tuple[dict, bool]:
+    """Create or replace a SKU and its supplier list; return ``(sku, created)``."""
+    suppliers = document.get("suppliers", [])
+    known = nodes.existing(db, [s["node_id"] for s in suppliers])
+    problems = []
+    seen = set()
+    for index, supplier in enumerate(suppliers):
+        node = known.get(supplier["node_id"])
+        where = ("suppliers", index, "node_id")
+        if node is None:
+            problems.append(field_error(where, f"node {supplier['node_id']!r} does not exist"))
+        elif node["type"] != "supplier":
+            problems.append(field_error(where, f"node {supplier['node_id']!r} is not a supplier"))
+        if supplier["node_id"] in seen:
+            problems.append(field_error(where, "is listed twice"))
+        seen.add(supplier["node_id"])
+    if problems:
+        raise InvalidInput(problems)
+    now = database.now()
+    with database.atomic(db):
+        created = not db.execute("SELECT 1 FROM skus WHERE sku = ?", [sku]).fetchone()
+        db.execute(
+            "INSERT INTO skus (sku, name, weight_kg, category, hazmat, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?) ON CONFLICT (sku) DO UPDATE SET name = excluded.name,"
+            " weight_kg = excluded.weight_kg, category = excluded.category,"
+            " hazmat = excluded.hazmat, updated_at = excluded.updated_at",
+            [
+                sku,
+                document["name"],
+                document["weight_kg"],
+                document["category"],
+                int(document.get("hazmat", False)),
+                now,
+                now,
+            ],
+        )
+        db.execute("DELETE FROM sku_suppliers WHERE sku = ?", [sku])
+        for supplier in suppliers:
+            db.execute(
+                "INSERT INTO sku_suppliers (sku, node_id, cost, lead_time_days) VALUES (?,?,?,?)",
+                [sku, supplier["node_id"], supplier["cost"], supplier.get("lead_time_days")],
+            )
+    return get(db, sku), created

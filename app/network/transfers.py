@@ -1,0 +1,127 @@
+"""In-transit supply: transfers between nodes and inbound receipts. Owns ``transfers``."""
+
+from __future__ import annotations
+
+import sqlite_utils
+
+from app import db as database
+from app.errors import Conflict, InvalidInput, NotFound, field_error
+from app.network import nodes, skus, stock
+
+
+def _public(row) -> dict:
+    return {
+        "transfer_id": row["transfer_id"],
+        "sku": row["sku"],
+        "qty": row["qty"],
+        "origin_node_id": row["origin_node_id"],
+        "origin": row["origin"],
+        "destination_node_id": row["destination_node_id"],
+        "eta": row["eta"],
+        "status": row["status"],
+        "received_qty": row["received_qty"],
+        "received_at": row["received_at"],
+        "created_at": row["created_at"],
+    }
+
+
+def get(db: sqlite_utils.Database, transfer_id: str) -> dict:
+    row = db.execute("SELECT * FROM transfers WHERE transfer_id = ?", [transfer_id]).fetchone()
+    if row is None:
+        raise NotFound(f"transfer {transfer_id!r} does not exist")
+    return _public(row)
+
+
+def create(db: sqlite_utils.Database, document: dict) -> tuple[dict, bool]:
+    """Record stock in transit; return ``(transfer, created)``. Idempotent on transfer_id."""
+    digest = stock.body_hash(document)
+    with database.immediate(db):
+        row = db.execute(
+            "SELECT body_hash FROM transfers WHERE transfer_id = ?", [document["transfer_id"]]
+        ).fetchone()
+        if row is not None:
+            if row["body_hash"] != digest:
+                raise Conflict(
+                    f"transfer {document['transfer_id']!r} exists with a different body",
+                    code="transfer_id_reused",
+                )
+            return get(db, document["transfer_id"]), False
+        problems = []
+        referenced = [document["destination_node_id"], document.get("origin_node_id")]
+        known = nodes.existing(db, [node_id for node_id in referenced if node_id])
+        for name in ("destination_node_id", "origin_node_id"):
+            node_id = document.get(name)
+            if node_id is not None and node_id not in known:
+                problems.append(field_error((name,), f"node {node_id!r} does not exist"))
+        if document["sku"] not in skus.existing(db, [document["sku"]]):
+            problems.append(field_error(("sku",), f"SKU {document['sku']!r} does not exist"))
+        if document.get("origin_node_id") == document["destination_node_id"]:
+            problems.append(
+                field_error(("destination_node_id",), "must differ from origin_node_id")
+            )
+        if problems:
+            raise InvalidInput(problems)
+        db.execute(
+            "INSERT INTO transfers (transfer_id, sku, qty, origin_node_id, origin,"
+            " destination_node_id, eta, status, body_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_transit', ?, ?)",
+            [
+                document["transfer_id"],
+                document["sku"],
+                document["qty"],
+                document.get("origin_node_id"),
+                document.get("origin"),
+                document["destination_node_id"],
+                database.normalize_time(document["eta"]),
+                digest,
+                database.now(),
+            ],
+        )
+    return get(db, document["transfer_id"]), True
+
+
+def receive(db: sqlite_utils.Database, transfer_id: str, document: dict) -> tuple[dict, bool]:
+    """Move a transfer's received quantity into on-hand at its destination.
+
+    Returns ``(transfer, received_now)``. Receiving again with the same quantity
+    is a replay and changes nothing; a different quantity is a conflict.
+    """
+    with database.immediate(db):
+        transfer = get(db, transfer_id)
+        qty = document.get("received_qty", transfer["qty"])
+        if transfer["status"] == "received":
+            if qty != transfer["received_qty"]:
+                raise Conflict(
+                    f"transfer {transfer_id!r} was already received"
+                    f" with {transfer['received_qty']} units",
+                    code="already_received",
+                )
+            return transfer, False
+        received_at = database.normalize_time(document.get("received_at") or database.now())
+        if qty:
+            stock.add_on_hand(
+                db, transfer["destination_node_id"], transfer["sku"], qty, received_at
+            )
+        db.execute(
+            "UPDATE transfers SET status = 'received', received_qty = ?, received_at = ?"
+            " WHERE transfer_id = ?",
+            [qty, received_at, transfer_id],
+        )
+        return get(db, transfer_id), True
+
+
+def in_transit(db: sqlite_utils.Database, sku_list, node_ids=None) -> list[dict]:
+    """Return open transfers of the SKUs (optionally to some nodes), soonest first."""
+    wanted = sorted(set(sku_list))
+    if not wanted:
+        return []
+    params = list(wanted)
+    sql = (
+        f"SELECT * FROM transfers WHERE status = 'in_transit'"
+        f" AND sku IN ({','.join('?' * len(wanted))})"
+    )
+    if node_ids is not None:
+        node_list = sorted(set(node_ids))
+        sql += f" AND destination_node_id IN ({','.join('?' * len(node_list))})"
+        params.extend(node_list)
+    return [_public(row) for row in db.execute(sql + " ORDER BY eta, transfer_id", params)]

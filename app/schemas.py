@@ -1,0 +1,148 @@
+"""Load the JSON Schemas in ``schemas/`` and validate documents against them.
+
+Every body that crosses the boundary is checked here. Errors come back as a list
+of ``{"pointer", "message"}`` entries, one per bad field, all of them at once.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from referencing import Registry, Resource
+
+from app.db import parse_time
+from app.errors import InvalidInput, field_error
+
+SUFFIX = ".schema.json"
+
+format_checker = FormatChecker()
+
+
+@format_checker.checks("date-time", raises=ValueError)
+def _date_time(value) -> bool:
+    # RFC 3339 requires an offset; jsonschema's own check needs an optional package.
+    if not isinstance(value, str):
+        return True
+    parse_time(value)
+    return True
+
+
+class Catalogue:
+    """The schemas of one folder, by short name (``node`` for ``node.schema.json``)."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.documents: dict[str, dict] = {}
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            self.documents[path.name[: -len(SUFFIX)]] = json.loads(path.read_text())
+        resources = [
+            (doc["$id"], Resource.from_contents(doc))
+            for doc in self.documents.values()
+            if "$id" in doc
+        ]
+        self.registry = Registry().with_resources(resources)
+        self._validators: dict[str, Draft202012Validator] = {}
+
+    def validator(self, name: str) -> Draft202012Validator:
+        if name not in self._validators:
+            schema = self.documents[name]
+            Draft202012Validator.check_schema(schema)
+            self._validators[name] = Draft202012Validator(
+                schema, registry=self.registry, format_checker=format_checker
+            )
+        return self._validators[name]
+
+    def errors(self, name: str, document) -> list[dict]:
+        """Return every problem with ``document``, each with the pointer of the bad field."""
+        found: list[dict] = []
+        for error in self.validator(name).iter_errors(document):
+            found.extend(_field_errors(error))
+        # Stable order, and no repeats when two keywords blame the same field the same way.
+        unique = {(e["pointer"], e["message"]): e for e in found}
+        return sorted(unique.values(), key=lambda e: (e["pointer"], e["message"]))
+
+    def validate(self, name: str, document) -> None:
+        """Raise ``InvalidInput`` listing every problem, or return quietly."""
+        problems = self.errors(name, document)
+        if problems:
+            raise InvalidInput(problems)
+
+
+def _field_errors(error: ValidationError) -> list[dict]:
+    path = tuple(error.absolute_path)
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, dict):
+        # Point at the missing field itself, not at the object that lacks it.
+        missing = [name for name in error.validator_value if name not in instance]
+        return [field_error((*path, name), "is required") for name in missing]
+    if error.validator == "additionalProperties" and isinstance(instance, dict):
+        allowed = set(error.schema.get("properties", {}))
+        patterns = error.schema.get("patternProperties", {})
+        extra = [k for k in instance if k not in allowed and not patterns]
+        if extra:
+            return [field_error((*path, name), "is not a known field") for name in extra]
+    if error.validator == "unevaluatedProperties" and isinstance(instance, dict):
+        # jsonschema names the unexpected keys only in its message.
+        extra = [k for k in instance if repr(k) in error.message]
+        if extra:
+            return [field_error((*path, name), "is not a known field") for name in extra]
+    if error.validator in {"anyOf", "oneOf"} and error.context:
+        # Report the problems of the branch that came closest, not a bare "not valid".
+        best = min(
+            _group_by_branch(error.context).values(),
+            key=len,
+        )
+        return [item for sub in best for item in _field_errors(sub)]
+    return [field_error(path, _message(error))]
+
+
+def _group_by_branch(context: list[ValidationError]) -> dict[int, list[ValidationError]]:
+    groups: dict[int, list[ValidationError]] = {}
+    for sub in context:
+        branch = sub.schema_path[0] if sub.schema_path else 0
+        groups.setdefault(branch, []).append(sub)
+    return groups
+
+
+def _message(error: ValidationError) -> str:
+    if error.validator == "enum":
+        options = ", ".join(json.dumps(v) for v in error.validator_value)
+        return f"must be one of {options}"
+    if error.validator == "not" and error.validator_value == {}:
+        return f"is not allowed here ({error.schema.get('description', 'forbidden')})"
+    if error.validator == "const":
+        return f"must be {json.dumps(error.validator_value)}"
+    if error.validator == "format":
+        return f"is not a valid {error.validator_value}"
+    if error.validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return f"must be of type {expected}"
+    if error.validator == "minimum":
+        return f"must be at least {error.validator_value}"
+    if error.validator == "maximum":
+        return f"must be at most {error.validator_value}"
+    if error.validator == "exclusiveMinimum":
+        return f"must be greater than {error.validator_value}"
+    if error.validator == "minLength":
+        return f"must have at least {error.validator_value} characters"
+    if error.validator == "maxLength":
+        return f"must have at most {error.validator_value} characters"
+    if error.validator == "minItems":
+        return f"must have at least {error.validator_value} items"
+    if error.validator == "maxItems":
+        return f"must have at most {error.validator_value} items"
+    if error.validator == "pattern":
+        return f"must match the pattern {error.validator_value}"
+    if error.validator == "uniqueItems":
+        return "must not repeat items"
+    return error.message
+
+
+@cache
+def catalogue(directory: str) -> Catalogue:
+    """Return the catalogue of a folder, loaded once per process."""
+    return Catalogue(directory)

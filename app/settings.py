@@ -1,0 +1,98 @@
+"""Settings as data: every knob has a name, a default and a help text.
+
+Each setting is read from the environment variable ``DOM_<NAME>``; tests and
+embedders pass a mapping to ``create_app(config)`` instead. The README's table of
+settings, the CLI and a test all iterate over ``SETTINGS``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration value: its name, default, meaning and parser."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def env(self) -> str:
+        return f"DOM_{self.name}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE", "dom.db", "Path of the SQLite database file."),
+    Setting("HOST", "127.0.0.1", "Address `dom serve` listens on."),
+    Setting("PORT", 8000, "Port `dom serve` listens on.", int),
+    Setting("WORKERS", 2, "Worker processes started by `dom serve`.", int),
+    Setting(
+        "MAX_BODY_BYTES",
+        16 * 1024 * 1024,
+        "Largest request body accepted, in bytes; larger bodies get 413.",
+        int,
+    ),
+    Setting(
+        "AUTO_MIGRATE",
+        True,
+        "Apply pending migrations when the service starts.",
+        _bool,
+    ),
+    Setting(
+        "STORE_PERSONAL_DATA",
+        True,
+        "Store customers' email and phone. When false they are dropped on write.",
+        _bool,
+    ),
+    Setting(
+        "SQLITE_BUSY_TIMEOUT_MS",
+        10000,
+        "How long a writer waits for SQLite's write lock before failing.",
+        int,
+    ),
+    Setting("LOG_LEVEL", "INFO", "Logging level of the service (DEBUG, INFO, WARNING, ERROR)."),
+    Setting("MIGRATIONS_DIR", str(ROOT / "migrations"), "Folder of numbered SQL migrations."),
+    Setting("SCHEMAS_DIR", str(ROOT / "schemas"), "Folder of the JSON Schemas."),
+    Setting("RULESETS_DIR", str(ROOT / "rulesets"), "Folder of the rulesets shipped."),
+)
+
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+class SettingError(ValueError):
+    """An environment variable holds a value its setting cannot parse."""
+
+
+def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None):
+    """Return every setting's value: defaults, then ``DOM_*`` variables, then overrides."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = setting.default
+        if setting.env in environ:
+            try:
+                value = setting.parse(environ[setting.env])
+            except ValueError as exc:
+                raise SettingError(f"{setting.env}: {exc}") from exc
+        values[setting.name] = value
+    for name, value in (overrides or {}).items():
+        values[name] = value
+    return values

@@ -1,0 +1,125 @@
+"""Shared fixtures: a service on a fresh SQLite file, a client, keys for every role."""
+
+from __future__ import annotations
+
+import pytest
+
+from app import auth, create_app
+from app import db as database
+
+NODE_DC = {
+    "type": "dc",
+    "name": "Midlands DC",
+    "address": {
+        "lines": ["1 Magna Park"],
+        "city": "Lutterworth",
+        "postcode": "LE17 4XT",
+        "country": "GB",
+        "lat": 52.456,
+        "lon": -1.203,
+    },
+    "capabilities": ["ship", "ship_to_store"],
+    "daily_capacity": 5000,
+    "priority": 10,
+    "timezone": "Europe/London",
+}
+
+
+def store(lat: float, lon: float, city: str = "Leicester") -> dict:
+    return {
+        "type": "store",
+        "name": f"{city} store",
+        "address": {
+            "lines": ["1 High Street"],
+            "city": city,
+            "postcode": "LE1 5WW",
+            "country": "GB",
+            "lat": lat,
+            "lon": lon,
+        },
+        "capabilities": ["ship", "pickup"],
+        "daily_capacity": 60,
+        "timezone": "Europe/London",
+    }
+
+
+SKU = {"name": "Blue mug", "weight_kg": 0.4, "category": "home"}
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "dom.db")
+
+
+@pytest.fixture
+def app(db_path):
+    return create_app({"DATABASE": db_path})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    connection = database.open_from_config(app.config)
+    yield connection
+    connection.close()
+
+
+class Api:
+    """A test client that sends a role's key with every request."""
+
+    def __init__(self, client, key: str):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    def get(self, path, **kwargs):
+        return self.client.get(path, headers=self.headers, **kwargs)
+
+    def put(self, path, json=None, **kwargs):
+        return self.client.put(path, json=json, headers=self.headers, **kwargs)
+
+    def post(self, path, json=None, **kwargs):
+        return self.client.post(path, json=json, headers=self.headers, **kwargs)
+
+
+@pytest.fixture
+def keys(db):
+    """One key per role; the node key is bound to node DC1 (created here)."""
+    made = {}
+    for role in ("admin", "analyst", "channel"):
+        made[role] = auth.create_key(db, role)[1]
+    return made
+
+
+@pytest.fixture
+def admin(client, keys):
+    return Api(client, keys["admin"])
+
+
+@pytest.fixture
+def network(admin, db):
+    """A DC, two stores and two SKUs; a node key for DC1 in ``network['node_key']``."""
+    assert admin.put("/v1/nodes/DC1", json=NODE_DC).status_code == 201
+    assert admin.put("/v1/nodes/ST1", json=store(52.6369, -1.1398)).status_code == 201
+    assert admin.put("/v1/nodes/ST2", json=store(53.4808, -2.2426, "Manchester")).status_code == 201
+    assert admin.put("/v1/skus/MUG", json=SKU).status_code == 201
+    assert admin.put("/v1/skus/CUP", json={**SKU, "name": "Cup"}).status_code == 201
+    return {"node_key": auth.create_key(db, "node", "DC1")[1]}
+
+
+def snapshot(feed_id, node_id, items, as_of="2026-11-25T10:00:00Z", **extra):
+    return {
+        "feed_id": feed_id,
+        "node_id": node_id,
+        "mode": "snapshot",
+        "as_of": as_of,
+        "items": items,
+        **extra,
+    }
+
+
+def delta(feed_id, node_id, items, as_of="2026-11-25T11:00:00Z"):
+    return {"feed_id": feed_id, "node_id": node_id, "mode": "delta", "as_of": as_of, "items": items}

@@ -1,0 +1,75 @@
+"""The dom command."""
+
+from __future__ import annotations
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from app import auth, demo
+from app import db as database
+from app.cli import main
+
+
+def commands(group: click.Group, prefix=()):
+    for name, command in group.commands.items():
+        yield (*prefix, name), command
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in commands(main)], ids=" ".join)
+def test_every_command_has_help_with_an_example(path):
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example:" in result.output
+
+
+@pytest.fixture
+def env(db_path, monkeypatch):
+    monkeypatch.setenv("DOM_DATABASE", db_path)
+    return db_path
+
+
+def test_migrate_then_up_to_date(env):
+    runner = CliRunner()
+    assert "applied 0001_init" in runner.invoke(main, ["db", "migrate"]).output
+    assert "up to date" in runner.invoke(main, ["db", "migrate"]).output
+
+
+def test_keys_create_prints_the_key_last(env):
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "channel"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip().splitlines()[-1]
+    connection = database.connect(env)
+    assert auth.authenticate(connection, f"Bearer {key}").role == "channel"
+
+
+def test_node_key_needs_an_existing_node(env):
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "node", "--node", "NOPE"])
+    assert result.exit_code != 0
+    assert "does not exist" in result.output
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "node"])
+    assert result.exit_code != 0
+
+
+@pytest.mark.slow
+def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["demo", "load", "--if-empty"])
+    assert result.exit_code == 0, result.output
+    assert "46 nodes, 500 skus" in result.output
+    assert "demo-admin-key" in result.output
+    again = runner.invoke(main, ["demo", "load", "--if-empty"])
+    assert "not loaded" in again.output
+    connection = database.connect(env)
+    counts = {
+        table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+        for table in ("nodes", "skus", "stock", "customers", "api_keys")
+    }
+    assert counts["nodes"] == 46
+    assert counts["customers"] == 300
+    assert counts["api_keys"] == len(demo.DEMO_KEYS)
+    assert demo.network(7) == demo.network(7)
+    types = dict(connection.execute("SELECT type, COUNT(*) FROM nodes GROUP BY type").fetchall())
+    assert types == {"dc": 3, "3pl": 1, "supplier": 2, "store": 40}

@@ -1,0 +1,54 @@
+"""Migrations, health and transactions."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from app import create_app
+from app import db as database
+
+
+def test_migrations_run_once_and_are_recorded(db_path, app):
+    connection = database.connect(db_path)
+    assert database.migrate(connection, app.config["MIGRATIONS_DIR"]) == []
+    status = database.migration_status(connection, app.config["MIGRATIONS_DIR"])
+    assert status["applied"] == ["0001_init"]
+    assert status["pending"] == []
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_health_reports_pending_migrations(tmp_path, client):
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    folder = tmp_path / "migrations"
+    shutil.copytree("migrations", folder)
+    (folder / "9999_later.sql").write_text("CREATE TABLE later (x);")
+    app = create_app(
+        {"DATABASE": str(tmp_path / "h.db"), "MIGRATIONS_DIR": str(folder), "AUTO_MIGRATE": False}
+    )
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    assert "9999_later" in response.get_json()["migrations"]["pending"]
+
+
+def test_a_failing_migration_leaves_nothing_behind(tmp_path):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "0001_ok.sql").write_text("CREATE TABLE a (x);")
+    (folder / "0002_bad.sql").write_text("CREATE TABLE b (x); INSERT INTO nowhere VALUES (1);")
+    connection = database.connect(str(tmp_path / "m.db"))
+    with pytest.raises(Exception, match="nowhere"):
+        database.migrate(connection, folder)
+    assert "b" not in connection.table_names()
+    assert database.migration_status(connection, folder)["applied"] == []
+
+
+def test_immediate_rolls_back_on_error(db):
+    with pytest.raises(RuntimeError), database.immediate(db):
+        db.execute(
+            "INSERT INTO safety_stock_defaults (node_type, quantity, updated_at)"
+            " VALUES ('dc', 1, '')"
+        )
+        raise RuntimeError("stop")
+    assert db.execute("SELECT COUNT(*) FROM safety_stock_defaults").fetchone()[0] == 0

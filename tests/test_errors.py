@@ -1,0 +1,136 @@
+"""Every error path answers with the one error shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from app.schemas import Catalogue
+from tests.conftest import NODE_DC, snapshot
+
+ERROR_SCHEMA = Draft202012Validator(Catalogue("schemas").documents["error"])
+
+
+def assert_error(response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    ERROR_SCHEMA.validate(body)
+    assert body["error"]["code"] == code
+    return body["error"]
+
+
+def test_malformed_json_is_400(admin):
+    response = admin.client.put(
+        "/v1/nodes/DC1",
+        data="{not json",
+        content_type="application/json",
+        headers=admin.headers,
+    )
+    assert_error(response, 400, "malformed_json")
+
+
+def test_wrong_content_type_is_415(admin):
+    response = admin.client.put(
+        "/v1/nodes/DC1", data=json.dumps(NODE_DC), content_type="text/plain", headers=admin.headers
+    )
+    assert_error(response, 415, "unsupported_media_type")
+
+
+def test_schema_violations_list_every_bad_field(admin):
+    body = {**NODE_DC, "type": "warehouse", "daily_capacity": -1, "colour": "red"}
+    del body["name"]
+    error = assert_error(admin.put("/v1/nodes/DC1", json=body), 422, "invalid_input")
+    assert {e["pointer"] for e in error["errors"]} == {
+        "/type",
+        "/daily_capacity",
+        "/colour",
+        "/name",
+    }
+
+
+def test_pointers_reach_into_arrays(admin, network):
+    feed = snapshot("f1", "DC1", [{"sku": "MUG", "on_hand": 1}, {"sku": "CUP", "on_hand": -4}])
+    error = assert_error(admin.post("/v1/inventory/feeds", json=feed), 422, "invalid_input")
+    assert error["errors"] == [{"pointer": "/items/1/on_hand", "message": "must be at least 0"}]
+
+
+def test_pointer_escapes_slash_and_tilde():
+    from app.errors import pointer
+
+    assert pointer("a/b", "c~d", 0) == "/a~1b/c~0d/0"
+
+
+def test_unknown_id_is_404(admin):
+    assert_error(admin.get("/v1/nodes/NOPE"), 404, "not_found")
+    assert_error(admin.get("/v1/skus/NOPE"), 404, "not_found")
+    assert_error(admin.get("/v1/customers/NOPE"), 404, "not_found")
+    assert_error(admin.get("/v1/inventory/transfers/NOPE"), 404, "not_found")
+
+
+def test_unknown_route_and_method(admin):
+    assert_error(admin.get("/v1/nothing-here"), 404, "not_found")
+    response = admin.client.delete("/v1/nodes/DC1", headers=admin.headers)
+    error = assert_error(response, 405, "method_not_allowed")
+    assert error["message"]
+
+
+def test_conflict_is_409(admin, network):
+    feed = snapshot("f1", "DC1", [{"sku": "MUG", "on_hand": 1}])
+    assert admin.post("/v1/inventory/feeds", json=feed).status_code == 201
+    feed["items"][0]["on_hand"] = 2
+    assert_error(admin.post("/v1/inventory/feeds", json=feed), 409, "feed_id_reused")
+
+
+def test_oversized_body_is_413(tmp_path):
+    from app import auth, create_app
+    from app import db as database
+
+    app = create_app({"DATABASE": str(tmp_path / "small.db"), "MAX_BODY_BYTES": 1000})
+    connection = database.open_from_config(app.config)
+    key = auth.create_key(connection, "admin")[1]
+    connection.close()
+    response = app.test_client().put(
+        "/v1/nodes/DC1",
+        json={**NODE_DC, "name": "x" * 2000},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    error = assert_error(response, 413, "payload_too_large")
+    assert "1000" in error["message"]
+
+
+def test_unexpected_failure_is_500_in_the_same_shape(app, admin, monkeypatch):
+    from app.network import nodes
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(nodes, "get", explode)
+    error = assert_error(admin.get("/v1/nodes/DC1"), 500, "internal_error")
+    assert "disk" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("query", "pointers"),
+    [
+        ("", {"/sku"}),
+        ("sku=MUG&lat=north&lon=east", {"/lat", "/lon"}),
+        ("sku=MUG&lat=52", {"/lon"}),
+        ("sku=MUG&lat=91&lon=0", {"/lat"}),
+        ("sku=MUG&radius_km=5", {"/radius_km"}),
+        ("sku=MUG&colour=red", {"/colour"}),
+    ],
+)
+def test_query_errors_point_at_parameters(admin, query, pointers):
+    error = assert_error(admin.get(f"/v1/availability?{query}"), 422, "invalid_input")
+    assert {e["pointer"] for e in error["errors"]} == pointers
+
+
+def test_failed_request_changes_nothing(admin, network):
+    before = admin.get("/v1/nodes/DC1").get_json()
+    assert (
+        admin.put("/v1/nodes/DC1", json={**NODE_DC, "timezone": "Mars/Olympus"}).status_code == 422
+    )
+    assert admin.get("/v1/nodes/DC1").get_json() == before

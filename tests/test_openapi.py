@@ -1,0 +1,69 @@
+"""The OpenAPI document covers every route and references the schemas."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Blueprint
+
+from app import openapi
+from app.schemas import Catalogue
+
+
+@pytest.fixture
+def document(admin):
+    response = admin.get("/v1/openapi.json")
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def test_every_route_is_documented(app, document):
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path = openapi.openapi_path(rule.rule)
+        assert path in document["paths"], f"{rule.rule} is missing from the OpenAPI document"
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            assert method.lower() in document["paths"][path], f"{method} {rule.rule}"
+
+
+def test_a_route_without_a_spec_is_refused(app):
+    extra = Blueprint("extra", __name__)
+    extra.add_url_rule("/v1/undocumented", "undocumented", lambda: "")
+    app.register_blueprint(extra)
+    with pytest.raises(openapi.MissingSpec):
+        openapi.document(app)
+
+
+def test_bodies_reference_schemas_from_the_folder(document):
+    files = Catalogue("schemas").documents
+    assert document["openapi"].startswith("3.1")
+    refs = set()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            body = operation.get("requestBody")
+            if body:
+                ref = body["content"]["application/json"]["schema"]["$ref"]
+                refs.add(ref.rsplit("/", 1)[1])
+            for status, response in operation["responses"].items():
+                if int(status) >= 400:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/error"}
+    assert refs >= {"node", "sku", "inventory-feed", "transfer", "customer", "safety-stock"}
+    for name in refs:
+        assert document["components"]["schemas"][name] == files[name]
+
+
+def test_schemas_are_served(admin):
+    response = admin.get("/v1/schemas/node.schema.json")
+    assert response.status_code == 200
+    assert response.get_json()["title"] == "Node"
+    assert admin.get("/v1/schemas/nothing").status_code == 404
+
+
+def test_every_schema_is_valid_2020_12_with_descriptions():
+    from jsonschema import Draft202012Validator
+
+    for name, schema in Catalogue("schemas").documents.items():
+        Draft202012Validator.check_schema(schema)
+        assert schema["$schema"].endswith("2020-12/schema"), name
+        assert schema.get("description"), name
