@@ -92,8 +92,6 @@ LAST = "Smith Jones Taylor Brown Williams Wilson Johnson Davies Patel Wright Wal
 TIERS = [("standard", 70), ("silver", 15), ("gold", 10), ("vip", 5)]
 SEGMENTS = ["new", "loyal", "price_sensitive", "click_and_collect", "b2b", "student"]
 
-AS_OF = datetime(2026, 1, 1, 6, 0, tzinfo=UTC).isoformat()
-
 
 def is_empty(db: sqlite_utils.Database) -> bool:
     return db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0] == 0
@@ -113,9 +111,13 @@ def _address(rng: random.Random, city, postcode, lat, lon, jitter=0.0) -> dict:
     }
 
 
-def network(seed: int = 7) -> dict:
-    """Return the demo's documents (nodes, SKUs, feeds, customers) as plain data."""
+def network(seed: int = 7, as_of: datetime | None = None) -> dict:
+    """Return the demo's documents (nodes, SKUs, feeds, customers) as plain data.
+
+    The same seed gives the same network; ``as_of`` (default: now) dates the stock counts.
+    """
     rng = random.Random(seed)
+    as_of = (as_of or datetime.now(UTC)).replace(microsecond=0)
     node_docs = {}
     for node_id, node_type, name, postcode, city, lat, lon in WAREHOUSES:
         capabilities = ["ship"] if node_type != "supplier" else ["ship", "dropship"]
@@ -194,10 +196,10 @@ def network(seed: int = 7) -> dict:
                 items.append({"sku": code, "on_hand": rng.randint(0, 12)})
         feeds.append(
             {
-                "feed_id": f"demo-{node_id}",
+                "feed_id": f"demo-{node_id}-{as_of:%Y%m%dT%H%M%S}",
                 "node_id": node_id,
                 "mode": "snapshot",
-                "as_of": AS_OF,
+                "as_of": as_of.isoformat(),
                 "complete": True,
                 "items": items,
             }

@@ -2,6 +2,11 @@
 
 Every body that crosses the boundary is checked here. Errors come back as a list
 of ``{"pointer", "message"}`` entries, one per bad field, all of them at once.
+
+Two validators read the same schemas: ``jsonschema-rs`` answers "is it valid?"
+fast (a 100,000-item feed in tens of milliseconds, where the pure-Python validator
+takes seconds), and ``jsonschema`` lists the errors of an invalid document with the
+messages and pointers this service promises. The pure-Python one has the last word.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import json
 from functools import cache
 from pathlib import Path
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from referencing import Registry, Resource
 
@@ -30,6 +36,21 @@ def _date_time(value) -> bool:
     return True
 
 
+def _is_date_time(value: str) -> bool:
+    try:
+        return _date_time(value)
+    except ValueError:
+        return False
+
+
+def _is_email(value: str) -> bool:
+    # The same rule as jsonschema's email check, so both validators agree.
+    return "@" in value
+
+
+FAST_FORMATS = {"date-time": _is_date_time, "email": _is_email}
+
+
 class Catalogue:
     """The schemas of one folder, by short name (``node`` for ``node.schema.json``)."""
 
@@ -44,7 +65,21 @@ class Catalogue:
             if "$id" in doc
         ]
         self.registry = Registry().with_resources(resources)
+        self.fast_registry = jsonschema_rs.Registry(
+            [(doc["$id"], doc) for doc in self.documents.values() if "$id" in doc]
+        )
         self._validators: dict[str, Draft202012Validator] = {}
+        self._fast: dict[str, jsonschema_rs.Draft202012Validator] = {}
+
+    def fast_validator(self, name: str) -> jsonschema_rs.Draft202012Validator:
+        if name not in self._fast:
+            self._fast[name] = jsonschema_rs.Draft202012Validator(
+                self.documents[name],
+                registry=self.fast_registry,
+                formats=FAST_FORMATS,
+                validate_formats=True,
+            )
+        return self._fast[name]
 
     def validator(self, name: str) -> Draft202012Validator:
         if name not in self._validators:
@@ -57,6 +92,8 @@ class Catalogue:
 
     def errors(self, name: str, document) -> list[dict]:
         """Return every problem with ``document``, each with the pointer of the bad field."""
+        if self.fast_validator(name).is_valid(document):
+            return []
         found: list[dict] = []
         for error in self.validator(name).iter_errors(document):
             found.extend(_field_errors(error))

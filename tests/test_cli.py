@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 import pytest
 from click.testing import CliRunner
@@ -70,6 +72,7 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     assert counts["nodes"] == 46
     assert counts["customers"] == 300
     assert counts["api_keys"] == len(demo.DEMO_KEYS)
-    assert demo.network(7) == demo.network(7)
+    moment = datetime(2026, 11, 25, tzinfo=UTC)
+    assert demo.network(7, moment) == demo.network(7, moment)
     types = dict(connection.execute("SELECT type, COUNT(*) FROM nodes GROUP BY type").fetchall())
     assert types == {"dc": 3, "3pl": 1, "supplier": 2, "store": 40}

@@ -134,3 +134,28 @@ def test_failed_request_changes_nothing(admin, network):
         admin.put("/v1/nodes/DC1", json={**NODE_DC, "timezone": "Mars/Olympus"}).status_code == 422
     )
     assert admin.get("/v1/nodes/DC1").get_json() == before
+
+
+FEED_OK = snapshot("f", "DC1", [{"sku": "MUG", "on_hand": 1}])
+AGREEMENT_CASES = [
+    ("inventory-feed", FEED_OK),
+    ("inventory-feed", {**FEED_OK, "as_of": "2026-11-25T10:00:00"}),
+    ("inventory-feed", {**FEED_OK, "as_of": "yesterday"}),
+    ("inventory-feed", {**FEED_OK, "items": [{"sku": "MUG", "delta": 1}]}),
+    ("inventory-feed", {**FEED_OK, "mode": "delta", "items": [{"sku": "MUG", "delta": -1}]}),
+    ("inventory-feed", {**FEED_OK, "node_id": "has space"}),
+    ("node", NODE_DC),
+    ("node", {**NODE_DC, "address": {**NODE_DC["address"], "planet": "Earth"}}),
+    ("node", {**NODE_DC, "webhook": {"url": "https://h.example.com", "secret": "whsec_x"}}),
+    ("customer", {"name": "A", "tier": "vip", "email": "a@example.com"}),
+    ("customer", {"name": "A", "tier": "vip", "email": "nobody"}),
+    ("customer", {"name": "A", "tier": "vip", "addresses": [{"address_id": "h"}]}),
+    ("transfer", {"transfer_id": "T", "sku": "S", "qty": 0, "destination_node_id": "D"}),
+]
+
+
+@pytest.mark.parametrize(("schema", "document"), AGREEMENT_CASES)
+def test_fast_and_detailed_validators_agree(schema, document):
+    catalogue = Catalogue("schemas")
+    detailed = list(catalogue.validator(schema).iter_errors(document))
+    assert catalogue.fast_validator(schema).is_valid(document) == (not detailed)

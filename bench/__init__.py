@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures as the median of several runs on fresh data."""

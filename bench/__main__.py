@@ -1,0 +1,17 @@
+"""Run every benchmark: python -m bench."""
+
+from __future__ import annotations
+
+import platform
+import sys
+
+from bench import inventory
+
+
+def main() -> None:
+    print(f"DOM benchmarks on Python {platform.python_version()}, {platform.machine()}")
+    inventory.main()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
