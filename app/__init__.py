@@ -31,10 +31,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     init_api(app)
 
-    if values["AUTO_MIGRATE"]:
+    if values["AUTO_MIGRATE"] or values["LOAD_RULESETS"]:
         connection = db.open_from_config(app.config)
         try:
-            db.migrate(connection, values["MIGRATIONS_DIR"])
+            if values["AUTO_MIGRATE"]:
+                db.migrate(connection, values["MIGRATIONS_DIR"])
+            if values["LOAD_RULESETS"]:
+                from app.rules.runtime import load_shipped
+                from app.schemas import catalogue
+
+                load_shipped(connection, values["RULESETS_DIR"], catalogue(values["SCHEMAS_DIR"]))
         finally:
             connection.close()
     return app

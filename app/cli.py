@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -217,6 +218,106 @@ def keys_revoke(db, key_id: str):
     except NotFound as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"revoked {key_id}")
+
+
+@main.group()
+def rules():
+    """Rulesets: validate, test with their scenarios, load the shipped ones.
+
+    \b
+    Example:
+        dom rules validate rulesets/sourcing/ruleset.json
+    """
+
+
+def _schemas():
+    from app.schemas import catalogue
+
+    return catalogue(_config()["SCHEMAS_DIR"])
+
+
+@rules.command("validate")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def rules_validate(path: str):
+    """Check a ruleset file and list every problem with its pointer and rule id.
+
+    Exits 1 when there are problems.
+
+    \b
+    Example:
+        dom rules validate rulesets/sourcing/ruleset.json
+    """
+    from app.rules import runtime
+
+    try:
+        document = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"{path} is not JSON: {exc}") from exc
+    found = runtime.validate(document, _schemas())
+    if not found:
+        click.echo(f"{path}: valid ({len(document['rules'])} rules)")
+        return
+    for entry in found:
+        rule = f" [{entry['rule_id']}]" if entry.get("rule_id") else ""
+        click.echo(f"{entry['pointer']}{rule}: {entry['message']} ({entry['code']})")
+    click.echo(f"{path}: {len(found)} problem(s)", err=True)
+    sys.exit(1)
+
+
+@rules.command("test")
+@click.argument("name", required=False)
+@click.option("--version", "version_number", type=int, help="Test this stored version.")
+@with_db
+def rules_test(db, name: str | None, version_number: int | None):
+    """Run the scenarios of a ruleset (default: every ruleset) and print a table.
+
+    Tests the active version unless --version names another. Exits 1 on a failure.
+
+    \b
+    Example:
+        dom rules test sourcing
+        dom rules test sourcing --version 2
+    """
+    from app.rules import registry, runtime
+
+    schemas = _schemas()
+    runtime.load_shipped(db, _config()["RULESETS_DIR"], schemas)
+    failed = 0
+    for ruleset in [name] if name else registry.names(db):
+        if version_number:
+            version = registry.get(db, ruleset, version_number)
+        else:
+            version = runtime.active_version(db, ruleset)
+        report = runtime.run_scenarios(version, registry.scenarios(db, ruleset), schemas)
+        click.echo(f"{ruleset} version {version['version']}")
+        width = max((len(r["scenario_id"]) for r in report["scenarios"]), default=10)
+        for row in report["scenarios"]:
+            mark = "pass" if row["passed"] else "FAIL"
+            click.echo(f"  {mark}  {row['scenario_id']:<{width}}  {row['scenario']}")
+            for failure in row["failures"]:
+                click.echo(f"        {'':<{width}}  - {failure}")
+        click.echo(f"  {report['passed']} passed, {report['failed']} failed")
+        failed += report["failed"]
+    if failed:
+        sys.exit(1)
+
+
+@rules.command("load")
+@with_db
+def rules_load(db):
+    """Load the rulesets in DOM_RULESETS_DIR: new content becomes a new version.
+
+    \b
+    Example:
+        DOM_RULESETS_DIR=./rulesets dom rules load
+    """
+    from app.rules import runtime
+
+    report = runtime.load_shipped(db, _config()["RULESETS_DIR"], _schemas())
+    for line in report:
+        click.echo(line)
+    if any("not loaded" in line for line in report):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,12 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
     ),
     Setting(
+        "LOAD_RULESETS",
+        True,
+        "Load the rulesets in DOM_RULESETS_DIR when the service starts.",
+        _bool,
+    ),
+    Setting(
         "STORE_PERSONAL_DATA",
         True,
         "Store customers' email and phone. When false they are dropped on write.",

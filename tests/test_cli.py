@@ -35,7 +35,9 @@ def env(db_path, monkeypatch):
 
 def test_migrate_then_up_to_date(env):
     runner = CliRunner()
-    assert "applied 0001_init" in runner.invoke(main, ["db", "migrate"]).output
+    output = runner.invoke(main, ["db", "migrate"]).output
+    assert "applied 0001_init" in output
+    assert "applied 0002_rulesets" in output
     assert "up to date" in runner.invoke(main, ["db", "migrate"]).output
 
 

@@ -45,6 +45,7 @@ class Spec:
     query: tuple[Param, ...] = ()
     responses: dict[int, str] = field(default_factory=dict)
     response_schema: str | None = None
+    check_body: bool = True
 
 
 def endpoint(
@@ -58,8 +59,13 @@ def endpoint(
     query: tuple[Param, ...] = (),
     responses: dict[int, str] | None = None,
     response_schema: str | None = None,
+    check_body: bool = True,
 ) -> Callable:
-    """Register a view on ``bp`` with its spec; the view gets ``body=`` when a schema is named."""
+    """Register a view on ``bp`` with its spec; the view gets ``body=`` when a schema is named.
+
+    ``check_body=False`` hands the view the parsed JSON unchecked, for views that
+    validate it themselves with a richer validator (rulesets).
+    """
     spec = Spec(
         summary=summary,
         roles=roles,
@@ -68,6 +74,7 @@ def endpoint(
         query=query,
         responses=responses or {200: "OK"},
         response_schema=response_schema,
+        check_body=check_body,
     )
 
     def decorate(view: Callable) -> Callable:
@@ -78,7 +85,7 @@ def endpoint(
                 auth.authorize(principal, roles)
                 g.principal = principal
             if body is not None:
-                kwargs["body"] = read_body(body)
+                kwargs["body"] = read_body(body if check_body else None)
             return view(**kwargs)
 
         wrapper.spec = spec
@@ -88,8 +95,8 @@ def endpoint(
     return decorate
 
 
-def read_body(schema: str):
-    """Return the request's JSON body after checking type, syntax and schema."""
+def read_body(schema: str | None):
+    """Return the request's JSON body after checking type, syntax and (if named) schema."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(
             f"send the body as application/json, not {request.mimetype or 'no content type'}"
@@ -99,8 +106,14 @@ def read_body(schema: str):
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
-    catalogue(current_app.config["SCHEMAS_DIR"]).validate(schema, document)
+    if schema is not None:
+        schemas().validate(schema, document)
     return document
+
+
+def schemas():
+    """The schema catalogue of this service."""
+    return catalogue(current_app.config["SCHEMAS_DIR"])
 
 
 def principal() -> auth.Principal:
@@ -108,9 +121,9 @@ def principal() -> auth.Principal:
 
 
 def init_app(app: Flask) -> None:
-    from app.api import customers, inventory, meta, network
+    from app.api import customers, inventory, meta, network, rulesets
 
-    for module in (meta, network, inventory, customers):
+    for module in (meta, network, inventory, customers, rulesets):
         app.register_blueprint(module.bp)
 
 

@@ -1,0 +1,397 @@
+"""Validate a ruleset before anything stores or compiles it.
+
+``problems(document, schemas, facts)`` returns every problem at once, each with
+the JSON pointer of the offending part, a stable ``code`` and, where it belongs to
+a rule, the ``rule_id``. It is pure: no database, no engine. Anything that would
+hang or crash the engine (see DESIGN.md) is a problem here, so it can never load.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections import defaultdict
+
+from jsonschema import Draft202012Validator
+
+from app.errors import pointer
+from app.rules.language import (
+    ATTRIBUTES,
+    JOINABLE,
+    MAX_DISTINCT_TESTS_PER_FIELD,
+    MAX_PATTERNS_PER_RULE,
+    MAX_RULES,
+    OPERATORS_BY_TYPE,
+    FactCatalogue,
+    action_kind,
+    canonical,
+    fits,
+    is_ref,
+    scalar_type,
+    split_ref,
+)
+from app.schemas import Catalogue
+
+RULE_SCHEMA = {"$ref": "https://dom.local/schemas/ruleset.schema.json#/$defs/rule"}
+# durable-rules' regular expressions have no escapes; these characters are safe.
+SAFE_REGEX = re.compile(r"^[A-Za-z0-9 .*+?\[\]()|{},^_:/@#&'-]+$")
+
+
+def problem(path, message: str, code: str, rule_id: str | None = None) -> dict:
+    entry = {"pointer": path if isinstance(path, str) else pointer(*path), "message": message}
+    entry["code"] = code
+    if rule_id is not None:
+        entry["rule_id"] = rule_id
+    return entry
+
+
+def problems(document, schemas: Catalogue, facts: FactCatalogue) -> list[dict]:
+    """Return every problem of a ruleset document (empty when it can be stored)."""
+    found: list[dict] = []
+    rules = document.get("rules") if isinstance(document, dict) else None
+    rule_ids = {}
+    if isinstance(rules, list):
+        rule_ids = {
+            index: rule.get("id")
+            for index, rule in enumerate(rules)
+            if isinstance(rule, dict) and isinstance(rule.get("id"), str)
+        }
+    for entry in schemas.errors("ruleset", document):
+        match = re.match(r"^/rules/(\d+)", entry["pointer"])
+        rule_id = rule_ids.get(int(match.group(1))) if match else None
+        found.append(problem(entry["pointer"], entry["message"], "schema", rule_id))
+    if not isinstance(rules, list):
+        return found
+    if len(rules) > MAX_RULES:
+        found.append(
+            problem(
+                ("rules",),
+                f"{len(rules)} rules; the engine takes at most {MAX_RULES}",
+                "too_many_rules",
+            )
+        )
+        return found
+    # Check the meaning of every rule whose shape is right, so one malformed rule
+    # does not hide the problems of the others.
+    rule_validator = Draft202012Validator(RULE_SCHEMA, registry=schemas.registry)
+    well_formed = [
+        (index, rule)
+        for index, rule in enumerate(rules)
+        if isinstance(rule, dict) and rule_validator.is_valid(rule)
+    ]
+    settings = document.get("settings") if isinstance(document.get("settings"), dict) else {}
+    service_levels = set((settings.get("rate_card") or {}).keys())
+    found.extend(_check_rules(well_formed, facts, service_levels))
+    return sorted(found, key=lambda p: (_pointer_key(p["pointer"]), p["message"]))
+
+
+def _pointer_key(text: str):
+    return [int(part) if part.isdigit() else -1 for part in text.split("/")[1:]], text
+
+
+def flag_fields(rules) -> dict[str, str]:
+    """Fields that flags can carry: the values asserted by any rule, with their types."""
+    fields: dict[str, str] = {}
+    for _, rule in rules:
+        for action in rule["then"]:
+            for name, operand in (action.get("values") or {}).items():
+                kind = "any" if is_ref(operand) else scalar_type(operand)
+                if fields.get(name, kind) != kind:
+                    kind = "any"
+                fields[name] = kind
+    return fields
+
+
+def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[dict]:
+    found = []
+    seen_ids: dict[str, int] = {}
+    flag_extra = flag_fields(rules)
+    distinct_tests: dict[str, set] = defaultdict(set)
+    for index, rule in rules:
+        rule_id = rule["id"]
+        base = ("rules", index)
+        if rule_id in seen_ids:
+            found.append(
+                problem(
+                    (*base, "id"),
+                    f"rule id {rule_id!r} is already used by /rules/{seen_ids[rule_id]}",
+                    "duplicate_rule_id",
+                    rule_id,
+                )
+            )
+        else:
+            seen_ids[rule_id] = index
+        checker = _RuleChecker(rule, base, facts, flag_extra, service_levels)
+        found.extend(checker.check())
+        if rule.get("enabled", True):
+            for field_key, test in checker.tests:
+                distinct_tests[field_key].add(test)
+                if len(distinct_tests[field_key]) == MAX_DISTINCT_TESTS_PER_FIELD + 1:
+                    found.append(
+                        problem(
+                            (*base, "when"),
+                            f"more than {MAX_DISTINCT_TESTS_PER_FIELD} distinct tests on"
+                            f" {field_key} across the ruleset; the engine cannot compile that"
+                            " (use in/not_in lists or flags instead)",
+                            "too_many_tests_on_field",
+                            rule_id,
+                        )
+                    )
+    return found
+
+
+class _RuleChecker:
+    """Checks one well-formed rule against the fact catalogue."""
+
+    def __init__(self, rule, base, facts: FactCatalogue, flag_extra, service_levels):
+        self.rule = rule
+        self.rule_id = rule["id"]
+        self.base = base
+        self.facts = facts
+        self.flag_extra = flag_extra
+        self.service_levels = service_levels
+        self.found: list[dict] = []
+        self.tests: list[tuple[str, str]] = []
+        # alias -> (fact type, negated, pattern index)
+        self.aliases: dict[str, tuple[str, bool, int]] = {}
+
+    def add(self, path, message, code):
+        self.found.append(problem((*self.base, *path), message, code, self.rule_id))
+
+    def fields_of(self, fact_type: str) -> dict[str, str]:
+        fields = {name: f.type for name, f in self.facts.types.get(fact_type, {}).items()}
+        if fact_type == "flag":
+            fields.update(self.flag_extra)
+        return fields
+
+    def check(self) -> list[dict]:
+        patterns = self.rule["when"]
+        if len(patterns) > MAX_PATTERNS_PER_RULE:
+            self.add(
+                ("when",),
+                f"{len(patterns)} patterns; a rule may have at most {MAX_PATTERNS_PER_RULE}",
+                "too_many_patterns",
+            )
+        if all(p.get("not", False) for p in patterns):
+            self.add(
+                ("when",),
+                "every pattern is negated: such a rule fires forever in the engine;"
+                " add a pattern that matches a fact",
+                "only_negated_patterns",
+            )
+        for index, pattern in enumerate(patterns):
+            self.check_pattern(index, pattern)
+        for index, action in enumerate(self.rule["then"]):
+            self.check_action(index, action)
+        return self.found
+
+    def check_pattern(self, index: int, pattern: dict) -> None:
+        path = ("when", index)
+        fact_type = pattern["fact"]
+        negated = pattern.get("not", False)
+        if fact_type not in self.facts.types:
+            self.add(
+                (*path, "fact"),
+                f"unknown fact type {fact_type!r}{_suggest(fact_type, self.facts.types)}",
+                "unknown_fact",
+            )
+            return
+        fields = self.fields_of(fact_type)
+        for field, tests in (pattern.get("where") or {}).items():
+            where = (*path, "where", field)
+            if field not in fields:
+                self.add(
+                    where,
+                    f"{fact_type} has no field {field!r}{_suggest(field, fields)}",
+                    "unknown_field",
+                )
+                continue
+            self.check_tests(where, fact_type, field, fields[field], tests)
+        alias = pattern.get("as")
+        if alias is not None:
+            if alias in self.aliases:
+                self.add((*path, "as"), f"alias {alias!r} is bound twice", "duplicate_alias")
+            self.aliases[alias] = (fact_type, negated, index)
+
+    def check_tests(self, where, fact_type, field, field_type, tests: dict) -> None:
+        allowed = OPERATORS_BY_TYPE[field_type]
+        spec = self.facts.types.get(fact_type, {}).get(field)
+        for operator, operand in tests.items():
+            at = (*where, operator)
+            if operator not in allowed:
+                self.add(
+                    at,
+                    f"{operator} does not apply to {field} ({field_type});"
+                    f" use one of {', '.join(sorted(allowed))}",
+                    "operator_type",
+                )
+                continue
+            self.tests.append((f"{fact_type}.{field}", canonical({operator: operand})))
+            if is_ref(operand):
+                self.check_ref(at, operand, field_type, operator)
+                continue
+            values = operand if operator in ("in", "not_in") else [operand]
+            if operator == "exists":
+                continue
+            for position, value in enumerate(values):
+                value_at = (*at, position) if operator in ("in", "not_in") else at
+                kind = scalar_type(value)
+                expected = "string" if field_type == "array" else field_type
+                if not fits(expected, kind):
+                    self.add(value_at, f"{field} is {expected}; {value!r} is {kind}", "value_type")
+                elif spec is not None and spec.enum and value not in spec.enum:
+                    self.add(
+                        value_at,
+                        f"{value!r} is not a {field}{_suggest(str(value), spec.enum)}",
+                        "value_type",
+                    )
+            if operator == "matches":
+                self.check_regex(at, operand)
+        contradiction = _contradiction(tests)
+        if contradiction:
+            self.add(where, f"this rule can never fire: {contradiction}", "never_fires")
+
+    def check_ref(self, at, operand, field_type, operator) -> None:
+        alias, field = split_ref(operand)
+        if operator not in JOINABLE:
+            self.add(at, f"{operator} cannot compare with another fact", "operator_type")
+            return
+        if alias not in self.aliases:
+            self.add(
+                (*at, "ref"),
+                f"alias {alias!r} is not bound by an earlier pattern of this rule",
+                "unbound_alias",
+            )
+            return
+        fact_type, negated, _ = self.aliases[alias]
+        if negated:
+            self.add(
+                (*at, "ref"),
+                f"alias {alias!r} names a negated pattern, which matches no fact",
+                "unbound_alias",
+            )
+            return
+        fields = self.fields_of(fact_type)
+        if field not in fields:
+            self.add(
+                (*at, "ref"),
+                f"{fact_type} has no field {field!r}{_suggest(field, fields)}",
+                "unknown_field",
+            )
+        elif not fits(field_type, fields[field]):
+            self.add(
+                (*at, "ref"),
+                f"cannot compare {field_type} with {alias}.{field} ({fields[field]})",
+                "value_type",
+            )
+
+    def check_regex(self, at, expression: str) -> None:
+        if not SAFE_REGEX.match(expression):
+            self.add(
+                at,
+                "use letters, digits and . * + ? [ ] ( ) | { } ^ - only; for a literal dot"
+                " write [.] (backslash escapes are not supported)",
+                "regex",
+            )
+            return
+        try:
+            re.compile(expression)
+        except re.error as exc:
+            self.add(at, f"not a regular expression: {exc}", "regex")
+
+    def bound_candidate(self, path, alias) -> None:
+        if alias not in self.aliases:
+            self.add(path, f"alias {alias!r} is not bound by any pattern", "unbound_alias")
+            return
+        fact_type, negated, _ = self.aliases[alias]
+        if negated:
+            self.add(path, f"alias {alias!r} names a negated pattern", "unbound_alias")
+        elif fact_type != "candidate":
+            self.add(path, f"alias {alias!r} is a {fact_type}, not a candidate", "alias_type")
+
+    def check_action(self, index: int, action: dict) -> None:
+        path = ("then", index)
+        kind = action_kind(action)
+        if kind in ("exclude", "score"):
+            self.bound_candidate((*path, kind), action[kind])
+        elif kind == "set":
+            attribute, value = action["set"], action["value"]
+            expected = ATTRIBUTES[attribute]
+            if not fits(expected, scalar_type(value)) or (
+                expected == "integer" and not isinstance(value, int)
+            ):
+                self.add((*path, "value"), f"{attribute} takes a {expected}", "value_type")
+            elif attribute == "max_shipments" and value < 1:
+                self.add((*path, "value"), "max_shipments must be at least 1", "value_type")
+            elif attribute == "service_level" and value not in self.service_levels:
+                self.add(
+                    (*path, "value"),
+                    f"service level {value!r} is not in the rate card"
+                    f"{_suggest(value, self.service_levels)}",
+                    "value_type",
+                )
+        elif kind == "assert":
+            for name, operand in (action.get("values") or {}).items():
+                if not is_ref(operand):
+                    continue
+                alias, field = split_ref(operand)
+                at = (*path, "values", name, "ref")
+                if alias not in self.aliases or self.aliases[alias][1]:
+                    self.add(at, f"alias {alias!r} is not bound by a pattern", "unbound_alias")
+                    continue
+                fields = self.fields_of(self.aliases[alias][0])
+                if field not in fields:
+                    self.add(
+                        at,
+                        f"{self.aliases[alias][0]} has no field {field!r}{_suggest(field, fields)}",
+                        "unknown_field",
+                    )
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _contradiction(tests: dict) -> str | None:
+    """Explain why literal tests on one field can never all pass, or return None."""
+    literal = {op: v for op, v in tests.items() if not is_ref(v)}
+    if literal.get("exists") is False and len(literal) > 1:
+        return "the field must be absent, yet it is also tested for a value"
+    if "contains" in literal:
+        return None
+    low, low_open, high, high_open = -math.inf, False, math.inf, False
+    for op, value in literal.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if op in ("gt", "gte") and (value > low or (value == low and op == "gt")):
+            low, low_open = value, op == "gt"
+        if op in ("lt", "lte") and (value < high or (value == high and op == "lt")):
+            high, high_open = value, op == "lt"
+    if low > high or (low == high and (low_open or high_open)):
+        return "no value is both above the lower bound and below the upper bound"
+    allowed = None
+    if "eq" in literal:
+        allowed = [literal["eq"]]
+    if "in" in literal:
+        allowed = [v for v in literal["in"] if allowed is None or v in allowed]
+    if allowed is None:
+        return None
+    excluded = list(literal.get("not_in", []))
+    if "ne" in literal:
+        excluded.append(literal["ne"])
+
+    def passes(value) -> bool:
+        if value in excluded:
+            return False
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if value < low or (value == low and low_open):
+                return False
+            if value > high or (value == high and high_open):
+                return False
+        return True
+
+    if not any(passes(value) for value in allowed):
+        return "no value passes every test (eq/in against ne/not_in and the bounds)"
+    return None
