@@ -202,3 +202,30 @@ def test_version(name: str, version: int):
         registry.get(db, name, version), registry.scenarios(db, name), schemas()
     )
     return jsonify(report)
+
+
+@endpoint(
+    bp,
+    "/rulesets/<name>/evaluate",
+    "POST",
+    summary="Evaluate facts under the active (or a named) version: effects and trace",
+    roles=AUTHORS,
+    body="evaluation-request",
+    responses={200: "What the rules did", 404: "No such ruleset or version", 422: "Invalid facts"},
+)
+def evaluate(name: str, body: dict):
+    db = get_db()
+    if "version" in body:
+        version = registry.get(db, name, body["version"])
+    else:
+        version = runtime.active_version(db, name)
+    runtime.require_valid_facts(body["facts"], schemas(), ("facts",))
+    result = runtime.evaluate(version, body["facts"])
+    return jsonify(
+        {
+            "ruleset": name,
+            "version": version["version"],
+            "sha256": version["sha256"],
+            **result.as_dict(),
+        }
+    )

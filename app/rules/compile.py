@@ -30,6 +30,9 @@ class RulePlan:
     aliases: dict  # user alias -> engine pattern name
     patterns: tuple  # engine names of the positive patterns, in order
     negated: tuple = ()  # the negated patterns, re-checked when the rule fires
+    # Tests the engine gets wrong, checked when the rule fires (see _engine_safe):
+    # (pattern, field, operator, literal operand, (ref pattern, ref field) or None).
+    residual: tuple = ()
 
 
 def compile_ruleset(document: dict) -> tuple[dict, dict[str, RulePlan]]:
@@ -56,14 +59,25 @@ def compile_rule(rule: dict) -> tuple[dict, RulePlan]:
     negatives = [p for p in rule["when"] if p.get("not", False)]
     names: dict[str, str] = {}
     clauses = []
+    residual = []
     # Positive patterns first, so every join refers to a pattern compiled before it.
     for index, pattern in enumerate(positives):
         name = f"p{index}"
+        clauses.append({name: _expression(pattern, names)})
+        for field, operator, operand in _tests_of(pattern):
+            if not _engine_safe(pattern, operator, operand):
+                ref = None
+                if is_ref(operand):
+                    alias, ref_field = split_ref(operand)
+                    ref, operand = (names[alias], ref_field), None
+                residual.append((name, field, operator, operand, ref))
         if "as" in pattern:
             names[pattern["as"]] = name
-        clauses.append({name: _expression(pattern, names)})
     for index, pattern in enumerate(negatives):
-        clauses.append({f"n{index}$not": _expression(pattern, names)})
+        # A negation the engine cannot test exactly is left to the check at firing time:
+        # a looser one in the engine would wrongly block matches.
+        if all(_engine_safe(pattern, op, operand) for _, op, operand in _tests_of(pattern)):
+            clauses.append({f"n{index}$not": _expression(pattern, names)})
     priority = rule.get("priority", 0)
     definition = {"all": clauses, "cap": MATCHES_PER_ACTION, "pri": engine_priority(priority)}
     plan = RulePlan(
@@ -73,8 +87,38 @@ def compile_rule(rule: dict) -> tuple[dict, RulePlan]:
         aliases=dict(names),
         patterns=tuple(f"p{i}" for i in range(len(positives))),
         negated=tuple(negatives),
+        residual=tuple(residual),
     )
     return definition, plan
+
+
+def _engine_safe(pattern: dict, operator: str, operand) -> bool:
+    """Whether durable-rules evaluates this test correctly and without crashing.
+
+    Measured (see tests/test_rules_fuzz.py): joins other than eq crash it at random
+    (jruizgit/rules#381), and an eq join in a pattern that also has an ``$or`` (our
+    ``in`` with several values) is silently ignored. Such tests run in Python.
+    """
+    if is_ref(operand):
+        return operator == "eq"
+    if operator == "in" and len(operand) > 1:
+        return not any(is_ref(o) for _, _, o in _tests_of(pattern))
+    return True
+
+
+def _tests_of(pattern: dict):
+    for field, tests in (pattern.get("where") or {}).items():
+        for operator, operand in tests.items():
+            yield field, operator, operand
+
+
+def _expression(pattern: dict, names: dict[str, str]) -> dict:
+    """The engine's test for a pattern: every test it handles correctly."""
+    terms = [{"fact": pattern["fact"]}]
+    for field, operator, operand in _tests_of(pattern):
+        if _engine_safe(pattern, operator, operand):
+            terms.extend(_tests(field, operator, operand, names))
+    return terms[0] if len(terms) == 1 else {"$and": terms}
 
 
 def engine_priority(priority: int) -> int:
@@ -84,14 +128,6 @@ def engine_priority(priority: int) -> int:
     fire last), so the range is shifted to 1..2001; the observer's 0 fires first.
     """
     return PRIORITY_RANGE + 1 - priority
-
-
-def _expression(pattern: dict, names: dict[str, str]) -> dict:
-    terms = [{"fact": pattern["fact"]}]
-    for field, tests in (pattern.get("where") or {}).items():
-        for operator, operand in tests.items():
-            terms.extend(_tests(field, operator, operand, names))
-    return terms[0] if len(terms) == 1 else {"$and": terms}
 
 
 _COMPARISON = {"ne": "$neq", "lt": "$lt", "lte": "$lte", "gt": "$gt", "gte": "$gte"}

@@ -11,6 +11,9 @@ engine's known crash modes (DESIGN.md) unreachable:
   pile up towards the engine's limit of 1,024;
 - exceptions raised by actions are caught here and raised to the caller;
 - every fact gets a unique id; derived facts are de-duplicated and capped;
+- tests the engine gets wrong (joins other than eq crash it at random; an eq
+  join beside an ``in`` is ignored) and negations are checked here, in Python,
+  when a rule fires;
 - each version is registered once under its own name (there is no unregister);
 - one lock serialises all engine calls: the C extension never releases the GIL,
   so threads would gain nothing, and interleaved sessions are what crashes it.
@@ -27,7 +30,7 @@ from durable import engine as durable
 
 from app.rules.compile import OBSERVER, RulePlan, compile_ruleset
 from app.rules.language import RESERVED_FIELDS, action_kind, canonical, is_ref, split_ref
-from app.rules.patterns import pattern_matches
+from app.rules.patterns import passes, pattern_matches
 
 SENTINEL = {"fact": "$sentinel", "id": "$sentinel"}
 # Derived facts one evaluation may assert; far above any sane ruleset.
@@ -189,10 +192,23 @@ def _prepare(facts: list[dict], sid: str) -> list[dict]:
 
 def _apply(session: _Session, plan: RulePlan, frame: dict, c) -> None:
     result = session.result
+    for name, field_name, operator, operand, ref in plan.residual:
+        if ref is not None:
+            operand = frame[ref[0]].get(ref[1])
+            if operand is None:
+                return
+        if not passes(frame[name].get(field_name), operator, operand):
+            return
     if plan.negated:
         bound = {alias: frame[name] for alias, name in plan.aliases.items()}
+        # Like the engine, a negated pattern looks only at facts the rule did not match.
+        matched = {frame[name]["id"] for name in plan.patterns}
         for pattern in plan.negated:
-            if any(pattern_matches(pattern, f, bound) for f in session.by_type[pattern["fact"]]):
+            if any(
+                pattern_matches(pattern, f, bound)
+                for f in session.by_type[pattern["fact"]]
+                if f["id"] not in matched
+            ):
                 return  # a fact this rule forbids arrived after the match was found
     keys = {alias: frame[name]["id"] for alias, name in plan.aliases.items()}
     result.trace.append({"rule": plan.rule_id, "facts": [frame[p]["id"] for p in plan.patterns]})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from app.errors import ApiError, Conflict, InvalidInput, NotFound
+from app.errors import ApiError, Conflict, InvalidInput, NotFound, field_error, pointer
 from app.rules import registry, scenarios
 from app.rules.engine import Engine, Evaluation
 from app.rules.language import FactCatalogue
@@ -102,13 +102,36 @@ def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
     }
 
 
-def _fact_problems(case: dict, schemas: Catalogue) -> list[str]:
+def fact_problems(facts: list[dict], schemas: Catalogue, base: tuple = ()) -> list[dict]:
+    """Check facts against the fact catalogue; pointers lead into ``facts`` under ``base``.
+
+    A fact's ``key`` (its name in results) must be a unique string.
+    """
     found = []
-    for index, fact in enumerate(case["facts"]):
+    keys: set[str] = set()
+    for index, fact in enumerate(facts):
+        at = pointer(*base, index)
+        key = fact.get("key")
+        if key is not None:
+            if not isinstance(key, str) or not key:
+                found.append(field_error(f"{at}/key", "must be a non-empty string"))
+            elif key in keys:
+                found.append(field_error(f"{at}/key", f"key {key!r} is used twice"))
+            keys.add(key)
         bare = {k: v for k, v in fact.items() if k != "key"}
         for problem in schemas.errors("facts", bare):
-            found.append(f"fact {index}{problem['pointer']}: {problem['message']}")
+            found.append(field_error(at + problem["pointer"], problem["message"]))
     return found
+
+
+def require_valid_facts(facts: list[dict], schemas: Catalogue, base: tuple = ()) -> None:
+    found = fact_problems(facts, schemas, base)
+    if found:
+        raise InvalidInput(found)
+
+
+def _fact_problems(case: dict, schemas: Catalogue) -> list[str]:
+    return [f"{p['pointer']}: {p['message']}" for p in fact_problems(case["facts"], schemas)]
 
 
 def activate(
