@@ -5,11 +5,12 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import inventory
+from bench import inventory, rules
 
 
 def main() -> None:
     print(f"DOM benchmarks on Python {platform.python_version()}, {platform.machine()}")
+    rules.main()
     inventory.main()
 
 

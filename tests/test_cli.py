@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 import pytest
@@ -78,3 +80,31 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     assert demo.network(7, moment) == demo.network(7, moment)
     types = dict(connection.execute("SELECT type, COUNT(*) FROM nodes GROUP BY type").fetchall())
     assert types == {"dc": 3, "3pl": 1, "supplier": 2, "store": 40}
+
+
+def test_rules_validate_reports_problems(env, tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(main, ["rules", "validate", "rulesets/sourcing/ruleset.json"])
+    assert ok.exit_code == 0, ok.output
+    assert "valid (25 rules)" in ok.output
+    document = json.loads(Path("rulesets/sourcing/ruleset.json").read_text())
+    document["rules"][0]["when"][0]["where"]["node_typ"] = {"eq": "store"}
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(document))
+    result = runner.invoke(main, ["rules", "validate", str(broken)])
+    assert result.exit_code == 1
+    assert "/rules/0/when/0/where/node_typ [protect-store-stock]" in result.output
+    assert "did you mean 'node_type'" in result.output
+
+
+def test_rules_test_prints_a_table(env):
+    result = CliRunner().invoke(main, ["rules", "test", "sourcing"])
+    assert result.exit_code == 0, result.output
+    assert "pass  protect-store-stock" in result.output
+    assert "24 passed, 0 failed" in result.output
+
+
+def test_rules_load_reports_what_it_stored(env):
+    result = CliRunner().invoke(main, ["rules", "load"])
+    assert result.exit_code == 0, result.output
+    assert "sourcing version 1" in result.output

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.rules.language import is_ref, split_ref
+from app.rules.language import action_kind, is_ref, split_ref
 
 # Batch up to this many matches of a rule into one action call: each Python action
 # call costs ~20 µs, so batching keeps cost proportional to rules, not matches.
@@ -26,7 +26,7 @@ class RulePlan:
 
     rule_id: str
     priority: int
-    actions: tuple
+    actions: tuple  # (kind, action) pairs
     aliases: dict  # user alias -> engine pattern name
     patterns: tuple  # engine names of the positive patterns, in order
     negated: tuple = ()  # the negated patterns, re-checked when the rule fires
@@ -83,7 +83,7 @@ def compile_rule(rule: dict) -> tuple[dict, RulePlan]:
     plan = RulePlan(
         rule_id=rule["id"],
         priority=priority,
-        actions=tuple(rule["then"]),
+        actions=tuple((action_kind(action), action) for action in rule["then"]),
         aliases=dict(names),
         patterns=tuple(f"p{i}" for i in range(len(positives))),
         negated=tuple(negatives),

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from durable import engine as durable
 
 from app.rules.compile import OBSERVER, RulePlan, compile_ruleset
-from app.rules.language import RESERVED_FIELDS, action_kind, canonical, is_ref, split_ref
+from app.rules.language import RESERVED_FIELDS, is_ref, split_ref
 from app.rules.patterns import passes, pattern_matches
 
 SENTINEL = {"fact": "$sentinel", "id": "$sentinel"}
@@ -87,7 +87,7 @@ class _Session:
         self.result = Evaluation()
         self.started = False
         self.error: BaseException | None = None
-        self.derived: set[str] = set()
+        self.derived: set[tuple] = set()
         self.attribute_priority: dict[str, int] = {}
         self.by_type: dict[str, list[dict]] = defaultdict(list)
 
@@ -168,6 +168,9 @@ class Engine:
         return run
 
 
+_PLAIN = (str, int, float, bool, list)
+
+
 def _prepare(facts: list[dict], sid: str) -> list[dict]:
     prepared = [{**SENTINEL, "sid": sid}]
     seen: set[str] = set()
@@ -175,17 +178,19 @@ def _prepare(facts: list[dict], sid: str) -> list[dict]:
         kind = fact.get("fact")
         if not isinstance(kind, str):
             raise ValueError(f"fact {index} has no type")
-        key = str(fact.get("key") or f"{kind}#{index}")
+        key = fact.get("key") or f"{kind}#{index}"
         if key in seen or key == SENTINEL["id"]:
             raise ValueError(f"two facts share the key {key!r}")
         seen.add(key)
-        clean = {"sid": sid, "id": key, "fact": kind}
-        for name, value in fact.items():
-            if name in RESERVED_FIELDS or value is None:
-                continue
-            if not isinstance(value, str | int | float | bool | list):
+        clean = {
+            name: value
+            for name, value in fact.items()
+            if value is not None and name not in RESERVED_FIELDS
+        }
+        for name, value in clean.items():
+            if not isinstance(value, _PLAIN):
                 raise ValueError(f"fact {key}: field {name} is not a plain value")
-            clean[name] = value
+        clean.update(sid=sid, id=str(key), fact=kind)
         prepared.append(clean)
     return prepared
 
@@ -214,8 +219,7 @@ def _apply(session: _Session, plan: RulePlan, frame: dict, c) -> None:
     result.trace.append({"rule": plan.rule_id, "facts": [frame[p]["id"] for p in plan.patterns]})
     if plan.rule_id not in result.fired:
         result.fired.append(plan.rule_id)
-    for action in plan.actions:
-        kind = action_kind(action)
+    for kind, action in plan.actions:
         if kind == "exclude":
             entry = {"rule": plan.rule_id, "reason": action["reason"]}
             result.excluded[keys[action["exclude"]]].append(entry)
@@ -246,7 +250,7 @@ def _assert_flag(session: _Session, plan: RulePlan, action: dict, frame: dict, c
         if operand is not None:
             values[name] = operand
     flag = {"fact": "flag", "name": action["assert"], **values}
-    identity = canonical(flag)
+    identity = (action["assert"], *sorted(values.items()))
     # The same flag twice adds nothing, and de-duplicating here is what guarantees that
     # forward chaining ends: flags only carry values already present in the facts.
     if identity in session.derived:
