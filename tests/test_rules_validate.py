@@ -227,3 +227,26 @@ def test_the_limits_themselves_are_accepted():
     assert problems_of(ruleset(at_limit)) == []
     patterns = [{"fact": "line", "as": f"l{i}"} for i in range(MAX_PATTERNS_PER_RULE - 1)]
     assert problems_of(one_rule([*patterns, CANDIDATE])) == []
+
+
+def test_every_ruleset_field_is_described_for_editors():
+    """An editor that reads JSON Schema shows analysts what each field means."""
+    schema = SCHEMAS.documents["ruleset"]
+    missing = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for name, child in node.get("properties", {}).items():
+                described = isinstance(child, dict) and (
+                    "description" in child or "$ref" in child and len(child) > 1
+                )
+                if not described:
+                    missing.append(f"{path}/properties/{name}")
+            for key, child in node.items():
+                walk(child, f"{path}/{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{path}/{index}")
+
+    walk(schema, "")
+    assert missing == []
