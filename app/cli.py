@@ -320,5 +320,52 @@ def rules_load(db):
         sys.exit(1)
 
 
+@main.group("decisions")
+def decisions_group():
+    """Stored decisions.
+
+    \b
+    Example:
+        dom decisions replay dec_3f2a9c01b7e4d2aa
+    """
+
+
+@decisions_group.command("replay")
+@click.argument("decision_id")
+@click.option("--version", "version_number", type=int, help="Ruleset version to replay under.")
+@with_db
+def decisions_replay(db, decision_id: str, version_number: int | None):
+    """Re-decide a stored decision from the facts it saw; exit 1 if the outcome differs.
+
+    \b
+    Example:
+        dom decisions replay dec_3f2a9c01b7e4d2aa --version 2
+    """
+    from app import decisions
+    from app.rules import registry
+    from app.sourcing import decide
+
+    try:
+        record = decisions.get(db, decision_id)
+        original = record["decision"]
+        number = version_number or original["ruleset"]["version"]
+        version = registry.get(db, original["ruleset"]["name"], number)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    replayed = decide.replay(record, version)
+    same = decide.outcome(replayed) == decide.outcome(original)
+    click.echo(
+        json.dumps(
+            {"original": decide.outcome(original), "replayed": decide.outcome(replayed)}, indent=2
+        )
+    )
+    click.echo(
+        f"{decision_id} under {original['ruleset']['name']} version {number}: "
+        + ("identical" if same else "different")
+    )
+    if not same:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     sys.exit(main())

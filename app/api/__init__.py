@@ -121,9 +121,9 @@ def principal() -> auth.Principal:
 
 
 def init_app(app: Flask) -> None:
-    from app.api import customers, inventory, meta, network, rulesets
+    from app.api import customers, inventory, meta, network, orders, rulesets
 
-    for module in (meta, network, inventory, customers, rulesets):
+    for module in (meta, network, inventory, customers, rulesets, orders):
         app.register_blueprint(module.bp)
 
 

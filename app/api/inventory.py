@@ -8,6 +8,7 @@ from app.api import READERS, Param, created_or_ok, endpoint, query_args
 from app.db import get_db, now
 from app.errors import InvalidInput, field_error
 from app.network import availability, skus, stock, transfers
+from app.sourcing import lifecycle
 
 bp = Blueprint("inventory", __name__, url_prefix="/v1")
 
@@ -39,8 +40,24 @@ MAX_AVAILABILITY_SKUS = 100
 )
 def post_feed(body: dict):
     g.principal.require_node(body["node_id"])
-    result, replayed = stock.apply_feed(get_db(), body)
-    return jsonify({**result, "replayed": replayed}), 200 if replayed else 201
+    db = get_db()
+    result, replayed = stock.apply_feed(db, body)
+    resumed = [] if replayed else lifecycle.resume_backorders(db, _raised(result, body))
+    return jsonify({**result, "replayed": replayed, "backorders_resumed": resumed}), (
+        200 if replayed else 201
+    )
+
+
+def _raised(result: dict, feed: dict) -> list[str]:
+    """SKUs whose stock this feed may have raised: what back-orders wait for."""
+    skipped = {item["sku"] for item in result["skipped"]}
+    return sorted(
+        {
+            item["sku"]
+            for item in feed["items"]
+            if item["sku"] not in skipped and item.get("delta", 1) > 0
+        }
+    )
 
 
 @endpoint(
@@ -88,7 +105,8 @@ def post_receipt(transfer_id: str, body: dict):
     db = get_db()
     g.principal.require_node(transfers.get(db, transfer_id)["destination_node_id"])
     transfer, received_now = transfers.receive(db, transfer_id, body)
-    return created_or_ok(transfer, received_now)
+    resumed = lifecycle.resume_backorders(db, [transfer["sku"]]) if received_now else []
+    return created_or_ok({**transfer, "backorders_resumed": resumed}, received_now)
 
 
 @endpoint(

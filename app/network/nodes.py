@@ -65,14 +65,15 @@ def list_nodes(
 
 
 def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
-    """Return ``{node_id: {"type", "capabilities", ...}}`` for the ids that exist."""
+    """Return ``{node_id: {"type", "capabilities", "lat", "lon", "active", "priority",
+    "daily_capacity", "timezone"}}`` for the ids that exist."""
     ids = sorted(set(node_ids))
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
     rows = db.execute(
-        f"SELECT node_id, type, capabilities, lat, lon, active FROM nodes"
-        f" WHERE node_id IN ({marks})",
+        f"SELECT node_id, type, capabilities, lat, lon, active, priority, daily_capacity,"
+        f" timezone FROM nodes WHERE node_id IN ({marks})",
         ids,
     )
     return {
@@ -82,6 +83,9 @@ def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
             "lat": row["lat"],
             "lon": row["lon"],
             "active": bool(row["active"]),
+            "priority": row["priority"],
+            "daily_capacity": row["daily_capacity"],
+            "timezone": row["timezone"],
         }
         for row in rows
     }

@@ -15,7 +15,7 @@ import sqlite_utils
 
 from app import db as database
 from app.errors import Conflict, NotFound
-from app.network import stock
+from app.network import stock, transfers
 
 
 class InsufficientStock(Conflict):
@@ -35,12 +35,14 @@ class InsufficientStock(Conflict):
 
 @dataclass(frozen=True)
 class Request:
-    """One quantity of a SKU to hold at one node."""
+    """One quantity of a SKU to hold at one node, from stock on hand or in transit to it."""
 
     node_id: str
     sku: str
     qty: int
     reference: str | None = None
+    supply: str = "on_hand"
+    shipment_id: str | None = None
 
 
 def reserve(
@@ -61,13 +63,17 @@ def reserve(
     moment = now or datetime.now(UTC)
     created_at = database.format_time(moment)
     expires_at = database.format_time(moment + timedelta(seconds=ttl_seconds))
-    wanted: dict[tuple[str, str], int] = {}
+    wanted: dict[tuple[str, str, str], int] = {}
     for r in requests:
-        wanted[(r.node_id, r.sku)] = wanted.get((r.node_id, r.sku), 0) + r.qty
+        key = (r.node_id, r.sku, r.supply)
+        wanted[key] = wanted.get(key, 0) + r.qty
     made = []
     with database.immediate(db):
-        for (node_id, sku), qty in sorted(wanted.items()):
-            available = stock.atp(db, node_id, sku, created_at)
+        for (node_id, sku, supply), qty in sorted(wanted.items()):
+            if supply == "in_transit":
+                available = in_transit_atp(db, node_id, sku, created_at)
+            else:
+                available = stock.atp(db, node_id, sku, created_at)
             if qty > available:
                 raise InsufficientStock(node_id, sku, qty, available)
         for r in requests:
@@ -81,10 +87,13 @@ def reserve(
                 "expires_at": expires_at,
                 "created_at": created_at,
                 "updated_at": created_at,
+                "supply": r.supply,
+                "shipment_id": r.shipment_id,
             }
             db.execute(
                 "INSERT INTO reservations (reservation_id, node_id, sku, qty, status, reference,"
-                " expires_at, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                " expires_at, created_at, updated_at, supply, shipment_id)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 list(reservation.values()),
             )
             made.append(reservation)
@@ -161,3 +170,47 @@ def expire(db: sqlite_utils.Database, now: str | None = None) -> int:
             [database.now(), now or database.now()],
         )
     return cursor.rowcount
+
+
+def release_for_shipments(db: sqlite_utils.Database, shipment_ids: list[str]) -> int:
+    """Release every active reservation held for these shipments; call inside a transaction."""
+    if not shipment_ids:
+        return 0
+    marks = ",".join("?" * len(shipment_ids))
+    cursor = db.execute(
+        f"UPDATE reservations SET status = 'released', updated_at = ?"
+        f" WHERE status = 'active' AND shipment_id IN ({marks})",
+        [database.now(), *shipment_ids],
+    )
+    return cursor.rowcount
+
+
+def settle_in_transit(db: sqlite_utils.Database, node_id: str, sku: str, qty: int) -> None:
+    """Received goods become on-hand: so do the in-transit reservations held against them.
+
+    Call inside the receipt's transaction. Oldest reservations move first, up to ``qty``.
+    """
+    rows = db.execute(
+        "SELECT reservation_id, qty FROM reservations WHERE node_id = ? AND sku = ?"
+        " AND supply = 'in_transit' AND status = 'active' ORDER BY created_at, reservation_id",
+        [node_id, sku],
+    ).fetchall()
+    left = qty
+    for row in rows:
+        if row["qty"] > left:
+            break
+        db.execute(
+            "UPDATE reservations SET supply = 'on_hand', updated_at = ? WHERE reservation_id = ?",
+            [database.now(), row["reservation_id"]],
+        )
+        left -= row["qty"]
+
+
+def in_transit_atp(db: sqlite_utils.Database, node_id: str, sku: str, now: str) -> int:
+    """Units in transit to a node that are not yet promised to anyone."""
+    promised = db.execute(
+        "SELECT COALESCE(SUM(qty), 0) FROM reservations WHERE status = 'active'"
+        " AND supply = 'in_transit' AND node_id = ? AND sku = ? AND expires_at > ?",
+        [node_id, sku, now],
+    ).fetchone()[0]
+    return max(0, transfers.incoming(db, node_id, sku) - promised)

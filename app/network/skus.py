@@ -91,3 +91,26 @@ def put(db: sqlite_utils.Database, sku: str, document: dict) -> tuple[dict, bool
                 [sku, supplier["node_id"], supplier["cost"], supplier.get("lead_time_days")],
             )
     return get(db, sku), created
+
+
+def details(db: sqlite_utils.Database, sku_list) -> dict[str, dict]:
+    """Weight, category, hazmat and drop-ship suppliers of many SKUs at once."""
+    wanted = sorted(set(sku_list))
+    found: dict[str, dict] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in db.execute(
+            f"SELECT sku, weight_kg, category, hazmat FROM skus WHERE sku IN ({marks})", chunk
+        ):
+            found[row["sku"]] = {
+                "weight_kg": row["weight_kg"],
+                "category": row["category"],
+                "hazmat": bool(row["hazmat"]),
+                "suppliers": {},
+            }
+        for row in db.execute(
+            f"SELECT sku, node_id, cost FROM sku_suppliers WHERE sku IN ({marks})", chunk
+        ):
+            found[row["sku"]]["suppliers"][row["node_id"]] = row["cost"]
+    return found

@@ -263,7 +263,8 @@ def positions(
         JOIN nodes n ON n.node_id = s.node_id
         LEFT JOIN (
             SELECT node_id, sku, SUM(qty) AS reserved FROM reservations
-            WHERE status = 'active' AND expires_at > ? AND sku IN ({sku_marks})
+            WHERE status = 'active' AND supply = 'on_hand' AND expires_at > ?
+              AND sku IN ({sku_marks})
             GROUP BY node_id, sku
         ) r ON r.node_id = s.node_id AND r.sku = s.sku
         LEFT JOIN safety_stock ss ON ss.node_id = s.node_id AND ss.sku = s.sku

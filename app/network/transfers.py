@@ -125,3 +125,12 @@ def in_transit(db: sqlite_utils.Database, sku_list, node_ids=None) -> list[dict]
         sql += f" AND destination_node_id IN ({','.join('?' * len(node_list))})"
         params.extend(node_list)
     return [_public(row) for row in db.execute(sql + " ORDER BY eta, transfer_id", params)]
+
+
+def incoming(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
+    """Units of a SKU in transit to a node."""
+    return db.execute(
+        "SELECT COALESCE(SUM(qty), 0) FROM transfers WHERE status = 'in_transit'"
+        " AND destination_node_id = ? AND sku = ?",
+        [node_id, sku],
+    ).fetchone()[0]

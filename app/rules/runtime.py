@@ -14,7 +14,15 @@ from pathlib import Path
 
 import sqlite_utils
 
-from app.errors import ApiError, Conflict, InvalidInput, NotFound, field_error, pointer
+from app.errors import (
+    ApiError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+    field_error,
+    pointer,
+)
 from app.rules import registry, scenarios
 from app.rules.engine import Engine, Evaluation
 from app.rules.language import FactCatalogue
@@ -45,6 +53,22 @@ def require_valid(document, schemas: Catalogue) -> None:
     if found:
         count = len(found)
         raise InvalidInput(found, f"the ruleset has {count} problem{'s' if count != 1 else ''}")
+
+
+# Drafts compile into the engine, which cannot unload them: cap how many one process holds.
+MAX_DRAFTS = 500
+_drafts: set[str] = set()
+
+
+def admit_draft(version: dict) -> None:
+    """Accept a draft ruleset for evaluation, unless this process holds too many already."""
+    name = engine_name(version)
+    if name not in _drafts and len(_drafts) >= MAX_DRAFTS:
+        raise Unavailable(
+            f"this process has compiled {MAX_DRAFTS} draft rulesets; store the draft as a"
+            " version, or restart the service to clear them"
+        )
+    _drafts.add(name)
 
 
 def engine_name(version: dict) -> str:

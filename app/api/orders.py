@@ -1,0 +1,151 @@
+"""Orders and decisions: the endpoints channels call."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from app import decisions
+from app.api import created_or_ok, endpoint, schemas
+from app.db import get_db
+from app.errors import InvalidInput
+from app.rules import registry, runtime
+from app.rules.language import content_hash
+from app.sourcing import decide, explain, lifecycle
+
+bp = Blueprint("orders", __name__, url_prefix="/v1")
+
+CHANNELS = ("admin", "channel")
+READERS = ("admin", "analyst", "channel")
+
+
+@endpoint(
+    bp,
+    "/orders",
+    "POST",
+    summary="Decide an order: reserve stock, record the decision, queue node messages",
+    roles=CHANNELS,
+    body="order",
+    responses={
+        200: "The same order again: its stored decision",
+        201: "Decided",
+        409: "The order id was used with a different body",
+        422: "Invalid order, or unknown customer, SKU or node",
+    },
+)
+def post_order(body: dict):
+    decision, created = decide.decide_order(get_db(), body)
+    return created_or_ok(decision, created)
+
+
+@endpoint(
+    bp,
+    "/decisions/simulate",
+    "POST",
+    summary="What would happen: decide without reserving, under a version or a draft",
+    roles=READERS,
+    body="decision-simulation",
+    responses={200: "The simulated decision", 422: "Invalid order or draft ruleset"},
+)
+def simulate(body: dict):
+    db = get_db()
+    draft = body.pop("draft_ruleset", None)
+    number = body.pop("ruleset_version", None)
+    if draft is not None:
+        problems = runtime.validate(draft, schemas())
+        if problems:
+            for problem in problems:
+                problem["pointer"] = "/draft_ruleset" + problem["pointer"]
+            raise InvalidInput(problems, "the draft ruleset has problems")
+        version = {
+            "ruleset": draft["ruleset"],
+            "version": draft["version"],
+            "sha256": content_hash(draft),
+            "document": draft,
+            "draft": True,
+        }
+        runtime.admit_draft(version)
+    elif number is not None:
+        version = registry.get(db, decide.RULESET, number)
+    else:
+        version = runtime.active_version(db, decide.RULESET)
+    return jsonify(decide.simulate(db, body, version))
+
+
+@endpoint(
+    bp,
+    "/orders/<order_id>",
+    "GET",
+    summary="An order: status, lines, shipments and their states, decisions, timeline",
+    roles=READERS,
+    responses={200: "The order", 404: "No such order"},
+)
+def get_order(order_id: str):
+    return jsonify(lifecycle.view(get_db(), order_id))
+
+
+@endpoint(
+    bp,
+    "/orders/<order_id>/cancel",
+    "POST",
+    summary="Cancel an order and release what it reserved",
+    roles=CHANNELS,
+    responses={
+        200: "Cancelled (or already cancelled)",
+        404: "No such order",
+        409: "The order can no longer be cancelled",
+    },
+)
+def cancel_order(order_id: str):
+    return jsonify(lifecycle.cancel(get_db(), order_id))
+
+
+@endpoint(
+    bp,
+    "/decisions/<decision_id>",
+    "GET",
+    summary="A decision with its explanation and timings",
+    roles=READERS,
+    responses={200: "The decision", 404: "No such decision"},
+)
+def get_decision(decision_id: str):
+    return jsonify(decisions.get(get_db(), decision_id)["decision"])
+
+
+@endpoint(
+    bp,
+    "/decisions/<decision_id>/why-not/<node_id>",
+    "GET",
+    summary="Why a node did not serve the order's lines",
+    roles=READERS,
+    responses={200: "The answer, line by line", 404: "No such decision"},
+)
+def why_not(decision_id: str, node_id: str):
+    return jsonify(explain.why_not(decisions.get(get_db(), decision_id)["decision"], node_id))
+
+
+@endpoint(
+    bp,
+    "/decisions/<decision_id>/replay",
+    "POST",
+    summary="Re-decide a stored decision from its facts, under its own or another version",
+    roles=("admin", "analyst"),
+    body="replay",
+    responses={200: "The replayed decision and whether it matches", 404: "No such decision"},
+)
+def replay(decision_id: str, body: dict):
+    db = get_db()
+    record = decisions.get(db, decision_id)
+    original = record["decision"]
+    number = body.get("version", original["ruleset"]["version"])
+    version = registry.get(db, original["ruleset"]["name"], number)
+    replayed = decide.replay(record, version)
+    same = decide.outcome(replayed) == decide.outcome(original)
+    return jsonify(
+        {
+            "decision_id": decision_id,
+            "version": number,
+            "identical": same,
+            "original": decide.outcome(original),
+            "replayed": {**decide.outcome(replayed), "explanation": replayed["explanation"]},
+        }
+    )

@@ -1,0 +1,78 @@
+"""Decision records: what was decided, from which facts, under which ruleset version.
+Owns ``decisions``.
+
+A record keeps the facts the rules saw and the allocation context, which is all
+a replay needs to recompute the decision later, under any version.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from app import db as database
+from app.errors import NotFound
+
+
+def record(db: sqlite_utils.Database, decision: dict, kind: str, facts: list, context: dict):
+    """Store a decision; call inside the decision's transaction (or alone, for simulations)."""
+    db.execute(
+        "INSERT INTO decisions (decision_id, order_id, kind, status, ruleset, ruleset_version,"
+        " ruleset_sha256, facts, context, result, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        [
+            decision["decision_id"],
+            decision["order_id"],
+            kind,
+            decision["status"],
+            decision["ruleset"]["name"],
+            decision["ruleset"]["version"],
+            decision["ruleset"]["sha256"],
+            json.dumps(facts),
+            json.dumps(context),
+            json.dumps(decision),
+            database.now(),
+        ],
+    )
+
+
+def get(db: sqlite_utils.Database, decision_id: str) -> dict:
+    """The stored record: ``{"decision", "facts", "context", "kind", ...}``."""
+    row = db.execute("SELECT * FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()
+    if row is None:
+        raise NotFound(f"decision {decision_id!r} does not exist")
+    return {
+        "decision": json.loads(row["result"]),
+        "facts": json.loads(row["facts"]),
+        "context": json.loads(row["context"]),
+        "kind": row["kind"],
+        "created_at": row["created_at"],
+    }
+
+
+def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+    rows = db.execute(
+        "SELECT decision_id, kind, status, ruleset, ruleset_version, created_at FROM decisions"
+        " WHERE order_id = ? AND kind != 'simulation' ORDER BY created_at, decision_id",
+        [order_id],
+    )
+    return [dict(row) for row in rows]
+
+
+def latest_result(db: sqlite_utils.Database, order_id: str) -> dict | None:
+    row = db.execute(
+        "SELECT result FROM decisions WHERE order_id = ? AND kind != 'simulation'"
+        " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        [order_id],
+    ).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def first_result(db: sqlite_utils.Database, order_id: str) -> dict | None:
+    """The decision made when the order arrived: what a replayed POST returns."""
+    row = db.execute(
+        "SELECT result FROM decisions WHERE order_id = ? AND kind = 'order'"
+        " ORDER BY created_at, rowid LIMIT 1",
+        [order_id],
+    ).fetchone()
+    return json.loads(row[0]) if row else None

@@ -1,0 +1,1 @@
+"""Instructing the nodes: the outbox of messages, and (later) their delivery."""

@@ -1,0 +1,151 @@
+"""Orders: their lifecycle (a state machine) and timeline. Owns ``orders``, ``order_lines``
+and ``order_events``.
+
+    received ──> sourced | partially_sourced | backordered | on_hold
+    partially_sourced, backordered ──> sourced | partially_sourced | backordered (back-orders)
+    sourced ──> completed, partially_sourced (a node rejected part of it)
+    any open state ──> cancelled
+
+Transitions outside this table are refused with 409 before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlite_utils
+
+from app import db as database
+from app.errors import Conflict, NotFound
+
+OPEN = ("received", "sourced", "partially_sourced", "backordered", "on_hold")
+TRANSITIONS = {
+    "received": {"sourced", "partially_sourced", "backordered", "on_hold", "cancelled"},
+    "sourced": {"completed", "partially_sourced", "backordered", "on_hold", "cancelled"},
+    "partially_sourced": {"sourced", "partially_sourced", "backordered", "on_hold", "cancelled"},
+    "backordered": {"sourced", "partially_sourced", "backordered", "on_hold", "cancelled"},
+    "on_hold": {"sourced", "partially_sourced", "backordered", "cancelled"},
+    "cancelled": set(),
+    "completed": set(),
+}
+
+
+class IllegalTransition(Conflict):
+    code = "illegal_transition"
+
+    def __init__(self, order_id: str, current: str, target: str):
+        super().__init__(f"order {order_id!r} is {current}; it cannot become {target}")
+
+
+def check_transition(order_id: str, current: str, target: str) -> None:
+    """Raise ``IllegalTransition`` unless ``current -> target`` is allowed."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(order_id, current, target)
+
+
+def find(db: sqlite_utils.Database, order_id: str) -> dict | None:
+    row = db.execute("SELECT * FROM orders WHERE order_id = ?", [order_id]).fetchone()
+    if row is None:
+        return None
+    order = dict(row)
+    order["body"] = json.loads(order["body"])
+    return order
+
+
+def require(db: sqlite_utils.Database, order_id: str) -> dict:
+    order = find(db, order_id)
+    if order is None:
+        raise NotFound(f"order {order_id!r} does not exist")
+    return order
+
+
+def create(db: sqlite_utils.Database, body: dict, body_hash: str) -> None:
+    """Record a new order as received, with its lines; call inside a transaction."""
+    now = database.now()
+    db.execute(
+        "INSERT INTO orders (order_id, channel, customer_id, status, body, body_hash,"
+        " created_at, updated_at) VALUES (?, ?, ?, 'received', ?, ?, ?, ?)",
+        [
+            body["order_id"],
+            body["channel"],
+            body["customer_id"],
+            json.dumps(body),
+            body_hash,
+            now,
+            now,
+        ],
+    )
+    db.conn.executemany(
+        "INSERT INTO order_lines (order_id, line_id, sku, qty, unit_price) VALUES (?,?,?,?,?)",
+        [
+            (body["order_id"], line["line_id"], line["sku"], line["qty"], line["unit_price"])
+            for line in body["lines"]
+        ],
+    )
+    add_event(db, body["order_id"], "received", {"channel": body["channel"]})
+
+
+def set_status(db: sqlite_utils.Database, order_id: str, target: str, detail: dict) -> str:
+    """Move the order to ``target`` (checked), and put it on the timeline; return the old status."""
+    current = db.execute("SELECT status FROM orders WHERE order_id = ?", [order_id]).fetchone()
+    if current is None:
+        raise NotFound(f"order {order_id!r} does not exist")
+    check_transition(order_id, current[0], target)
+    db.execute(
+        "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
+        [target, database.now(), order_id],
+    )
+    add_event(db, order_id, "status_changed", {"from": current[0], "to": target, **detail})
+    return current[0]
+
+
+def add_event(db: sqlite_utils.Database, order_id: str, event_type: str, detail: dict) -> None:
+    db.execute(
+        "INSERT INTO order_events (order_id, type, detail, created_at) VALUES (?, ?, ?, ?)",
+        [order_id, event_type, json.dumps(detail), database.now()],
+    )
+
+
+def lines(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+    rows = db.execute(
+        "SELECT line_id, sku, qty, unit_price, qty_allocated FROM order_lines"
+        " WHERE order_id = ? ORDER BY rowid",
+        [order_id],
+    )
+    return [dict(row) for row in rows]
+
+
+def allocate(db: sqlite_utils.Database, order_id: str, quantities: dict[str, int]) -> None:
+    """Add allocated quantities to lines; call inside the decision's transaction."""
+    for line_id, qty in quantities.items():
+        db.execute(
+            "UPDATE order_lines SET qty_allocated = qty_allocated + ?"
+            " WHERE order_id = ? AND line_id = ?",
+            [qty, order_id, line_id],
+        )
+
+
+def timeline(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+    rows = db.execute(
+        "SELECT type, detail, created_at FROM order_events WHERE order_id = ? ORDER BY event_id",
+        [order_id],
+    )
+    return [
+        {"type": row["type"], "at": row["created_at"], **json.loads(row["detail"])} for row in rows
+    ]
+
+
+def waiting_for(db: sqlite_utils.Database, skus: list[str], limit: int = 100) -> list[str]:
+    """Back-ordered or partially sourced orders missing any of these SKUs, oldest first."""
+    if not skus:
+        return []
+    marks = ",".join("?" * len(skus))
+    rows = db.execute(
+        f"SELECT DISTINCT o.order_id, o.created_at FROM orders o"
+        f" JOIN order_lines l ON l.order_id = o.order_id"
+        f" WHERE o.status IN ('backordered', 'partially_sourced')"
+        f" AND l.qty_allocated < l.qty AND l.sku IN ({marks})"
+        f" ORDER BY o.created_at, o.order_id LIMIT ?",
+        [*skus, limit],
+    )
+    return [row[0] for row in rows]

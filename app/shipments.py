@@ -1,0 +1,84 @@
+"""Shipments: what one node sends for one decision. Owns ``shipments``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import sqlite_utils
+
+from app import db as database
+
+OPEN = ("pending", "requested", "accepted", "picked")
+
+
+def node_day(timezone: str, moment: datetime) -> str:
+    """The calendar day at the node, which is what its daily capacity counts."""
+    return moment.astimezone(ZoneInfo(timezone)).date().isoformat()
+
+
+def used_today(db: sqlite_utils.Database, days: dict[str, str]) -> dict[str, int]:
+    """Shipments assigned to each node on its own day: ``{node_id: count}``."""
+    used: dict[str, int] = {}
+    nodes = sorted(days)
+    for start in range(0, len(nodes), 500):
+        chunk = nodes[start : start + 500]
+        day_list = sorted({days[n] for n in chunk})
+        rows = db.execute(
+            f"SELECT node_id, node_day, COUNT(*) FROM shipments"
+            f" WHERE node_id IN ({','.join('?' * len(chunk))})"
+            f" AND node_day IN ({','.join('?' * len(day_list))}) AND status != 'cancelled'"
+            f" GROUP BY node_id, node_day",
+            [*chunk, *day_list],
+        )
+        for node_id, day, count in rows:
+            if days[node_id] == day:
+                used[node_id] = count
+    return used
+
+
+def create(db: sqlite_utils.Database, shipment: dict) -> None:
+    """Insert a shipment; call inside the decision's transaction."""
+    now = database.now()
+    db.execute(
+        "INSERT INTO shipments (shipment_id, order_id, decision_id, node_id, status, method,"
+        " service_level, lines, estimated_cost, distance_km, node_day, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            shipment["shipment_id"],
+            shipment["order_id"],
+            shipment["decision_id"],
+            shipment["node_id"],
+            shipment["method"],
+            shipment["service_level"],
+            json.dumps(shipment["lines"]),
+            shipment["estimated_cost"],
+            shipment["distance_km"],
+            shipment["node_day"],
+            now,
+            now,
+        ],
+    )
+
+
+def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+    rows = db.execute(
+        "SELECT shipment_id, decision_id, node_id, status, method, service_level, lines,"
+        " estimated_cost, distance_km, created_at, updated_at FROM shipments"
+        " WHERE order_id = ? ORDER BY created_at, shipment_id",
+        [order_id],
+    )
+    return [{**dict(row), "lines": json.loads(row["lines"])} for row in rows]
+
+
+def cancel_open(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+    """Cancel the order's shipments that have not shipped; return them as they were."""
+    marks = ",".join("?" * len(OPEN))
+    open_shipments = [s for s in for_order(db, order_id) if s["status"] in OPEN]
+    db.execute(
+        f"UPDATE shipments SET status = 'cancelled', updated_at = ?"
+        f" WHERE order_id = ? AND status IN ({marks})",
+        [database.now(), order_id, *OPEN],
+    )
+    return open_shipments

@@ -1,0 +1,1 @@
+"""Sourcing decisions: facts, rules, allocation, reservations and explanations."""

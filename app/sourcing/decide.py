@@ -1,0 +1,484 @@
+"""Decide an order: gather, build facts, evaluate the rules, allocate, reserve, record.
+
+``run`` is the decision itself: facts and a ruleset version in, a decision out,
+nothing read or written, so a stored decision can be replayed exactly. ``gather``
+reads what the facts need; ``commit`` writes the outcome in one transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from app import customers, decisions, orders, shipments
+from app import db as database
+from app.dispatch import outbox
+from app.errors import Conflict, InvalidInput, NotFound, field_error
+from app.network import nodes, reservations, skus, stock, transfers
+from app.rules import runtime
+from app.sourcing import explain
+from app.sourcing.allocate import Policy, allocate
+from app.sourcing.facts import NetworkView, build, rate_for, service_before_rules, shipping_cost
+
+RULESET = "sourcing"
+RETRIES_OUTSIDE_LOCK = 1
+
+
+# Checking the order -------------------------------------------------------------------
+
+
+def check_references(db: sqlite_utils.Database, order: dict) -> None:
+    """422 with a pointer for an unknown customer, SKU or node, or a repeated line id."""
+    problems = []
+    try:
+        customers.get(db, order["customer_id"])
+    except NotFound:
+        problems.append(
+            field_error(("customer_id",), f"customer {order['customer_id']!r} does not exist")
+        )
+    known = skus.existing(db, [line["sku"] for line in order["lines"]])
+    seen = set()
+    for index, line in enumerate(order["lines"]):
+        if line["sku"] not in known:
+            problems.append(
+                field_error(("lines", index, "sku"), f"SKU {line['sku']!r} does not exist")
+            )
+        if line["line_id"] in seen:
+            problems.append(field_error(("lines", index, "line_id"), "is listed twice"))
+        seen.add(line["line_id"])
+    node_id = order["delivery"].get("node_id")
+    if node_id is not None:
+        node = nodes.existing(db, [node_id]).get(node_id)
+        if node is None:
+            problems.append(
+                field_error(("delivery", "node_id"), f"node {node_id!r} does not exist")
+            )
+        elif "pickup" not in node["capabilities"]:
+            problems.append(
+                field_error(("delivery", "node_id"), f"node {node_id!r} does not hand over orders")
+            )
+    if problems:
+        raise InvalidInput(problems)
+
+
+# Gathering (reads) --------------------------------------------------------------------
+
+
+def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> NetworkView:
+    """Read what the facts need: only the order's SKUs and the nodes that hold them."""
+    sku_list = sorted({line["sku"] for line in order["lines"]})
+    positions = stock.positions(db, sku_list, now=now)
+    node_ids = {p["node_id"] for p in positions}
+    if order["delivery"].get("node_id"):
+        node_ids.add(order["delivery"]["node_id"])
+    in_transit = []
+    if settings.get("use_in_transit") and order.get("promised_by"):
+        latest: dict[tuple, str] = {}
+        for transfer in transfers.in_transit(db, sku_list):
+            key = (transfer["destination_node_id"], transfer["sku"])
+            latest[key] = max(latest.get(key, transfer["eta"]), transfer["eta"])
+        for (node_id, sku), eta in latest.items():
+            atp = reservations.in_transit_atp(db, node_id, sku, now)
+            in_transit.append({"node_id": node_id, "sku": sku, "atp": atp, "eta": eta})
+            node_ids.add(node_id)
+    network = nodes.existing(db, node_ids)
+    moment = datetime.fromisoformat(now)
+    days = {n: shipments.node_day(info["timezone"], moment) for n, info in network.items()}
+    return NetworkView(
+        nodes=network,
+        positions=positions,
+        skus=skus.details(db, sku_list),
+        capacity_used=shipments.used_today(db, days),
+        in_transit=in_transit,
+        now=now,
+    )
+
+
+def facts_for(db: sqlite_utils.Database, order: dict, settings: dict) -> tuple[list, dict]:
+    now = database.now()
+    view = gather(db, order, settings, now)
+    profile = customers.profile_for_decisions(customers.get(db, order["customer_id"]))
+    facts, context = build(order, profile, view, settings)
+    context["node_days"] = {
+        n: shipments.node_day(info["timezone"], datetime.fromisoformat(now))
+        for n, info in view.nodes.items()
+    }
+    context["node_types"] = {n: info["type"] for n, info in view.nodes.items()}
+    context["delivery"] = order["delivery"]
+    return facts, context
+
+
+# Deciding (pure) ----------------------------------------------------------------------
+
+
+def policy_for(settings: dict, attributes: dict, service: str) -> Policy:
+    ship_complete = attributes.get("ship_complete", settings.get("ship_complete", False))
+    return Policy(
+        max_shipments=1
+        if ship_complete
+        else attributes.get("max_shipments", settings.get("max_shipments", 3)),
+        allow_split_lines=attributes.get(
+            "allow_split_lines", settings.get("allow_split_lines", True)
+        ),
+        allow_partial=attributes.get("allow_partial", settings.get("allow_partial", True)),
+        ship_complete=ship_complete,
+        rate=rate_for(settings, service),
+        weights=settings.get("objective", {}),
+    )
+
+
+def run(facts: list[dict], context: dict, version: dict) -> dict:
+    """Decide from facts under a ruleset version. Returns the decision without ids."""
+    settings = version["document"]["settings"]
+    started = time.perf_counter()
+    evaluation = runtime.evaluate(version, facts)
+    rules_done = time.perf_counter()
+    attributes = {name: entry["value"] for name, entry in evaluation.attributes.items()}
+    order_fact = next(f for f in facts if f["fact"] == "order")
+    service = attributes.get("service_level") or service_before_rules(
+        {
+            "delivery": {"method": order_fact["delivery_method"]},
+            "requested_service": context.get("requested_service"),
+        },
+        settings,
+    )
+    if service not in settings["rate_card"]:
+        service = settings.get("default_service", "standard")
+    candidates = [f for f in facts if f["fact"] == "candidate"]
+    options = {
+        c["key"]: {
+            "key": c["key"],
+            "line_id": c["line_id"],
+            "node_id": c["node_id"],
+            "sku": c["sku"],
+            "in_transit": c.get("in_transit", False),
+            "atp": c["atp"],
+            "distance_km": c["distance_km"],
+            "capacity_left": c.get("capacity_left"),
+            "score": evaluation.score_of(c["key"]),
+        }
+        for c in candidates
+        if c["key"] not in evaluation.excluded
+    }
+    policy = policy_for(settings, attributes, service)
+    held = bool(evaluation.holds)
+    allocation = None if held else allocate(context["lines"], list(options.values()), policy)
+    allocated = time.perf_counter()
+
+    lines = {line["line_id"]: line for line in context["lines"]}
+    rate = policy.rate
+    grouped: dict[str, list[dict]] = {}
+    for assignment in allocation.assignments if allocation else []:
+        grouped.setdefault(assignment["node_id"], []).append(assignment)
+    shipment_list = []
+    for node_id, assignments in sorted(grouped.items()):
+        distance = options[assignments[0]["key"]]["distance_km"]
+        weight = sum(lines[a["line_id"]]["weight_kg"] * a["qty"] for a in assignments)
+        shipment_list.append(
+            {
+                "node_id": node_id,
+                "node_type": context["node_types"].get(node_id),
+                "method": context["method"],
+                "service_level": service,
+                "lines": [
+                    {
+                        "line_id": a["line_id"],
+                        "sku": lines[a["line_id"]]["sku"],
+                        "qty": a["qty"],
+                        "supply": "in_transit" if options[a["key"]]["in_transit"] else "on_hand",
+                    }
+                    for a in sorted(assignments, key=lambda a: (a["line_id"], a["key"]))
+                ],
+                "estimated_cost": round(shipping_cost(rate, distance, weight), 2),
+                "distance_km": distance,
+            }
+        )
+    unfulfilled = _unfulfilled(context, candidates, evaluation, options, allocation, policy, held)
+    served = sum(a["qty"] for a in allocation.assignments) if allocation else 0
+    if held:
+        status = "on_hold"
+    elif not unfulfilled:
+        status = "sourced"
+    elif served:
+        status = "partially_sourced"
+    else:
+        status = "backordered"
+    return {
+        "status": status,
+        "ruleset": {
+            "name": version["ruleset"],
+            "version": version["version"],
+            "sha256": version["sha256"],
+        },
+        "service_level": service,
+        "shipments": shipment_list,
+        "unfulfilled": unfulfilled,
+        "objective": allocation.objective if allocation else None,
+        "explanation": explain.explain(
+            evaluation, context, candidates, options, allocation, None if held else policy
+        ),
+        "timings_ms": {
+            "rules": round((rules_done - started) * 1000, 3),
+            "allocation": round((allocated - rules_done) * 1000, 3),
+        },
+    }
+
+
+def _unfulfilled(context, candidates, evaluation, options, allocation, policy, held) -> list:
+    missing = []
+    for line in context["lines"]:
+        qty = (
+            line["qty"]
+            if held or allocation is None
+            else allocation.unserved.get(line["line_id"], 0)
+        )
+        if qty <= 0:
+            continue
+        entry = {"line_id": line["line_id"], "sku": line["sku"], "qty": qty}
+        entry.update(
+            _reason(line, context, candidates, evaluation, options, allocation, policy, held)
+        )
+        missing.append(entry)
+    return missing
+
+
+def _reason(line, context, candidates, evaluation, options, allocation, policy, held) -> dict:
+    line_id = line["line_id"]
+    if held:
+        return {"reason": "on_hold", "message": evaluation.holds[0]["reason"]}
+    mine = [c for c in candidates if c["line_id"] == line_id]
+    if not mine:
+        screened = [s for s in context["screened"] if s["line_id"] == line_id]
+        if screened:
+            reasons = sorted({s["reason"] for s in screened})
+            return {
+                "reason": "no_candidate",
+                "message": "no node can serve it: " + "; ".join(reasons),
+            }
+        return {"reason": "no_stock", "message": "no node has stock to promise"}
+    alive = [options[c["key"]] for c in mine if c["key"] in options]
+    if not alive:
+        rules = sorted({e["rule"] for c in mine for e in evaluation.excluded[c["key"]]})
+        return {
+            "reason": "excluded",
+            "message": "every candidate was excluded by rules",
+            "rules": rules,
+        }
+    if all(o["capacity_left"] is not None and o["capacity_left"] <= 0 for o in alive):
+        return {"reason": "capacity", "message": "every remaining node is at its daily capacity"}
+    if policy.ship_complete and not allocation.assignments:
+        return {"reason": "ship_complete", "message": "no single node can ship the whole order"}
+    if not policy.allow_partial and not allocation.assignments:
+        return {
+            "reason": "partial_not_allowed",
+            "message": "the whole order cannot be served and partial fulfilment is off",
+        }
+    available = sum(o["atp"] for o in alive)
+    if available < line["qty"]:
+        return {
+            "reason": "insufficient_stock",
+            "message": f"{available} of {line['qty']} units can be promised",
+        }
+    if not policy.allow_split_lines and all(o["atp"] < line["qty"] for o in alive):
+        return {"reason": "no_split", "message": "no single node has the whole line"}
+    return {
+        "reason": "max_shipments",
+        "message": f"serving it would exceed {policy.max_shipments} shipment(s)",
+    }
+
+
+# Recording (writes) -------------------------------------------------------------------
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def commit(
+    db: sqlite_utils.Database,
+    order: dict,
+    decision: dict,
+    facts: list,
+    context: dict,
+    settings: dict,
+    kind: str,
+) -> dict:
+    """Reserve, record, create shipments and outbox messages, move the order: one transaction.
+
+    Must run inside ``database.immediate``; raises ``InsufficientStock`` (and so rolls
+    everything back) when stock was promised elsewhere since the facts were read.
+    """
+    decision_id = decision["decision_id"]
+    order_id = order["order_id"]
+    now = datetime.now(UTC)
+    ttl = settings.get("reservation_ttl_seconds", 86400)
+    allocated: dict[str, int] = {}
+    for shipment in decision["shipments"]:
+        shipment["shipment_id"] = new_id("shp")
+    # The record, then shipments (they refer to it), then reservations (they refer to those).
+    decisions.record(db, decision, kind, facts, context)
+    for shipment in decision["shipments"]:
+        shipments.create(
+            db,
+            {
+                **shipment,
+                "order_id": order_id,
+                "decision_id": decision_id,
+                "node_day": context["node_days"].get(shipment["node_id"]) or now.date().isoformat(),
+            },
+        )
+    for shipment in decision["shipments"]:
+        reservations.reserve(
+            db,
+            [
+                reservations.Request(
+                    shipment["node_id"],
+                    line["sku"],
+                    line["qty"],
+                    reference=f"{order_id}/{line['line_id']}",
+                    supply=line["supply"],
+                    shipment_id=shipment["shipment_id"],
+                )
+                for line in shipment["lines"]
+            ],
+            ttl,
+            now=now,
+        )
+        for line in shipment["lines"]:
+            allocated[line["line_id"]] = allocated.get(line["line_id"], 0) + line["qty"]
+        outbox.enqueue(
+            db,
+            "fulfillment.requested",
+            {
+                "shipment_id": shipment["shipment_id"],
+                "order_id": order_id,
+                "node_id": shipment["node_id"],
+                "lines": shipment["lines"],
+                "destination": context["delivery"],
+                "method": shipment["method"],
+                "service_level": shipment["service_level"],
+                "decision_id": decision_id,
+                "ruleset": decision["ruleset"],
+            },
+            node_id=shipment["node_id"],
+            shipment_id=shipment["shipment_id"],
+            order_id=order_id,
+        )
+    orders.allocate(db, order_id, allocated)
+    orders.set_status(db, order_id, decision["status"], {"decision_id": decision_id})
+    return decision
+
+
+# The whole flow -----------------------------------------------------------------------
+
+
+class OrderConflict(Conflict):
+    code = "order_conflict"
+
+
+def _replay_or_conflict(db, body: dict, digest: str) -> dict | None:
+    existing = orders.find(db, body["order_id"])
+    if existing is None:
+        return None
+    if existing["body_hash"] != digest:
+        raise OrderConflict(f"order {body['order_id']!r} was received with a different body")
+    return decisions.first_result(db, body["order_id"])
+
+
+def decide_order(db: sqlite_utils.Database, body: dict) -> tuple[dict, bool]:
+    """Decide a new order and commit it; return ``(decision, created)``.
+
+    The same order again returns its first decision; a different body under the
+    same id is a conflict. Facts are read and rules run outside the write lock; if
+    the stock they saw was promised elsewhere meanwhile, the order is decided again
+    with the lock held, so stock is never promised twice.
+    """
+    digest = stock.body_hash(body)
+    replay = _replay_or_conflict(db, body, digest)
+    if replay is not None:
+        return replay, False
+    check_references(db, body)
+    version = runtime.active_version(db, RULESET)
+    settings = version["document"]["settings"]
+    for attempt in range(RETRIES_OUTSIDE_LOCK + 1):
+        locked = attempt == RETRIES_OUTSIDE_LOCK
+        try:
+            if locked:
+                with database.immediate(db):
+                    return _decide_and_commit(db, body, digest, version, settings)
+            decision, facts, context = make_decision(db, body, version, settings)
+            with database.immediate(db):
+                replay = _replay_or_conflict(db, body, digest)
+                if replay is not None:
+                    return replay, False
+                orders.create(db, body, digest)
+                return commit(db, body, decision, facts, context, settings, "order"), True
+        except reservations.InsufficientStock:
+            if locked:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _decide_and_commit(db, body, digest, version, settings) -> tuple[dict, bool]:
+    replay = _replay_or_conflict(db, body, digest)
+    if replay is not None:
+        return replay, False
+    decision, facts, context = make_decision(db, body, version, settings)
+    orders.create(db, body, digest)
+    return commit(db, body, decision, facts, context, settings, "order"), True
+
+
+def make_decision(db, body: dict, version: dict, settings: dict, kind_prefix: str = "dec"):
+    started = time.perf_counter()
+    facts, context = facts_for(db, body, settings)
+    built = time.perf_counter()
+    decision = run(facts, context, version)
+    decision = {
+        "decision_id": new_id(kind_prefix),
+        "order_id": body["order_id"],
+        **decision,
+        "decided_at": database.now(),
+    }
+    decision["timings_ms"] = {
+        "facts": round((built - started) * 1000, 3),
+        **decision["timings_ms"],
+        "total": round((time.perf_counter() - started) * 1000, 3),
+    }
+    return decision, facts, context
+
+
+def simulate(db: sqlite_utils.Database, body: dict, version: dict) -> dict:
+    """Decide without reserving; keep only a log entry (a decision of kind simulation)."""
+    check_references(db, body)
+    decision, facts, context = make_decision(
+        db, body, version, version["document"]["settings"], "sim"
+    )
+    decision["simulated"] = True
+    with database.atomic(db):
+        decisions.record(db, decision, "simulation", facts, context)
+    return decision
+
+
+def replay(record: dict, version: dict) -> dict:
+    """Re-decide a stored decision from the facts it saw, under ``version``."""
+    from app.sourcing.facts import reprice
+
+    facts = record["facts"]
+    if version["sha256"] != record["decision"]["ruleset"]["sha256"]:
+        facts = reprice(facts, record["context"], version["document"]["settings"])
+    return run(facts, record["context"], version)
+
+
+def outcome(decision: dict) -> dict:
+    """The part of a decision that a replay must reproduce: status, shipments, unfulfilled."""
+    return {
+        "status": decision["status"],
+        "service_level": decision.get("service_level"),
+        "shipments": [
+            {k: v for k, v in s.items() if k != "shipment_id"} for s in decision["shipments"]
+        ],
+        "unfulfilled": decision["unfulfilled"],
+    }

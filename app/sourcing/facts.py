@@ -1,0 +1,278 @@
+"""Build the facts of one order: pure, from data gathered at the edge.
+
+Candidates are the (line, node) pairs that could serve a line: active nodes with
+stock to promise and the capability the delivery needs; the pickup store for a
+pickup order; listed suppliers for drop-ship SKUs; in-transit supply when the
+ruleset allows it and it arrives before the promise. Nodes that hold the SKU but
+cannot serve are recorded as *screened*, with the reason, for explanations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from app.db import parse_time
+from app.geo import distance_km
+
+# The capability a node needs for each delivery method.
+CAPABILITY = {"ship": "ship", "same_day": "same_day", "pickup": "pickup", "ship_to_store": "ship"}
+
+
+@dataclass
+class NetworkView:
+    """What the facts are built from, read from the database for the order's SKUs only."""
+
+    nodes: dict[str, dict]
+    positions: list[dict]
+    skus: dict[str, dict]
+    capacity_used: dict[str, int]
+    in_transit: list[dict] = field(default_factory=list)  # {node_id, sku, atp, eta}
+    now: str = ""
+
+
+def destination(order: dict, nodes: dict[str, dict]) -> dict:
+    """Where the goods go: the address, or the store for pickup and ship-to-store."""
+    delivery = order["delivery"]
+    if "address" in delivery:
+        address = delivery["address"]
+        return {
+            "lat": address["lat"],
+            "lon": address["lon"],
+            "country": address["country"],
+            "postcode": address["postcode"],
+        }
+    node = nodes[delivery["node_id"]]
+    return {"lat": node["lat"], "lon": node["lon"], "country": None, "postcode": None}
+
+
+def service_before_rules(order: dict, settings: dict) -> str:
+    requested = order.get("requested_service")
+    if order["delivery"]["method"] == "same_day" and "same_day" in settings["rate_card"]:
+        return "same_day"
+    if requested in settings["rate_card"]:
+        return requested
+    return settings.get("default_service", "standard")
+
+
+def shipping_cost(rate: dict, distance: float, weight_kg: float) -> float:
+    """Rate card price of one shipment: base + per km + per kg."""
+    return round(rate["base"] + rate["per_km"] * distance + rate["per_kg"] * weight_kg, 4)
+
+
+def rate_for(settings: dict, service: str) -> dict:
+    card = settings["rate_card"]
+    return (
+        card.get(service)
+        or card.get(settings.get("default_service", "standard"))
+        or next(iter(card.values()))
+    )
+
+
+def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tuple[list, dict]:
+    """Return ``(facts, context)`` for an order.
+
+    ``context`` holds what allocation and explanation need besides the facts:
+    the lines, the destination, the screened nodes, the node-local days.
+    """
+    now = parse_time(view.now)
+    dest = destination(order, view.nodes)
+    method = order["delivery"]["method"]
+    service = service_before_rules(order, settings)
+    rate = rate_for(settings, service)
+    lines = []
+    total = 0.0
+    units = 0
+    for line in order["lines"]:
+        info = view.skus[line["sku"]]
+        value = round(line["qty"] * line["unit_price"], 2)
+        total += value
+        units += line["qty"]
+        lines.append(
+            {
+                "line_id": line["line_id"],
+                "sku": line["sku"],
+                "qty": line["qty"],
+                "unit_price": line["unit_price"],
+                "value": value,
+                "category": info["category"],
+                "hazmat": info["hazmat"],
+                "weight_kg": info["weight_kg"],
+                "dropship": bool(info["suppliers"]),
+            }
+        )
+    created = parse_time(view.now)
+    facts: list[dict] = [
+        {
+            "fact": "order",
+            "key": "order",
+            "order_id": order["order_id"],
+            "channel": order["channel"],
+            "total": round(total, 2),
+            "line_count": len(lines),
+            "unit_count": units,
+            "delivery_method": method,
+            "requested_service": order.get("requested_service"),
+            "pickup_node_id": order["delivery"].get("node_id"),
+            "destination_country": dest["country"],
+            "destination_postcode": dest["postcode"],
+            "destination_lat": dest["lat"],
+            "destination_lon": dest["lon"],
+            "created_at": view.now,
+            "created_hour": created.hour,
+        },
+        {"fact": "customer", "key": "customer", **customer},
+    ]
+    facts.extend({"fact": "line", "key": f"line:{line['line_id']}", **line} for line in lines)
+
+    screened: list[dict] = []
+    by_sku: dict[str, list[dict]] = {}
+    for position in view.positions:
+        by_sku.setdefault(position["sku"], []).append(position)
+    promised_by = parse_time(order["promised_by"]) if order.get("promised_by") else None
+    for line in lines:
+        for position in by_sku.get(line["sku"], []):
+            node_id = position["node_id"]
+            node = view.nodes[node_id]
+            reason = _screen(order, line, node_id, node, view.skus[line["sku"]], position["atp"])
+            if reason:
+                screened.append({"line_id": line["line_id"], "node_id": node_id, "reason": reason})
+                continue
+            facts.append(
+                _candidate(
+                    line,
+                    node_id,
+                    node,
+                    position["atp"],
+                    dest,
+                    rate,
+                    view,
+                    now,
+                    False,
+                    position["feed_as_of"],
+                )
+            )
+        if settings.get("use_in_transit") and promised_by is not None:
+            for supply in view.in_transit:
+                if supply["sku"] != line["sku"] or supply["atp"] <= 0:
+                    continue
+                node = view.nodes[supply["node_id"]]
+                eta = parse_time(supply["eta"])
+                if eta > promised_by:
+                    screened.append(
+                        {
+                            "line_id": line["line_id"],
+                            "node_id": supply["node_id"],
+                            "reason": "in-transit stock arrives after the promised date",
+                        }
+                    )
+                    continue
+                if _screen(order, line, supply["node_id"], node, view.skus[line["sku"]], 1):
+                    continue
+                fact = _candidate(
+                    line, supply["node_id"], node, supply["atp"], dest, rate, view, now, True, None
+                )
+                fact["in_transit_eta_days"] = round(
+                    max(0.0, (eta - now).total_seconds()) / 86400, 2
+                )
+                facts.append(fact)
+    context = {
+        "lines": lines,
+        "method": method,
+        "destination": dest,
+        "requested_service": order.get("requested_service"),
+        "screened": screened,
+        "node_days": {},
+        "now": view.now,
+    }
+    return facts, context
+
+
+def _screen(order, line, node_id, node, sku_info, atp) -> str | None:
+    """Why a node holding the SKU cannot serve this line, or None when it can."""
+    method = order["delivery"]["method"]
+    if not node["active"]:
+        return "node is inactive"
+    if atp <= 0:
+        return "no stock to promise"
+    if method == "pickup":
+        if node_id != order["delivery"]["node_id"]:
+            return "pickup orders are served by the chosen store"
+        if "pickup" not in node["capabilities"]:
+            return "node does not hand over pickups"
+        return None
+    if method == "ship_to_store" and node_id == order["delivery"]["node_id"]:
+        return None if "pickup" in node["capabilities"] else "node does not hand over pickups"
+    if node["type"] == "supplier":
+        if node_id not in sku_info["suppliers"]:
+            return "supplier does not drop-ship this SKU"
+        if "dropship" not in node["capabilities"] or method not in ("ship", "ship_to_store"):
+            return "drop-ship is for shipped orders only"
+    needed = CAPABILITY[method]
+    if method == "ship_to_store":
+        needed = "ship_to_store"
+    if needed not in node["capabilities"]:
+        return f"node lacks the {needed} capability"
+    return None
+
+
+def _candidate(
+    line,
+    node_id,
+    node,
+    atp,
+    dest,
+    rate,
+    view,
+    now: datetime,
+    in_transit: bool,
+    feed_as_of: str | None,
+):
+    distance = round(distance_km(node["lat"], node["lon"], dest["lat"], dest["lon"]), 2)
+    capacity = node.get("daily_capacity")
+    used = view.capacity_used.get(node_id, 0)
+    fact = {
+        "fact": "candidate",
+        "key": f"{line['line_id']}@{node_id}" + ("~transit" if in_transit else ""),
+        "line_id": line["line_id"],
+        "sku": line["sku"],
+        "node_id": node_id,
+        "node_type": node["type"],
+        "capabilities": list(node["capabilities"]),
+        "atp": atp,
+        "atp_after": atp - line["qty"],
+        "distance_km": distance,
+        "estimated_cost": shipping_cost(rate, distance, line["weight_kg"] * line["qty"]),
+        "capacity_left": None if capacity is None else capacity - used,
+        "feed_age_hours": None
+        if feed_as_of is None
+        else round((now - parse_time(feed_as_of)).total_seconds() / 3600, 2),
+        "node_priority": node.get("priority", 0),
+        "in_transit": in_transit,
+    }
+    return fact
+
+
+def reprice(facts: list[dict], context: dict, settings: dict) -> list[dict]:
+    """Recompute candidates' estimated cost under another ruleset's rate card (for replay)."""
+    order = next(f for f in facts if f["fact"] == "order")
+    service = service_before_rules(
+        {
+            "delivery": {"method": order["delivery_method"]},
+            "requested_service": context.get("requested_service"),
+        },
+        settings,
+    )
+    rate = rate_for(settings, service)
+    weights = {line["line_id"]: line["weight_kg"] * line["qty"] for line in context["lines"]}
+    priced = []
+    for fact in facts:
+        if fact["fact"] == "candidate":
+            fact = {
+                **fact,
+                "estimated_cost": shipping_cost(
+                    rate, fact["distance_km"], weights[fact["line_id"]]
+                ),
+            }
+        priced.append(fact)
+    return priced
