@@ -238,7 +238,7 @@ def test_every_ruleset_field_is_described_for_editors():
         if isinstance(node, dict):
             for name, child in node.get("properties", {}).items():
                 described = isinstance(child, dict) and (
-                    "description" in child or "$ref" in child and len(child) > 1
+                    "description" in child or ("$ref" in child and len(child) > 1)
                 )
                 if not described:
                     missing.append(f"{path}/properties/{name}")

@@ -102,6 +102,12 @@ def receive(db: sqlite_utils.Database, transfer_id: str, document: dict) -> tupl
             stock.add_on_hand(
                 db, transfer["destination_node_id"], transfer["sku"], qty, received_at
             )
+            # Imported here: reservations imports this module for in-transit ATP.
+            from app.network import reservations
+
+            reservations.settle_in_transit(
+                db, transfer["destination_node_id"], transfer["sku"], qty
+            )
         db.execute(
             "UPDATE transfers SET status = 'received', received_qty = ?, received_at = ?"
             " WHERE transfer_id = ?",
