@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,8 +14,8 @@ from app import db as database
 from app.cli import main
 from app.network import stock
 from tests.rules_helpers import shipped
+from tests.servers import call, serving
 from tests.sourcing_helpers import build_network, order, set_stock
-from tests.test_rulesets_api import free_port
 
 
 @pytest.fixture
@@ -186,17 +179,6 @@ def test_threads_racing_for_the_same_stock(shop, db, app):
     assert stock.atp(db, "DC1", "MUG") == 0
 
 
-def _post(port: int, key: str, body: dict):
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/orders",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
 @pytest.mark.slow
 def test_server_processes_racing_for_the_same_stock(tmp_path):
     from app import create_app
@@ -212,43 +194,24 @@ def test_server_processes_racing_for_the_same_stock(tmp_path):
     admin = Api(client, key)
     build_network(admin)
     set_stock(admin, "DC1", {"MUG": 12})
-    port = free_port()
-    env = {**os.environ, "DOM_DATABASE": path, "DOM_PORT": str(port), "DOM_WORKERS": "4"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except (OSError, urllib.error.URLError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with serving(path, workers=4) as port:
         results = []
 
         def place(number: int) -> None:
-            results.append(_post(port, key, order(f"p{number}", [("MUG", 1, 10.0)]))["status"])
+            body = order(f"p{number}", [("MUG", 1, 10.0)])
+            results.append(call(port, key, "POST", "/v1/orders", body)["status"])
 
         threads = [threading.Thread(target=place, args=(n,)) for n in range(30)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        assert len(results) == 30
-        assert results.count("sourced") == 12
-        connection = database.connect(path)
-        reserved = connection.execute(
-            "SELECT SUM(qty) FROM reservations WHERE status = 'active'"
-        ).fetchone()[0]
-        assert reserved == 12
-        assert stock.atp(connection, "DC1", "MUG") == 0
-        connection.close()
-    finally:
-        server.terminate()
-        server.wait(10)
+    assert len(results) == 30
+    assert results.count("sourced") == 12
+    connection = database.connect(path)
+    reserved = connection.execute(
+        "SELECT SUM(qty) FROM reservations WHERE status = 'active'"
+    ).fetchone()[0]
+    assert reserved == 12
+    assert stock.atp(connection, "DC1", "MUG") == 0
+    connection.close()

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,6 +15,7 @@ from app import db as database
 from app.rules import registry
 from tests.conftest import Api
 from tests.rules_helpers import shipped
+from tests.servers import call, serving
 
 SCENARIO = json.loads(
     (
@@ -220,45 +216,11 @@ def test_evaluate_under_active_and_named_versions(analyst):
     assert {"/facts/0/total", "/facts/1/fact"} <= pointers
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def call(port, key, method, path, body=None):
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}{path}",
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.mark.slow
 def test_activation_reaches_every_server_process_within_a_second(tmp_path):
     """Three gunicorn workers; after one activates v2, every answer uses v2 at once."""
     path = str(tmp_path / "served.db")
-    port = free_port()
-    env = {**os.environ, "DOM_DATABASE": path, "DOM_PORT": str(port), "DOM_WORKERS": "3"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with serving(path, workers=3) as port:
         connection = database.connect(path)
         key = auth.create_key(connection, "analyst")[1]
         connection.close()
@@ -274,6 +236,3 @@ def test_activation_reaches_every_server_process_within_a_second(tmp_path):
         ]
         assert time.monotonic() - activated < 5
         assert seen == [2] * 30
-    finally:
-        server.terminate()
-        server.wait(10)
