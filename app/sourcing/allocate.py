@@ -21,6 +21,10 @@ from math import comb
 
 SHORTLIST = 12
 MAX_SETS = 2500
+# Node sets whose quick assignment ranked best get an exact assignment within the set.
+REFINED = 10
+# Whole-line choices tried exactly when lines may not be split; past this, greedy.
+MAX_WHOLE_COMBINATIONS = 20000
 
 
 @dataclass(frozen=True)
@@ -94,18 +98,21 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
     max_shipments = 1 if policy.ship_complete else policy.max_shipments
     shortlist = _shortlist(nodes, usable, by_line, policy, max_shipments)
     total_units = sum(line["qty"] for line in lines)
-    best = None
+    ranked = []
     tried = 0
     for size in range(1, min(max_shipments, len(shortlist)) + 1):
         for subset in combinations(shortlist, size):
             tried += 1
             assignments = _assign(set(subset), usable, by_line, policy)
-            served = sum(a["qty"] for a in assignments)
-            used = sorted({a["node_id"] for a in assignments})
-            value = objective(assignments, by_line, by_key, policy)
-            rank = (-served, value, len(used), used)
-            if best is None or rank < best[0]:
-                best = (rank, assignments)
+            ranked.append((_rank(assignments, by_line, by_key, policy), subset, assignments))
+    ranked.sort(key=lambda entry: entry[0])
+    best = (ranked[0][0], ranked[0][2]) if ranked else None
+    # Quick assignments can misplace contended stock: redo the most promising sets exactly.
+    for _, subset, _ in ranked[:REFINED]:
+        assignments = _assign_exact(set(subset), usable, by_line, policy)
+        rank = _rank(assignments, by_line, by_key, policy)
+        if rank < best[0]:
+            best = (rank, assignments)
     assignments = best[1] if best else []
     served = sum(a["qty"] for a in assignments)
     if served < total_units and (policy.ship_complete or not policy.allow_partial):
@@ -127,6 +134,12 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
         nodes=sorted({a["node_id"] for a in assignments}),
         sets_tried=tried,
     )
+
+
+def _rank(assignments, by_line, by_key, policy) -> tuple:
+    served = sum(a["qty"] for a in assignments)
+    used = sorted({a["node_id"] for a in assignments})
+    return (-served, objective(assignments, by_line, by_key, policy), len(used), used)
 
 
 def _supply(option: dict) -> tuple:
@@ -167,6 +180,128 @@ def _assign(subset: set[str], options: list[dict], lines: dict, policy: Policy) 
             if need == 0:
                 break
     return assignments
+
+
+def _assign_exact(subset: set[str], options: list[dict], lines: dict, policy: Policy):
+    """Within a fixed node set: serve the most units at the least cost.
+
+    Lines that may be split are a min-cost max-flow (lines -> supplies, capacity
+    ATP); whole lines are searched exhaustively when the choices are few.
+    """
+    mine = [o for o in options if o["node_id"] in subset]
+    if policy.allow_split_lines:
+        return _min_cost_flow(mine, lines, policy)
+    return _whole_lines(mine, lines, policy)
+
+
+def _min_cost_flow(options: list[dict], lines: dict, policy: Policy) -> list[dict]:
+    # Nodes: 0 source, 1 sink, then lines, then supplies. Successive shortest paths
+    # (Bellman-Ford, as unit costs may be negative) give max flow at min cost.
+    line_ids = sorted({o["line_id"] for o in options})
+    supplies = sorted({_supply(o) for o in options})
+    index = {("line", lid): 2 + i for i, lid in enumerate(line_ids)}
+    index.update({("supply", s): 2 + len(line_ids) + i for i, s in enumerate(supplies)})
+    size = 2 + len(line_ids) + len(supplies)
+    graph: list[list[list]] = [[] for _ in range(size)]
+
+    def edge(a, b, capacity, cost, option=None):
+        graph[a].append([b, capacity, cost, len(graph[b]), option])
+        graph[b].append([a, 0, -cost, len(graph[a]) - 1, None])
+
+    atp = {}
+    for o in options:
+        atp[_supply(o)] = o["atp"]
+    for lid in line_ids:
+        edge(0, index[("line", lid)], lines[lid]["qty"], 0.0)
+    for o in options:
+        edge(
+            index[("line", o["line_id"])],
+            index[("supply", _supply(o))],
+            lines[o["line_id"]]["qty"],
+            unit_cost(o, lines[o["line_id"]], policy),
+            o,
+        )
+    for supply in supplies:
+        edge(index[("supply", supply)], 1, atp[supply], 0.0)
+    while True:
+        distance = [float("inf")] * size
+        previous: list = [None] * size
+        distance[0] = 0.0
+        for _ in range(size):
+            changed = False
+            for a in range(size):
+                if distance[a] == float("inf"):
+                    continue
+                for position, (b, capacity, cost, _, _) in enumerate(graph[a]):
+                    if capacity > 0 and distance[a] + cost < distance[b] - 1e-12:
+                        distance[b] = distance[a] + cost
+                        previous[b] = (a, position)
+                        changed = True
+            if not changed:
+                break
+        if distance[1] == float("inf"):
+            break
+        push, node = float("inf"), 1
+        while node != 0:
+            a, position = previous[node]
+            push = min(push, graph[a][position][1])
+            node = a
+        node = 1
+        while node != 0:
+            a, position = previous[node]
+            graph[a][position][1] -= push
+            back = graph[a][position][3]
+            graph[node][back][1] += push
+            node = a
+    assignments = []
+    for lid in line_ids:
+        for b, _capacity, _, back, option in graph[index[("line", lid)]]:
+            if option is not None:
+                flow = graph[b][back][1]
+                if flow > 0:
+                    assignments.append(_assignment(lid, option, int(flow)))
+    return assignments
+
+
+def _whole_lines(options: list[dict], lines: dict, policy: Policy) -> list[dict]:
+    per_line: dict[str, list[dict]] = {}
+    for o in options:
+        if o["atp"] >= lines[o["line_id"]]["qty"]:
+            per_line.setdefault(o["line_id"], []).append(o)
+    line_ids = sorted(per_line)
+    combinations_count = 1
+    for lid in line_ids:
+        combinations_count *= len(per_line[lid]) + 1
+    if combinations_count > MAX_WHOLE_COMBINATIONS:
+        return _assign({o["node_id"] for o in options}, options, lines, policy)
+    best: list = [(0, 0.0), []]
+
+    def search(position: int, remaining: dict, served: int, cost: float, chosen: list):
+        if position == len(line_ids):
+            if (-served, cost) < (-best[0][0], best[0][1]):
+                best[0] = (served, cost)
+                best[1] = list(chosen)
+            return
+        lid = line_ids[position]
+        qty = lines[lid]["qty"]
+        for o in per_line[lid]:
+            supply = _supply(o)
+            if remaining.get(supply, o["atp"]) >= qty:
+                remaining[supply] = remaining.get(supply, o["atp"]) - qty
+                chosen.append(_assignment(lid, o, qty))
+                search(
+                    position + 1,
+                    remaining,
+                    served + qty,
+                    cost + qty * unit_cost(o, lines[lid], policy),
+                    chosen,
+                )
+                chosen.pop()
+                remaining[supply] += qty
+        search(position + 1, remaining, served, cost, chosen)
+
+    search(0, {}, 0, 0.0, [])
+    return best[1]
 
 
 def _assignment(line_id: str, option: dict, qty: int) -> dict:
