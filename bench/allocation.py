@@ -97,9 +97,7 @@ def feasible(assignments, lines, options, policy) -> bool:
         return False
     total = sum(line["qty"] for line in lines)
     served = sum(per_line.values())
-    if (policy.ship_complete or not policy.allow_partial) and served not in (0, total):
-        return False
-    return True
+    return not ((policy.ship_complete or not policy.allow_partial) and served not in (0, total))
 
 
 def optimum(lines, options, policy):

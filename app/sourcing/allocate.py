@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
 
+DEFAULT_WEIGHTS = {"shipping_cost": 1.0, "distance": 0.0, "split_penalty": 5.0, "rule_score": 1.0}
 SHORTLIST = 12
 MAX_SETS = 2500
 # Node sets whose quick assignment ranked best get an exact assignment within the set.
@@ -41,8 +42,7 @@ class Policy:
     )  # shipping_cost, distance, split_penalty, rule_score
 
     def weight(self, name: str) -> float:
-        defaults = {"shipping_cost": 1.0, "distance": 0.0, "split_penalty": 5.0, "rule_score": 1.0}
-        return float(self.weights.get(name, defaults[name]))
+        return float(self.weights.get(name, DEFAULT_WEIGHTS[name]))
 
 
 @dataclass
@@ -98,13 +98,53 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
     max_shipments = 1 if policy.ship_complete else policy.max_shipments
     shortlist = _shortlist(nodes, usable, by_line, policy, max_shipments)
     total_units = sum(line["qty"] for line in lines)
+    # Each line's options in order of preference, once: sets only filter them.
+    preference: dict[str, list[dict]] = {}
+    for option in sorted(
+        usable,
+        key=lambda o: (
+            unit_cost(o, by_line[o["line_id"]], policy),
+            o["distance_km"],
+            o["node_id"],
+            o["key"],
+        ),
+    ):
+        preference.setdefault(option["line_id"], []).append(option)
+    preference = {line_id: Preference(options) for line_id, options in preference.items()}
+    # Bounds that let a node set be skipped unseen: the most units it could serve, and,
+    # when every unit is served, the least its shipments and units could cost.
+    atp_at: dict[str, dict[str, int]] = {}
+    for option in usable:
+        per_node = atp_at.setdefault(option["line_id"], {})
+        per_node[option["node_id"]] = per_node.get(option["node_id"], 0) + option["atp"]
+    least_units = sum(
+        line["qty"] * min(unit_cost(o, line, policy) for o in preference[line_id])
+        for line_id, line in by_line.items()
+        if line_id in preference
+    )
+    fixed = {o["node_id"]: shipment_cost(o["distance_km"], policy) for o in usable}
     ranked = []
     tried = 0
+    best_served, best_value = -1, float("inf")
     for size in range(1, min(max_shipments, len(shortlist)) + 1):
         for subset in combinations(shortlist, size):
+            most = sum(
+                min(line["qty"], sum(atp_at.get(line_id, {}).get(n, 0) for n in subset))
+                for line_id, line in by_line.items()
+            )
+            if most < best_served:
+                continue
+            if most == best_served == total_units:
+                floor = sum(fixed[n] for n in subset) + least_units
+                floor += policy.weight("split_penalty") * (size - 1)
+                if floor >= best_value:
+                    continue
             tried += 1
-            assignments = _assign(set(subset), usable, by_line, policy)
-            ranked.append((_rank(assignments, by_line, by_key, policy), subset, assignments))
+            assignments = _assign(set(subset), preference, by_line, policy)
+            rank = _rank(assignments, by_line, by_key, policy)
+            ranked.append((rank, subset, assignments))
+            if (-rank[0], -rank[1]) > (best_served, -best_value):
+                best_served, best_value = -rank[0], rank[1]
     ranked.sort(key=lambda entry: entry[0])
     best = (ranked[0][0], ranked[0][2]) if ranked else None
     # Quick assignments can misplace contended stock: redo the most promising sets exactly.
@@ -146,24 +186,39 @@ def _supply(option: dict) -> tuple:
     return option["node_id"], option["sku"], bool(option.get("in_transit"))
 
 
-def _assign(subset: set[str], options: list[dict], lines: dict, policy: Policy) -> list[dict]:
-    """Assign lines within a fixed set of nodes: cheapest option first, sharing ATP."""
+class Preference(list):
+    """A line's options in order of preference, indexed by node for fast filtering."""
+
+    def __init__(self, options):
+        super().__init__(options)
+        self.by_node: dict[str, list[tuple[int, dict]]] = {}
+        for position, option in enumerate(options):
+            self.by_node.setdefault(option["node_id"], []).append((position, option))
+
+
+def _within(choices, subset: set[str]) -> list[dict]:
+    if isinstance(choices, Preference) and len(subset) * 4 < len(choices):
+        found = [pair for node in subset for pair in choices.by_node.get(node, ())]
+        return [option for _, option in sorted(found, key=lambda pair: pair[0])]
+    return [o for o in choices if o["node_id"] in subset]
+
+
+def _assign(subset: set[str], preference: dict, lines: dict, policy: Policy) -> list[dict]:
+    """Assign lines within a fixed set of nodes: preferred option first, sharing ATP."""
     remaining: dict[tuple, int] = {}
     per_line: dict[str, list[dict]] = {}
-    for option in options:
-        if option["node_id"] in subset:
-            per_line.setdefault(option["line_id"], []).append(option)
-            remaining.setdefault(_supply(option), option["atp"])
+    for line_id, choices in preference.items():
+        mine = _within(choices, subset)
+        if mine:
+            per_line[line_id] = mine
+            for option in mine:
+                remaining.setdefault(_supply(option), option["atp"])
     assignments = []
     # Lines with the fewest places to go choose first.
     order = sorted(per_line, key=lambda lid: (len(per_line[lid]), -lines[lid]["qty"], lid))
     for line_id in order:
-        line = lines[line_id]
-        choices = sorted(
-            per_line[line_id],
-            key=lambda o: (unit_cost(o, line, policy), o["distance_km"], o["node_id"], o["key"]),
-        )
-        need = line["qty"]
+        need = lines[line_id]["qty"]
+        choices = per_line[line_id]
         if not policy.allow_split_lines:
             for option in choices:
                 if remaining[_supply(option)] >= need:
@@ -273,7 +328,18 @@ def _whole_lines(options: list[dict], lines: dict, policy: Policy) -> list[dict]
     for lid in line_ids:
         combinations_count *= len(per_line[lid]) + 1
     if combinations_count > MAX_WHOLE_COMBINATIONS:
-        return _assign({o["node_id"] for o in options}, options, lines, policy)
+        preference: dict[str, list[dict]] = {}
+        for o in sorted(
+            options,
+            key=lambda o: (
+                unit_cost(o, lines[o["line_id"]], policy),
+                o["distance_km"],
+                o["node_id"],
+                o["key"],
+            ),
+        ):
+            preference.setdefault(o["line_id"], []).append(o)
+        return _assign({o["node_id"] for o in options}, preference, lines, policy)
     best: list = [(0, 0.0), []]
 
     def search(position: int, remaining: dict, served: int, cost: float, chosen: list):

@@ -160,7 +160,7 @@ def _answer(decision, explanation, node_id, line_id) -> dict:
             rules = ", ".join(f"{b['rule']} ({b['reason']})" for b in entry["by"])
             return {"outcome": "excluded", "reason": f"excluded by {rules}", "by": entry["by"]}
     for entry in explanation.get("screened", []):
-        if entry["node_id"] == node_id and entry["line_id"] == line_id:
+        if node_id in entry["node_ids"] and entry["line_id"] == line_id:
             return {"outcome": "not_a_candidate", "reason": entry["reason"]}
     for entry in explanation.get("alternatives", []):
         if entry["node_id"] == node_id and entry["line_id"] == line_id:

@@ -15,6 +15,8 @@ from datetime import datetime
 from app.db import parse_time
 from app.geo import distance_km
 
+# Candidates per line when the ruleset does not say (the nearest ones are kept).
+DEFAULT_MAX_CANDIDATES = 60
 # The capability a node needs for each delivery method.
 CAPABILITY = {"ship": "ship", "same_day": "same_day", "pickup": "pickup", "ship_to_store": "ship"}
 
@@ -125,20 +127,26 @@ def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tup
     ]
     facts.extend({"fact": "line", "key": f"line:{line['line_id']}", **line} for line in lines)
 
-    screened: list[dict] = []
+    screened: dict[tuple[str, str], list[str]] = {}
+
+    def screen(line_id: str, node_id: str, reason: str) -> None:
+        screened.setdefault((line_id, reason), []).append(node_id)
+
     by_sku: dict[str, list[dict]] = {}
     for position in view.positions:
         by_sku.setdefault(position["sku"], []).append(position)
     promised_by = parse_time(order["promised_by"]) if order.get("promised_by") else None
+    limit = settings.get("max_candidates_per_line", DEFAULT_MAX_CANDIDATES)
     for line in lines:
+        found = []
         for position in by_sku.get(line["sku"], []):
             node_id = position["node_id"]
             node = view.nodes[node_id]
             reason = _screen(order, line, node_id, node, view.skus[line["sku"]], position["atp"])
             if reason:
-                screened.append({"line_id": line["line_id"], "node_id": node_id, "reason": reason})
+                screen(line["line_id"], node_id, reason)
                 continue
-            facts.append(
+            found.append(
                 _candidate(
                     line,
                     node_id,
@@ -152,6 +160,11 @@ def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tup
                     position["feed_as_of"],
                 )
             )
+        # The nearest candidates are the ones that can matter; the rest would only cost time.
+        found.sort(key=lambda fact: (fact["distance_km"], fact["node_id"]))
+        for fact in found[limit:]:
+            screen(line["line_id"], fact["node_id"], f"farther than the {limit} nearest candidates")
+        facts.extend(found[:limit])
         if settings.get("use_in_transit") and promised_by is not None:
             for supply in view.in_transit:
                 if supply["sku"] != line["sku"] or supply["atp"] <= 0:
@@ -159,12 +172,10 @@ def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tup
                 node = view.nodes[supply["node_id"]]
                 eta = parse_time(supply["eta"])
                 if eta > promised_by:
-                    screened.append(
-                        {
-                            "line_id": line["line_id"],
-                            "node_id": supply["node_id"],
-                            "reason": "in-transit stock arrives after the promised date",
-                        }
+                    screen(
+                        line["line_id"],
+                        supply["node_id"],
+                        "in-transit stock arrives after the promised date",
                     )
                     continue
                 if _screen(order, line, supply["node_id"], node, view.skus[line["sku"]], 1):
@@ -181,7 +192,10 @@ def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tup
         "method": method,
         "destination": dest,
         "requested_service": order.get("requested_service"),
-        "screened": screened,
+        "screened": [
+            {"line_id": line_id, "reason": reason, "node_ids": sorted(node_ids)}
+            for (line_id, reason), node_ids in sorted(screened.items())
+        ],
         "node_days": {},
         "now": view.now,
     }

@@ -1,0 +1,294 @@
+"""Decision throughput and latency, in process and over HTTP, next to a bare echo endpoint.
+
+Two networks: the demo (46 nodes, 500 SKUs) and a generated one of 1,000 nodes.
+Orders have 1-3 lines of random SKUs shipped to a random customer's address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from app import auth, create_app, customers, demo
+from app import db as database
+from app.network import nodes, skus, stock
+from app.sourcing import decide
+
+ROOT = Path(__file__).parent.parent
+IN_PROCESS_ORDERS = 300
+HTTP_ORDERS = 400
+CLIENT_THREADS = 8
+SERVER_WORKERS = 4
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def demo_network(path: str) -> dict:
+    create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
+    connection = database.connect(path)
+    demo.load(connection)
+    skus_list = [f"SKU-{n:04d}" for n in range(1, 501)]
+    ids = [f"C{n:05d}" for n in range(1, 301)]
+    connection.close()
+    return {"skus": skus_list, "customers": ids}
+
+
+def large_network(path: str, node_count: int = 1000, sku_count: int = 200) -> dict:
+    """1,000 nodes across Great Britain; each SKU stocked at about a quarter of them."""
+    create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
+    connection = database.connect(path)
+    rng = random.Random(21)
+    base = demo.network(7)
+    template = base["nodes"]["ST-001"]
+    for n in range(node_count):
+        kind = "dc" if n < 60 else "3pl" if n < 80 else "store"
+        document = {
+            **template,
+            "type": kind,
+            "name": f"{kind} {n}",
+            "address": {
+                **template["address"],
+                "lat": round(rng.uniform(50.4, 57.5), 4),
+                "lon": round(rng.uniform(-4.5, 1.5), 4),
+            },
+            "capabilities": ["ship", "pickup"] if kind == "store" else ["ship"],
+            "daily_capacity": None if kind != "store" else 500,
+        }
+        nodes.put(connection, f"N{n:04d}", document)
+    codes = [f"G{n:04d}" for n in range(sku_count)]
+    for code in codes:
+        skus.put(
+            connection,
+            code,
+            {"name": code, "weight_kg": round(rng.uniform(0.2, 8), 2), "category": "home"},
+        )
+    for n in range(node_count):
+        items = [{"sku": c, "on_hand": rng.randint(5, 200)} for c in codes if rng.random() < 0.25]
+        stock.apply_feed(
+            connection,
+            {
+                "feed_id": f"g{n}",
+                "node_id": f"N{n:04d}",
+                "mode": "snapshot",
+                "as_of": database.now(),
+                "items": items,
+            },
+        )
+    ids = []
+    for n in range(100):
+        city, postcode, lat, lon = rng.choice(demo.CITIES)
+        address = {
+            "address_id": "home",
+            "lines": ["1 Main Street"],
+            "city": city,
+            "postcode": postcode,
+            "country": "GB",
+            "lat": lat,
+            "lon": lon,
+        }
+        customers.put(
+            connection,
+            f"G{n:03d}",
+            {"name": "Bench", "tier": "standard", "addresses": [address], "lifetime_orders": 3},
+            True,
+        )
+        ids.append(f"G{n:03d}")
+    connection.close()
+    return {"skus": codes, "customers": ids}
+
+
+def orders(setup: dict, path: str, count: int, prefix: str, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    connection = database.connect(path)
+    homes = {}
+    for customer_id in setup["customers"]:
+        homes[customer_id] = customers.get(connection, customer_id)["addresses"][0]
+    connection.close()
+    bodies = []
+    for n in range(count):
+        customer_id = rng.choice(setup["customers"])
+        home = {k: v for k, v in homes[customer_id].items() if k not in ("address_id", "label")}
+        bodies.append(
+            {
+                "order_id": f"{prefix}{n}",
+                "channel": rng.choice(["web", "app"]),
+                "customer_id": customer_id,
+                "delivery": {"method": "ship", "address": home},
+                "lines": [
+                    {
+                        "line_id": str(i),
+                        "sku": rng.choice(setup["skus"]),
+                        "qty": rng.randint(1, 3),
+                        "unit_price": 19.99,
+                    }
+                    for i in range(rng.randint(1, 3))
+                ],
+            }
+        )
+    return bodies
+
+
+def in_process(path: str, bodies: list[dict]) -> tuple[float, list[float]]:
+    connection = database.connect(path)
+    latencies = []
+    started = time.perf_counter()
+    for body in bodies:
+        t0 = time.perf_counter()
+        decide.decide_order(connection, body)
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return len(bodies) / elapsed, latencies
+
+
+def serve(command: list[str], env: dict, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+        except urllib.error.HTTPError:
+            return server  # it answers
+        except OSError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError(f"server did not start: {command}") from None
+            time.sleep(0.1)
+        else:
+            return server
+
+
+def load(port: int, path: str, key: str, bodies: list[dict]) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    queue = list(bodies)
+
+    def worker():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                body = queue.pop()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                data=json.dumps(body).encode(),
+                method="POST",
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            t0 = time.perf_counter()
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+            with lock:
+                latencies.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=worker) for _ in range(CLIENT_THREADS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(bodies) / (time.perf_counter() - started), latencies
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
+    connection = database.connect(db_path)
+    key = auth.create_key(connection, "channel")[1]
+    connection.close()
+    env = {
+        **os.environ,
+        "DOM_DATABASE": db_path,
+        "DOM_WORKERS": str(SERVER_WORKERS),
+        "DOM_LOG_LEVEL": "WARNING",
+    }
+    port = free_port()
+    server = serve(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        {**env, "DOM_PORT": str(port)},
+        port,
+    )
+    try:
+        dom = load(port, "/v1/orders", key, bodies)
+    finally:
+        server.terminate()
+        server.wait(10)
+    port = free_port()
+    echo = serve(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            str(SERVER_WORKERS),
+            "-b",
+            f"127.0.0.1:{port}",
+            "bench.echo:app",
+        ],
+        env,
+        port,
+    )
+    try:
+        bare = load(port, "/echo", key, bodies)
+    finally:
+        echo.terminate()
+        echo.wait(10)
+    return dom, bare
+
+
+def report(label: str, rate: float, latencies: list[float]) -> str:
+    return (
+        f"{label:<44} {rate:>8,.0f} decisions/s   p50 {percentile(latencies, 0.5) * 1000:6.1f} ms"
+        f"   p99 {percentile(latencies, 0.99) * 1000:6.1f} ms"
+    )
+
+
+def main() -> None:
+    for name, build in (
+        ("demo network (46 nodes)", demo_network),
+        ("generated network (1,000 nodes)", large_network),
+    ):
+        with tempfile.TemporaryDirectory() as folder:
+            path = str(Path(folder) / "bench.db")
+            setup = build(path)
+            runs = []
+            for run in range(3):
+                bodies = orders(setup, path, IN_PROCESS_ORDERS, f"ip{run}-", run)
+                runs.append(in_process(path, bodies))
+            rate = statistics.median(r[0] for r in runs)
+            latencies = sorted(runs, key=lambda r: r[0])[1][1]
+            print(report(f"decisions in process, {name}", rate, latencies))
+            bodies = orders(setup, path, HTTP_ORDERS, "http-", 99)
+            (dom_rate, dom_lat), (echo_rate, echo_lat) = over_http(path, bodies)
+            print(
+                report(f"decisions over HTTP ({SERVER_WORKERS} workers), {name}", dom_rate, dom_lat)
+            )
+            print(
+                report(
+                    f"bare Flask echo, same bodies ({SERVER_WORKERS} workers)", echo_rate, echo_lat
+                )
+            )
+            print(
+                f"{'':<44} echo / decision throughput: {echo_rate / dom_rate:.1f}x;"
+                f" {CLIENT_THREADS} client threads, {HTTP_ORDERS} orders"
+            )
