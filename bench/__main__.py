@@ -5,13 +5,15 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import inventory, rules
+from bench import allocation, decisions, inventory, rules
 
 
 def main() -> None:
     print(f"DOM benchmarks on Python {platform.python_version()}, {platform.machine()}")
     rules.main()
     inventory.main()
+    allocation.main()
+    decisions.main()
 
 
 if __name__ == "__main__":

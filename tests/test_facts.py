@@ -64,7 +64,7 @@ def candidates(facts):
 
 
 def test_candidate_fields():
-    facts, context = build(ORDER, CUSTOMER, view(1), SETTINGS)
+    facts, _context = build(ORDER, CUSTOMER, view(1), SETTINGS)
     [candidate] = candidates(facts)
     assert candidate["key"] == "1@N000"
     assert (candidate["atp"], candidate["atp_after"], candidate["capacity_left"]) == (5, 3, 6)
