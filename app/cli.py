@@ -14,6 +14,7 @@ import click
 
 from app import auth, settings
 from app import db as database
+from app.dispatch.worker import Dispatcher
 from app.errors import NotFound
 
 
@@ -72,10 +73,26 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
     # Migrate once here, before workers fork, instead of in every worker.
     app = create_app({"AUTO_MIGRATE": True})
     click.echo(f"DOM serving on http://{host}:{port} (database {config['DATABASE']})")
+    embedded = config["DISPATCH_EMBEDDED"]
     if dev:
+        import os
+
+        # The reloader runs the app in a child process; deliver from that one only.
+        if embedded and os.environ.get("WERKZEUG_RUN_MAIN") == "true":
+            Dispatcher(app.config).start_thread()
         app.run(host=host, port=port, debug=True, use_reloader=True)
         return
     from gunicorn.app.base import BaseApplication
+
+    dispatchers = {}
+
+    def start_dispatcher(worker):
+        dispatchers[worker.pid] = Dispatcher(app.config)
+        dispatchers[worker.pid].start_thread()
+
+    def stop_dispatcher(server, worker):
+        if worker.pid in dispatchers:
+            dispatchers[worker.pid].stop()
 
     class Server(BaseApplication):
         def load_config(self):
@@ -83,11 +100,35 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
+            if embedded:
+                self.cfg.set("post_worker_init", start_dispatcher)
+                self.cfg.set("worker_exit", stop_dispatcher)
 
         def load(self):
             return app
 
     Server().run()
+
+
+@main.command()
+def dispatch():
+    """Deliver outbox messages as signed webhooks until stopped (SIGTERM finishes cleanly).
+
+    Run several for more throughput; they share the outbox through leases. With
+    `dom serve`, set DOM_DISPATCH_EMBEDDED=false to deliver only from these.
+
+    \b
+    Example:
+        DOM_DATABASE=/var/lib/dom/dom.db dom dispatch
+    """
+    import signal
+
+    dispatcher = Dispatcher(_config())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: dispatcher.stop())
+    click.echo(f"dispatcher {dispatcher.worker} delivering", err=True)
+    dispatcher.run()
+    click.echo(f"dispatcher {dispatcher.worker} stopped", err=True)
 
 
 @main.group()

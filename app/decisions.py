@@ -76,3 +76,9 @@ def first_result(db: sqlite_utils.Database, order_id: str) -> dict | None:
         [order_id],
     ).fetchone()
     return json.loads(row[0]) if row else None
+
+
+def count(db: sqlite_utils.Database, order_id: str, kind: str) -> int:
+    return db.execute(
+        "SELECT COUNT(*) FROM decisions WHERE order_id = ? AND kind = ?", [order_id, kind]
+    ).fetchone()[0]

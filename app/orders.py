@@ -16,6 +16,7 @@ import json
 import sqlite_utils
 
 from app import db as database
+from app.dispatch import outbox, subscriptions
 from app.errors import Conflict, NotFound
 
 OPEN = ("received", "sourced", "partially_sourced", "backordered", "on_hold")
@@ -87,15 +88,26 @@ def create(db: sqlite_utils.Database, body: dict, body_hash: str) -> None:
 
 def set_status(db: sqlite_utils.Database, order_id: str, target: str, detail: dict) -> str:
     """Move the order to ``target`` (checked), and put it on the timeline; return the old status."""
-    current = db.execute("SELECT status FROM orders WHERE order_id = ?", [order_id]).fetchone()
+    current = db.execute(
+        "SELECT status, channel FROM orders WHERE order_id = ?", [order_id]
+    ).fetchone()
     if current is None:
         raise NotFound(f"order {order_id!r} does not exist")
+    if current[0] == target and target in OPEN:
+        add_event(db, order_id, "decided", {"status": target, **detail})
+        return current[0]
     check_transition(order_id, current[0], target)
     db.execute(
         "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
         [target, database.now(), order_id],
     )
     add_event(db, order_id, "status_changed", {"from": current[0], "to": target, **detail})
+    # Channels that subscribed hear about it, in the same transaction as the change.
+    payload = {"order_id": order_id, "from": current[0], "to": target, **detail}
+    for subscription_id in subscriptions.matching(db, "order.status_changed", current[1]):
+        outbox.enqueue(
+            db, "order.status_changed", payload, order_id=order_id, subscription_id=subscription_id
+        )
     return current[0]
 
 
@@ -115,11 +127,35 @@ def lines(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
+def missing(db: sqlite_utils.Database, order_id: str, line_ids=None) -> list[dict]:
+    """The unallocated part of each line (of ``line_ids``, or all), as order lines."""
+    return [
+        {
+            "line_id": line["line_id"],
+            "sku": line["sku"],
+            "qty": line["qty"] - line["qty_allocated"],
+            "unit_price": line["unit_price"],
+        }
+        for line in lines(db, order_id)
+        if line["qty"] > line["qty_allocated"] and (line_ids is None or line["line_id"] in line_ids)
+    ]
+
+
 def allocate(db: sqlite_utils.Database, order_id: str, quantities: dict[str, int]) -> None:
     """Add allocated quantities to lines; call inside the decision's transaction."""
     for line_id, qty in quantities.items():
         db.execute(
             "UPDATE order_lines SET qty_allocated = qty_allocated + ?"
+            " WHERE order_id = ? AND line_id = ?",
+            [qty, order_id, line_id],
+        )
+
+
+def deallocate(db: sqlite_utils.Database, order_id: str, quantities: dict[str, int]) -> None:
+    """Take back allocated quantities (a node rejected them); call inside a transaction."""
+    for line_id, qty in quantities.items():
+        db.execute(
+            "UPDATE order_lines SET qty_allocated = MAX(0, qty_allocated - ?)"
             " WHERE order_id = ? AND line_id = ?",
             [qty, order_id, line_id],
         )

@@ -25,6 +25,13 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
+def _seconds(value: str) -> tuple[float, ...]:
+    delays = tuple(float(part) for part in value.split(",") if part.strip())
+    if not delays or any(delay < 0 for delay in delays):
+        raise ValueError(f"expected comma-separated seconds, got {value!r}")
+    return delays
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration value: its name, default, meaning and parser."""
@@ -72,6 +79,45 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLITE_BUSY_TIMEOUT_MS",
         10000,
         "How long a writer waits for SQLite's write lock before failing.",
+        int,
+    ),
+    Setting(
+        "DISPATCH_EMBEDDED",
+        True,
+        "Run the webhook dispatcher inside `dom serve` (one thread per worker process).",
+        _bool,
+    ),
+    Setting("WEBHOOK_TIMEOUT_SECONDS", 15.0, "A node has this long to answer a webhook.", float),
+    Setting(
+        "RETRY_SCHEDULE",
+        (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        "Seconds between failed attempts, comma-separated; after the last, a message is dead.",
+        _seconds,
+    ),
+    Setting("RETRY_JITTER", 0.2, "Random share added to or taken from each retry delay.", float),
+    Setting(
+        "WEBHOOK_ALLOW",
+        "",
+        "Hosts or networks webhooks may reach although private or loopback (e.g. 127.0.0.1).",
+    ),
+    Setting(
+        "WEBHOOK_SECRET_GRACE_SECONDS",
+        86400,
+        "After a node's secret changes, messages carry both signatures for this long.",
+        int,
+    ),
+    Setting(
+        "ENDPOINT_DISABLE_AFTER",
+        50,
+        "Consecutive failed deliveries after which an endpoint is disabled and reported.",
+        int,
+    ),
+    Setting("DISPATCH_LEASE_SECONDS", 60.0, "How long a worker holds a claimed message.", float),
+    Setting("DISPATCH_POLL_SECONDS", 0.5, "How often an idle dispatcher looks for work.", float),
+    Setting(
+        "RESOURCING_MAX_ROUNDS",
+        3,
+        "Times an order's lines are sourced again after rejections before it is held.",
         int,
     ),
     Setting("LOG_LEVEL", "INFO", "Logging level of the service (DEBUG, INFO, WARNING, ERROR)."),

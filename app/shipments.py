@@ -65,7 +65,8 @@ def create(db: sqlite_utils.Database, shipment: dict) -> None:
 def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT shipment_id, decision_id, node_id, status, method, service_level, lines,"
-        " estimated_cost, distance_km, created_at, updated_at FROM shipments"
+        " estimated_cost, distance_km, carrier, tracking_number, requested_at, created_at,"
+        " updated_at FROM shipments"
         " WHERE order_id = ? ORDER BY created_at, shipment_id",
         [order_id],
     )
@@ -82,3 +83,61 @@ def cancel_open(db: sqlite_utils.Database, order_id: str) -> list[dict]:
         [database.now(), order_id, *OPEN],
     )
     return open_shipments
+
+
+# Shipment states, advanced by node callbacks (and by delivery of the request).
+TRANSITIONS = {
+    "pending": {"requested", "accepted", "rejected", "cancelled"},
+    "requested": {"accepted", "rejected", "cancelled"},
+    "accepted": {"picked", "shipped", "rejected", "cancelled"},
+    "picked": {"shipped", "cancelled"},
+    "shipped": {"delivered"},
+    "delivered": set(),
+    "rejected": set(),
+    "cancelled": set(),
+}
+
+
+def get(db: sqlite_utils.Database, shipment_id: str) -> dict:
+    from app.errors import NotFound
+
+    row = db.execute("SELECT * FROM shipments WHERE shipment_id = ?", [shipment_id]).fetchone()
+    if row is None:
+        raise NotFound(f"shipment {shipment_id!r} does not exist")
+    return {**dict(row), "lines": json.loads(row["lines"])}
+
+
+def set_status(db: sqlite_utils.Database, shipment_id: str, status: str, **fields) -> None:
+    """Move a shipment (the caller checked the transition); call inside a transaction."""
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    db.execute(
+        f"UPDATE shipments SET status = ?, updated_at = ?{', ' if fields else ''}{assignments}"
+        f" WHERE shipment_id = ?",
+        [status, database.now(), *fields.values(), shipment_id],
+    )
+
+
+def mark_requested(db: sqlite_utils.Database, shipment_id: str) -> None:
+    """The node received the request: the acknowledgement clock starts."""
+    db.execute(
+        "UPDATE shipments SET status = 'requested', requested_at = ?, updated_at = ?"
+        " WHERE shipment_id = ? AND status = 'pending'",
+        [database.now(), database.now(), shipment_id],
+    )
+
+
+def unacknowledged(db: sqlite_utils.Database, older_than: str) -> list[dict]:
+    """Requested shipments no node accepted since before ``older_than``."""
+    rows = db.execute(
+        "SELECT shipment_id FROM shipments WHERE status = 'requested' AND requested_at < ?",
+        [older_than],
+    )
+    return [get(db, row[0]) for row in rows]
+
+
+def rejected_nodes(db: sqlite_utils.Database, order_id: str) -> list[str]:
+    rows = db.execute(
+        "SELECT DISTINCT node_id FROM shipments WHERE order_id = ? AND status = 'rejected'",
+        [order_id],
+    )
+    return [row[0] for row in rows]

@@ -35,6 +35,9 @@ def test_webhook_secret_is_write_only(admin, caplog):
     assert responses[1].get_json()["webhook"] == {
         "url": "https://wms.example.com/hooks",
         "secret_set": True,
+        "failures": 0,
+        "disabled_at": None,
+        "disabled_reason": None,
     }
     assert SECRET not in caplog.text
 

@@ -121,9 +121,9 @@ def principal() -> auth.Principal:
 
 
 def init_app(app: Flask) -> None:
-    from app.api import customers, inventory, meta, network, orders, rulesets
+    from app.api import customers, dispatch, inventory, meta, network, orders, rulesets
 
-    for module in (meta, network, inventory, customers, rulesets, orders):
+    for module in (meta, network, inventory, customers, rulesets, orders, dispatch):
         app.register_blueprint(module.bp)
 
 

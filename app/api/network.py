@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import zoneinfo
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, current_app, jsonify
 
 from app.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
 from app.db import get_db
+from app.dispatch import urls
 from app.errors import InvalidInput, field_error
 from app.network import nodes, skus
 
@@ -30,7 +31,14 @@ NODE_QUERY = (
 )
 def put_node(node_id: str, body: dict):
     _check_timezone(body["timezone"])
-    node, created = nodes.put(get_db(), node_id, body)
+    if body.get("webhook"):
+        try:
+            urls.check(body["webhook"]["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)
+        except urls.UnsafeURL as exc:
+            raise InvalidInput([field_error(("webhook", "url"), str(exc))]) from exc
+    node, created = nodes.put(
+        get_db(), node_id, body, current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"]
+    )
     return created_or_ok(node, created)
 
 

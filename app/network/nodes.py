@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import sqlite_utils
 
 from app import db as database
+from app.dispatch import health
 from app.errors import NotFound
 
 NODE_TYPES = ("store", "dc", "3pl", "supplier")
@@ -14,7 +16,7 @@ NODE_TYPES = ("store", "dc", "3pl", "supplier")
 _COLUMNS = (
     "node_id, type, name, address, lat, lon, capabilities, daily_capacity, priority, active,"
     " timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
-    " created_at, updated_at"
+    " webhook_disabled_at, webhook_disabled_reason, webhook_failures, created_at, updated_at"
 )
 
 
@@ -24,7 +26,13 @@ def _public(row) -> dict:
     address.update(lat=row["lat"], lon=row["lon"])
     webhook = None
     if row["webhook_url"]:
-        webhook = {"url": row["webhook_url"], "secret_set": bool(row["webhook_secret_set"])}
+        webhook = {
+            "url": row["webhook_url"],
+            "secret_set": bool(row["webhook_secret_set"]),
+            "failures": row["webhook_failures"],
+            "disabled_at": row["webhook_disabled_at"],
+            "disabled_reason": row["webhook_disabled_reason"],
+        }
     return {
         "node_id": row["node_id"],
         "type": row["type"],
@@ -91,11 +99,15 @@ def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
     }
 
 
-def put(db: sqlite_utils.Database, node_id: str, document: dict) -> tuple[dict, bool]:
+def put(
+    db: sqlite_utils.Database, node_id: str, document: dict, secret_grace_seconds: int = 86400
+) -> tuple[dict, bool]:
     """Create or replace a node; return ``(node, created)``.
 
     A webhook given without a secret keeps the stored secret, so clients can
-    update the URL without ever having to read the secret back.
+    update the URL without ever having to read the secret back. A new secret
+    keeps the old one valid for ``secret_grace_seconds``: messages carry both
+    signatures meanwhile. Setting the webhook re-enables a disabled endpoint.
     """
     address = dict(document["address"])
     lat, lon = address.pop("lat"), address.pop("lon")
@@ -106,8 +118,9 @@ def put(db: sqlite_utils.Database, node_id: str, document: dict) -> tuple[dict, 
             "SELECT webhook_secret, created_at FROM nodes WHERE node_id = ?", [node_id]
         ).fetchone()
         secret = None
+        old_secret = previous["webhook_secret"] if previous else None
         if webhook:
-            secret = webhook.get("secret") or (previous["webhook_secret"] if previous else None)
+            secret = webhook.get("secret") or old_secret
         db.execute(
             "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
             " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
@@ -136,4 +149,69 @@ def put(db: sqlite_utils.Database, node_id: str, document: dict) -> tuple[dict, 
                 now,
             ],
         )
+        if old_secret and secret != old_secret:
+            until = database.format_time(
+                database.parse_time(now) + timedelta(seconds=secret_grace_seconds)
+            )
+            db.execute(
+                "UPDATE nodes SET webhook_previous_secret = ?, webhook_previous_until = ?"
+                " WHERE node_id = ?",
+                [old_secret, until, node_id],
+            )
+        if webhook:
+            db.execute(
+                "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL,"
+                " webhook_failures = 0 WHERE node_id = ?",
+                [node_id],
+            )
     return get(db, node_id), previous is None
+
+
+def endpoint(db: sqlite_utils.Database, node_id: str) -> dict | None:
+    """Where and how to deliver to a node: url, the secrets to sign with, whether disabled."""
+    row = db.execute(
+        "SELECT webhook_url, webhook_secret, webhook_previous_secret, webhook_previous_until,"
+        " webhook_disabled_at FROM nodes WHERE node_id = ?",
+        [node_id],
+    ).fetchone()
+    if row is None or not row["webhook_url"]:
+        return None
+    secrets_in_use = [row["webhook_secret"]] if row["webhook_secret"] else []
+    if row["webhook_previous_secret"] and (row["webhook_previous_until"] or "") > database.now():
+        secrets_in_use.append(row["webhook_previous_secret"])
+    return {
+        "url": row["webhook_url"],
+        "secrets": secrets_in_use,
+        "disabled": bool(row["webhook_disabled_at"]),
+    }
+
+
+def record_webhook_result(db, node_id: str, ok: bool, disable_after: int, gone: bool) -> bool:
+    """Count consecutive failures; disable past the threshold or on 410. True if disabled now."""
+    if ok:
+        db.execute("UPDATE nodes SET webhook_failures = 0 WHERE node_id = ?", [node_id])
+        return False
+    db.execute(
+        "UPDATE nodes SET webhook_failures = webhook_failures + 1 WHERE node_id = ?", [node_id]
+    )
+    failures = db.execute(
+        "SELECT webhook_failures FROM nodes WHERE node_id = ?", [node_id]
+    ).fetchone()[0]
+    reason = health.verdict(failures, gone, disable_after)
+    if reason:
+        db.execute(
+            "UPDATE nodes SET webhook_disabled_at = ?, webhook_disabled_reason = ?"
+            " WHERE node_id = ? AND webhook_disabled_at IS NULL",
+            [database.now(), reason, node_id],
+        )
+        return True
+    return False
+
+
+def reenable_webhook(db: sqlite_utils.Database, node_id: str) -> None:
+    with database.atomic(db):
+        db.execute(
+            "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL,"
+            " webhook_failures = 0 WHERE node_id = ?",
+            [node_id],
+        )

@@ -214,3 +214,13 @@ def in_transit_atp(db: sqlite_utils.Database, node_id: str, sku: str, now: str) 
         [node_id, sku, now],
     ).fetchone()[0]
     return max(0, transfers.incoming(db, node_id, sku) - promised)
+
+
+def for_shipment(db: sqlite_utils.Database, shipment_id: str) -> list[dict]:
+    """The active reservations that hold stock for a shipment."""
+    rows = db.execute(
+        "SELECT * FROM reservations WHERE shipment_id = ? AND status IN ('active', 'expired')"
+        " ORDER BY created_at, reservation_id",
+        [shipment_id],
+    )
+    return [dict(row) for row in rows]

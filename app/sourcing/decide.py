@@ -97,11 +97,13 @@ def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> 
     )
 
 
-def facts_for(db: sqlite_utils.Database, order: dict, settings: dict) -> tuple[list, dict]:
+def facts_for(
+    db: sqlite_utils.Database, order: dict, settings: dict, excluded_nodes=()
+) -> tuple[list, dict]:
     now = database.now()
     view = gather(db, order, settings, now)
     profile = customers.profile_for_decisions(customers.get(db, order["customer_id"]))
-    facts, context = build(order, profile, view, settings)
+    facts, context = build(order, profile, view, settings, excluded_nodes)
     context["node_days"] = {
         n: shipments.node_day(info["timezone"], datetime.fromisoformat(now))
         for n, info in view.nodes.items()
@@ -431,9 +433,11 @@ def _decide_and_commit(db, body, digest, version, settings) -> tuple[dict, bool]
     return commit(db, body, decision, facts, context, settings, "order"), True
 
 
-def make_decision(db, body: dict, version: dict, settings: dict, kind_prefix: str = "dec"):
+def make_decision(
+    db, body: dict, version: dict, settings: dict, kind_prefix: str = "dec", excluded_nodes=()
+):
     started = time.perf_counter()
-    facts, context = facts_for(db, body, settings)
+    facts, context = facts_for(db, body, settings, excluded_nodes)
     built = time.perf_counter()
     decision = run(facts, context, version)
     decision = {

@@ -71,7 +71,9 @@ def rate_for(settings: dict, service: str) -> dict:
     )
 
 
-def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tuple[list, dict]:
+def build(
+    order: dict, customer: dict, view: NetworkView, settings: dict, excluded_nodes=()
+) -> tuple[list, dict]:
     """Return ``(facts, context)`` for an order.
 
     ``context`` holds what allocation and explanation need besides the facts:
@@ -143,6 +145,8 @@ def build(order: dict, customer: dict, view: NetworkView, settings: dict) -> tup
             node_id = position["node_id"]
             node = view.nodes[node_id]
             reason = _screen(order, line, node_id, node, view.skus[line["sku"]], position["atp"])
+            if node_id in excluded_nodes:
+                reason = "the node rejected this order"
             if reason:
                 screen(line["line_id"], node_id, reason)
                 continue

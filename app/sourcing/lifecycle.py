@@ -92,16 +92,7 @@ def resume(db: sqlite_utils.Database, order_id: str) -> dict | None:
         order = orders.require(db, order_id)
         if order["status"] not in ("backordered", "partially_sourced"):
             return None
-        missing = [
-            {
-                "line_id": line["line_id"],
-                "sku": line["sku"],
-                "qty": line["qty"] - line["qty_allocated"],
-                "unit_price": line["unit_price"],
-            }
-            for line in orders.lines(db, order_id)
-            if line["qty"] > line["qty_allocated"]
-        ]
+        missing = orders.missing(db, order_id)
         if not missing:
             return None
         body = {**order["body"], "lines": missing}

@@ -1,0 +1,137 @@
+"""One HTTP attempt, and what to do after it. ``send`` does the I/O; ``next_step`` is pure.
+
+At-least-once: a 2xx within the timeout is success; anything else is retried on
+the schedule (with jitter) until the last attempt, after which the message is dead
+and can be replayed. Redirects are not followed. 410 disables the endpoint.
+429 and 503 wait as long as their Retry-After asks.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ssl
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+from app.db import format_time
+from app.dispatch import signing, urls
+
+EXCERPT = 300
+MAX_RETRY_AFTER = 86400.0
+
+
+@dataclass
+class Outcome:
+    """What happened on one attempt."""
+
+    started_at: str
+    duration_ms: float
+    status_code: int | None = None
+    error_class: str | None = None  # dns, connect, tls, timeout, http, redirect, blocked, ...
+    excerpt: str = ""
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def send(
+    url: str,
+    secrets_in_use: list[str],
+    message_id: str,
+    body: bytes,
+    timeout: float,
+    allow: str,
+) -> Outcome:
+    """POST the body to the URL with Standard Webhooks headers; never raises."""
+    started = time.perf_counter()
+    started_at = format_time(datetime.now(UTC))
+
+    def finished(**fields) -> Outcome:
+        return Outcome(started_at, round((time.perf_counter() - started) * 1000, 3), **fields)
+
+    try:
+        addresses = urls.check(url, allow)
+    except urls.Unresolvable as exc:
+        return finished(error_class="dns", excerpt=str(exc)[:EXCERPT])
+    except urls.UnsafeURL as exc:
+        return finished(error_class="blocked", excerpt=str(exc)[:EXCERPT])
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "dom-webhooks/1",
+        **signing.headers(secrets_in_use, message_id, int(time.time()), body),
+    }
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        # Connect to the address just checked, so a DNS answer cannot change in between.
+        connection = http.client.HTTPConnection(addresses[0], parts.port or 80, timeout=timeout)
+        headers["host"] = parts.netloc
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        excerpt = response.read(EXCERPT).decode("utf-8", "replace")
+        status = response.status
+        retry_after = _retry_after(response.getheader("retry-after"))
+    except ssl.SSLError as exc:
+        return finished(error_class="tls", excerpt=str(exc)[:EXCERPT])
+    except TimeoutError as exc:
+        return finished(error_class="timeout", excerpt=str(exc)[:EXCERPT] or "timed out")
+    except (ConnectionError, OSError) as exc:
+        return finished(error_class="connect", excerpt=str(exc)[:EXCERPT])
+    except http.client.HTTPException as exc:
+        return finished(error_class="http", excerpt=f"{type(exc).__name__}: {exc}"[:EXCERPT])
+    finally:
+        connection.close()
+    if 200 <= status < 300:
+        return finished(status_code=status, excerpt=excerpt)
+    kind = "redirect" if 300 <= status < 400 else "http"
+    return finished(status_code=status, error_class=kind, excerpt=excerpt, retry_after=retry_after)
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return min(MAX_RETRY_AFTER, max(0.0, (moment - datetime.now(UTC)).total_seconds()))
+
+
+def next_step(
+    outcome: Outcome,
+    attempts_before: int,
+    schedule: tuple[float, ...],
+    jitter: float,
+    random_share: float,
+    now: datetime,
+) -> tuple[str, str | None]:
+    """Return ``(status, next_attempt_at)`` after an attempt.
+
+    ``random_share`` in [0, 1) picks the jitter, so this stays a pure function.
+    """
+    if outcome.ok:
+        return "delivered", None
+    if outcome.status_code == 410:
+        return "dead", None
+    attempt = attempts_before + 1
+    if attempt > len(schedule):
+        return "dead", None
+    delay = schedule[attempt - 1] * (1 + jitter * (2 * random_share - 1))
+    if outcome.status_code in (429, 503) and outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)
+    return "pending", format_time(now + timedelta(seconds=delay))

@@ -1,0 +1,128 @@
+"""Channel subscriptions to order events. Owns ``subscriptions``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import sqlite_utils
+
+from app import db as database
+from app.dispatch import health
+from app.errors import Forbidden, NotFound
+
+EVENT_TYPES = ("order.status_changed",)
+
+
+def _public(row) -> dict:
+    return {
+        "subscription_id": row["subscription_id"],
+        "url": row["url"],
+        "event_types": json.loads(row["event_types"]),
+        "channel": row["channel"],
+        "disabled_at": row["disabled_at"],
+        "disabled_reason": row["disabled_reason"],
+        "created_at": row["created_at"],
+    }
+
+
+def create(db: sqlite_utils.Database, key_id: str, document: dict, secret: str) -> dict:
+    subscription_id = "sub_" + secrets.token_hex(8)
+    with database.atomic(db):
+        db.execute(
+            "INSERT INTO subscriptions (subscription_id, key_id, url, secret, event_types,"
+            " channel, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                subscription_id,
+                key_id,
+                document["url"],
+                secret,
+                json.dumps(sorted(set(document["event_types"]))),
+                document.get("channel"),
+                database.now(),
+            ],
+        )
+    return get(db, subscription_id)
+
+
+def get(db: sqlite_utils.Database, subscription_id: str, key_id: str | None = None) -> dict:
+    row = db.execute(
+        "SELECT * FROM subscriptions WHERE subscription_id = ? AND deleted_at IS NULL",
+        [subscription_id],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"subscription {subscription_id!r} does not exist")
+    if key_id is not None and row["key_id"] != key_id:
+        raise Forbidden("this subscription belongs to another key")
+    return _public(row)
+
+
+def list_for(db: sqlite_utils.Database, key_id: str | None) -> list[dict]:
+    sql = "SELECT * FROM subscriptions WHERE deleted_at IS NULL"
+    params: list = []
+    if key_id is not None:
+        sql += " AND key_id = ?"
+        params.append(key_id)
+    return [_public(row) for row in db.execute(sql + " ORDER BY created_at", params)]
+
+
+def delete(db: sqlite_utils.Database, subscription_id: str, key_id: str | None) -> None:
+    get(db, subscription_id, key_id)
+    with database.atomic(db):
+        db.execute(
+            "UPDATE subscriptions SET deleted_at = ? WHERE subscription_id = ?",
+            [database.now(), subscription_id],
+        )
+
+
+def matching(db: sqlite_utils.Database, event_type: str, channel: str | None) -> list[str]:
+    """Active subscriptions that want this event for an order of this channel."""
+    rows = db.execute(
+        "SELECT subscription_id, event_types, channel FROM subscriptions"
+        " WHERE deleted_at IS NULL AND disabled_at IS NULL"
+    )
+    return [
+        row[0]
+        for row in rows
+        if event_type in json.loads(row[1]) and (row[2] is None or row[2] == channel)
+    ]
+
+
+def endpoint(db: sqlite_utils.Database, subscription_id: str) -> dict | None:
+    """Where and how to deliver: url, secrets, whether disabled."""
+    row = db.execute(
+        "SELECT url, secret, disabled_at, deleted_at FROM subscriptions WHERE subscription_id = ?",
+        [subscription_id],
+    ).fetchone()
+    if row is None:
+        return None
+    return {
+        "url": row["url"],
+        "secrets": [row["secret"]],
+        "disabled": bool(row["disabled_at"] or row["deleted_at"]),
+    }
+
+
+def record_result(db, subscription_id: str, ok: bool, disable_after: int, gone: bool) -> bool:
+    """Count consecutive failures; disable past the threshold or on 410. True if disabled now."""
+    if ok:
+        db.execute(
+            "UPDATE subscriptions SET failures = 0 WHERE subscription_id = ?", [subscription_id]
+        )
+        return False
+    db.execute(
+        "UPDATE subscriptions SET failures = failures + 1 WHERE subscription_id = ?",
+        [subscription_id],
+    )
+    failures = db.execute(
+        "SELECT failures FROM subscriptions WHERE subscription_id = ?", [subscription_id]
+    ).fetchone()[0]
+    reason = health.verdict(failures, gone, disable_after)
+    if reason:
+        db.execute(
+            "UPDATE subscriptions SET disabled_at = ?, disabled_reason = ?"
+            " WHERE subscription_id = ? AND disabled_at IS NULL",
+            [database.now(), reason, subscription_id],
+        )
+        return True
+    return False
