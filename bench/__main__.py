@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import allocation, decisions, inventory, rules
+from bench import allocation, decisions, dispatch, inventory, rules
 
 
 def main() -> None:
@@ -14,6 +14,7 @@ def main() -> None:
     inventory.main()
     allocation.main()
     decisions.main()
+    dispatch.main()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,183 @@
+"""Webhook delivery: deliveries per second to a local receiver, and the outbox lag while
+orders are decided at full speed by a server whose workers also deliver."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from app import auth, create_app, demo
+from app import db as database
+from app.dispatch import outbox, signing
+from app.dispatch.worker import Dispatcher
+from app.network import nodes
+from bench.decisions import free_port, orders, serve
+
+MESSAGES = 1500
+LAG_SECONDS = 12.0
+
+
+class Sink:
+    """Answers 200 to every POST and counts them."""
+
+    def __init__(self):
+        self.count = 0
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+                sink.count += 1
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def hook_every_node(db, url: str) -> None:
+    secret = signing.new_secret()
+    for node in nodes.list_nodes(db):
+        document = {
+            k: node[k]
+            for k in (
+                "type",
+                "name",
+                "address",
+                "capabilities",
+                "daily_capacity",
+                "priority",
+                "active",
+                "timezone",
+            )
+        }
+        nodes.put(db, node["node_id"], {**document, "webhook": {"url": url, "secret": secret}})
+
+
+def deliveries_per_second(folder: str, sink: Sink) -> float:
+    path = str(Path(folder) / "dispatch.db")
+    app = create_app({"DATABASE": path, "WEBHOOK_ALLOW": "127.0.0.1", "LOG_LEVEL": "WARNING"})
+    db = database.connect(path)
+    demo.load(db)
+    hook_every_node(db, sink.url)
+    payload = {
+        "shipment_id": "shp_x",
+        "order_id": "o",
+        "node_id": "DC-MID",
+        "lines": [{"line_id": "1", "sku": "SKU-0001", "qty": 1}],
+    }
+    with database.atomic(db):
+        for _ in range(MESSAGES):
+            outbox.enqueue(db, "bench.message", payload, node_id="DC-MID")
+    dispatcher = Dispatcher(app.config, worker="bench")
+    started = time.perf_counter()
+    while dispatcher.run_once(db):
+        pass
+    elapsed = time.perf_counter() - started
+    delivered = db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'delivered'").fetchone()[0]
+    db.close()
+    assert delivered == MESSAGES, delivered
+    return MESSAGES / elapsed
+
+
+def lag_under_load(folder: str, sink: Sink) -> tuple[float, list[float], int]:
+    path = str(Path(folder) / "lag.db")
+    create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
+    db = database.connect(path)
+    demo.load(db)
+    hook_every_node(db, sink.url)
+    key = auth.create_key(db, "channel")[1]
+    setup = {
+        "skus": [f"SKU-{n:04d}" for n in range(1, 501)],
+        "customers": [f"C{n:05d}" for n in range(1, 301)],
+    }
+    bodies = orders(setup, path, 5000, "lag-", 7)
+    port = free_port()
+    env = {
+        **os.environ,
+        "DOM_DATABASE": path,
+        "DOM_WORKERS": "2",
+        "DOM_PORT": str(port),
+        "DOM_WEBHOOK_ALLOW": "127.0.0.1",
+        "DOM_LOG_LEVEL": "WARNING",
+        "DOM_DISPATCH_POLL_SECONDS": "0.1",
+    }
+    server = serve([sys.executable, "-m", "app.cli", "serve"], env, port)
+    samples: list[float] = []
+    placed = 0
+    stop = time.monotonic() + LAG_SECONDS
+    lock = threading.Lock()
+
+    def client():
+        nonlocal placed
+        while time.monotonic() < stop:
+            with lock:
+                if not bodies:
+                    return
+                body = bodies.pop()
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/v1/orders",
+                data=json.dumps(body).encode(),
+                method="POST",
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:
+                response.read()
+            with lock:
+                placed += 1
+
+    try:
+        threads = [threading.Thread(target=client) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        while time.monotonic() < stop:
+            samples.append(outbox.oldest_pending_age(db))
+            time.sleep(0.25)
+        for thread in threads:
+            thread.join()
+    finally:
+        server.terminate()
+        server.wait(10)
+    db.close()
+    return placed / LAG_SECONDS, samples, placed
+
+
+def main() -> None:
+    sink = Sink()
+    try:
+        rates = []
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as folder:
+                rates.append(deliveries_per_second(folder, sink))
+        print(
+            f"dispatch: deliveries per second, one dispatcher  {statistics.median(rates):>8,.0f}"
+            f"   (median of 3: {', '.join(f'{r:,.0f}' for r in rates)};"
+            f" {MESSAGES:,} signed POSTs to a local receiver)"
+        )
+        with tempfile.TemporaryDirectory() as folder:
+            rate, samples, placed = lag_under_load(folder, sink)
+        print(
+            f"dispatch: outbox lag while deciding {rate:,.0f} orders/s over HTTP"
+            f" ({placed:,} orders, 2 workers delivering too):"
+            f" median {statistics.median(samples):.2f} s, max {max(samples):.2f} s,"
+            f" sampled every 0.25 s"
+        )
+    finally:
+        sink.close()
