@@ -408,5 +408,110 @@ def decisions_replay(db, decision_id: str, version_number: int | None):
         sys.exit(1)
 
 
+@main.group("experiments")
+def experiments_group():
+    """A/B experiments between ruleset versions.
+
+    \b
+    Example:
+        dom experiments report ab-2026-11
+    """
+
+
+@experiments_group.command("report")
+@click.argument("experiment_id")
+@with_db
+def experiments_report(db, experiment_id: str):
+    """Print an experiment's measures per variant and the difference with its 95% interval.
+
+    \b
+    Example:
+        dom experiments report ab-2026-11
+    """
+    from app import experiments
+
+    try:
+        result = experiments.report(db, experiment_id)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    experiment = result["experiment"]
+    click.echo(
+        f"{experiment_id}: {experiment['ruleset']} v{experiment['champion']} (champion)"
+        f" vs v{experiment['challenger']} (challenger), {experiment['mode']},"
+        f" {experiment['status']}"
+    )
+    _comparison_table(
+        result["variants"]["champion"],
+        result["variants"]["challenger"],
+        result["challenger_minus_champion"],
+        ("champion", "challenger"),
+    )
+    if "disagreement_rate" in result and result["disagreement_rate"] is not None:
+        click.echo(f"disagreement rate: {result['disagreement_rate']:.1%}")
+        for rule, count in result["rules_making_the_difference"][:5]:
+            click.echo(f"  rule {rule}: {count}")
+
+
+def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) -> None:
+    from app.metrics import MEASURES
+
+    def show(value):
+        return "-" if value is None else f"{value:,.3f}"
+
+    click.echo(f"{'measure':<22}{names[0]:>12}{names[1]:>12}{'difference':>12}  95% interval")
+    click.echo(f"{'decisions':<22}{left['decisions']:>12}{right['decisions']:>12}")
+    for name in MEASURES:
+        diff = differences[name]
+        interval = f"[{diff['ci95'][0]:,.3f}, {diff['ci95'][1]:,.3f}]" if diff["ci95"] else "-"
+        note = "" if diff["enough_data"] else "  (not enough data)"
+        click.echo(
+            f"{name:<22}{show(left[name]):>12}{show(right[name]):>12}"
+            f"{show(diff['difference']):>12}  {interval}{note}"
+        )
+
+
+@main.command("replay")
+@click.option("--ruleset", default="sourcing", show_default=True)
+@click.option("--a", "version_a", type=int, required=True, help="The baseline version.")
+@click.option("--b", "version_b", type=int, required=True, help="The version compared.")
+@click.option("--from", "since", default=None, help="Decisions made at or after (RFC 3339).")
+@click.option("--to", "until", default=None, help="Decisions made before (RFC 3339).")
+@click.option("--channel", default=None, help="Only orders from this channel.")
+@click.option("--limit", type=int, default=None, help="At most this many decisions.")
+@with_db
+def replay_command(db, ruleset, version_a, version_b, since, until, channel, limit):
+    """Re-decide stored decisions under two versions and compare them (nothing is reserved).
+
+    \b
+    Example:
+        dom replay --a 1 --b 2 --from 2026-11-01T00:00:00Z --channel web
+    """
+    from app import replays
+
+    request = {"ruleset": ruleset, "a": version_a, "b": version_b}
+    for name, value in (("from", since), ("to", until), ("channel", channel), ("limit", limit)):
+        if value is not None:
+            request[name] = value
+    try:
+        replay = replays.create(db, request, "cli")
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    with click.progressbar(length=replay["total"], label="replaying") as bar:
+
+        def progress(done, total):
+            bar.update(1)
+
+        finished = replays.run(db, replay["replay_id"], progress)
+    if finished["status"] != "done":
+        raise click.ClickException(f"replay failed: {finished['error']}")
+    report = finished["report"]
+    _comparison_table(
+        report["a"], report["b"], report["b_minus_a"], (f"v{version_a}", f"v{version_b}")
+    )
+    click.echo(
+        f"{report['changed']} of {finished['total']} decisions changed ({finished['replay_id']})"
+    )
+
+
 if __name__ == "__main__":
     sys.exit(main())

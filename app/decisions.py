@@ -17,9 +17,11 @@ from app.errors import NotFound
 
 def record(db: sqlite_utils.Database, decision: dict, kind: str, facts: list, context: dict):
     """Store a decision; call inside the decision's transaction (or alone, for simulations)."""
+    experiment = decision.get("experiment") or {}
     db.execute(
         "INSERT INTO decisions (decision_id, order_id, kind, status, ruleset, ruleset_version,"
-        " ruleset_sha256, facts, context, result, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        " ruleset_sha256, facts, context, result, created_at, experiment_id, variant)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             decision["decision_id"],
             decision["order_id"],
@@ -32,6 +34,8 @@ def record(db: sqlite_utils.Database, decision: dict, kind: str, facts: list, co
             json.dumps(context),
             json.dumps(decision),
             database.now(),
+            experiment.get("experiment_id"),
+            experiment.get("variant"),
         ],
     )
 
@@ -82,3 +86,36 @@ def count(db: sqlite_utils.Database, order_id: str, kind: str) -> int:
     return db.execute(
         "SELECT COUNT(*) FROM decisions WHERE order_id = ? AND kind = ?", [order_id, kind]
     ).fetchone()[0]
+
+
+def for_experiment(db: sqlite_utils.Database, experiment_id: str) -> list[dict]:
+    """The real decisions made under an experiment, with their variant."""
+    rows = db.execute(
+        "SELECT decision_id, variant, result FROM decisions WHERE experiment_id = ?"
+        " AND kind != 'simulation' ORDER BY created_at",
+        [experiment_id],
+    )
+    return [
+        {"decision_id": row[0], "variant": row[1], "result": json.loads(row[2])} for row in rows
+    ]
+
+
+def select(
+    db: sqlite_utils.Database, ruleset: str, since=None, until=None, ids=None, limit=None
+) -> list[str]:
+    """Decision ids for a replay: by time range or a list, newest first."""
+    sql = "SELECT decision_id FROM decisions WHERE ruleset = ? AND kind != 'simulation'"
+    params: list = [ruleset]
+    if since:
+        sql += " AND created_at >= ?"
+        params.append(since)
+    if until:
+        sql += " AND created_at < ?"
+        params.append(until)
+    if ids is not None:
+        wanted = set(ids)
+        rows = db.execute(sql + " ORDER BY created_at DESC", params)
+        found = [row[0] for row in rows if row[0] in wanted]
+    else:
+        found = [row[0] for row in db.execute(sql + " ORDER BY created_at DESC", params)]
+    return found[:limit] if limit else found

@@ -141,3 +141,19 @@ def rejected_nodes(db: sqlite_utils.Database, order_id: str) -> list[str]:
         [order_id],
     )
     return [row[0] for row in rows]
+
+
+def rejection_counts(db: sqlite_utils.Database, decision_ids: list[str]) -> tuple[int, int]:
+    """(rejected, all) shipments of these decisions: the node rejection rate."""
+    rejected = total = 0
+    for start in range(0, len(decision_ids), 500):
+        chunk = decision_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        row = db.execute(
+            f"SELECT SUM(status = 'rejected'), COUNT(*) FROM shipments"
+            f" WHERE decision_id IN ({marks})",
+            chunk,
+        ).fetchone()
+        rejected += row[0] or 0
+        total += row[1] or 0
+    return rejected, total

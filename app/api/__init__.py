@@ -121,9 +121,18 @@ def principal() -> auth.Principal:
 
 
 def init_app(app: Flask) -> None:
-    from app.api import customers, dispatch, inventory, meta, network, orders, rulesets
+    from app.api import (
+        customers,
+        dispatch,
+        experiments,
+        inventory,
+        meta,
+        network,
+        orders,
+        rulesets,
+    )
 
-    for module in (meta, network, inventory, customers, rulesets, orders, dispatch):
+    for module in (meta, network, inventory, customers, rulesets, orders, dispatch, experiments):
         app.register_blueprint(module.bp)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+import logging
 
+from flask import Blueprint, current_app, jsonify, make_response
+
+from app import db as database
 from app import decisions
 from app.api import created_or_ok, endpoint, schemas
 from app.db import get_db
@@ -13,6 +16,7 @@ from app.rules.language import content_hash
 from app.sourcing import decide, explain, lifecycle
 
 bp = Blueprint("orders", __name__, url_prefix="/v1")
+log = logging.getLogger(__name__)
 
 CHANNELS = ("admin", "channel")
 READERS = ("admin", "analyst", "channel")
@@ -33,8 +37,27 @@ READERS = ("admin", "analyst", "channel")
     },
 )
 def post_order(body: dict):
-    decision, created = decide.decide_order(get_db(), body)
-    return created_or_ok(decision, created)
+    deferred: list = []
+    decision, created = decide.decide_order(get_db(), body, deferred)
+    response = created_or_ok(decision, created)
+    if deferred:
+        # Shadow evaluations run after the channel has its answer.
+        response = make_response(response)
+        config = current_app.config
+        response.call_on_close(lambda: _run_deferred(config, deferred))
+    return response
+
+
+def _run_deferred(config, jobs: list) -> None:
+    connection = database.open_from_config(config)
+    try:
+        for job in jobs:
+            try:
+                job(connection)
+            except Exception:  # the channel's decision stands whatever happens here
+                log.exception("shadow evaluation failed")
+    finally:
+        connection.close()
 
 
 @endpoint(

@@ -127,11 +127,15 @@ class Dispatcher:
     # Sweeps ------------------------------------------------------------------------
 
     def sweep(self, db) -> None:
+        from app import experiments
         from app.sourcing import fulfilment
 
         try:
             reservations.expire(db)
             fulfilment.expire_acknowledgements(db, self.config)
+            for experiment in experiments.list_all(db):
+                if experiment["status"] == "running":
+                    experiments.check_guardrails(db, experiment["experiment_id"])
         except Exception:  # a failed sweep must not stop deliveries
             log.exception("dispatcher sweep failed")
 

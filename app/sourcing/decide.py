@@ -18,7 +18,7 @@ from app import db as database
 from app.dispatch import outbox
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, reservations, skus, stock, transfers
-from app.rules import runtime
+from app.rules import registry, runtime
 from app.sourcing import explain
 from app.sourcing.allocate import Policy, allocate
 from app.sourcing.facts import NetworkView, build, rate_for, service_before_rules, shipping_cost
@@ -390,47 +390,109 @@ def _replay_or_conflict(db, body: dict, digest: str) -> dict | None:
     return decisions.first_result(db, body["order_id"])
 
 
-def decide_order(db: sqlite_utils.Database, body: dict) -> tuple[dict, bool]:
+def decide_order(
+    db: sqlite_utils.Database, body: dict, deferred: list | None = None
+) -> tuple[dict, bool]:
     """Decide a new order and commit it; return ``(decision, created)``.
 
     The same order again returns its first decision; a different body under the
     same id is a conflict. Facts are read and rules run outside the write lock; if
     the stock they saw was promised elsewhere meanwhile, the order is decided again
     with the lock held, so stock is never promised twice.
+
+    Under a shadow experiment the challenger's evaluation is appended to ``deferred``
+    (run it after answering the channel) or, without that list, run at once.
     """
     digest = stock.body_hash(body)
     replay = _replay_or_conflict(db, body, digest)
     if replay is not None:
         return replay, False
     check_references(db, body)
-    version = runtime.active_version(db, RULESET)
+    version, experiment = choose_version(db, body)
     settings = version["document"]["settings"]
     for attempt in range(RETRIES_OUTSIDE_LOCK + 1):
         locked = attempt == RETRIES_OUTSIDE_LOCK
         try:
             if locked:
                 with database.immediate(db):
-                    return _decide_and_commit(db, body, digest, version, settings)
-            decision, facts, context = make_decision(db, body, version, settings)
-            with database.immediate(db):
-                replay = _replay_or_conflict(db, body, digest)
-                if replay is not None:
-                    return replay, False
-                orders.create(db, body, digest)
-                return commit(db, body, decision, facts, context, settings, "order"), True
+                    result = _decide_and_commit(db, body, digest, version, settings, experiment)
+            else:
+                decision, facts, context = make_decision(db, body, version, settings)
+                decision["experiment"] = experiment
+                with database.immediate(db):
+                    replay = _replay_or_conflict(db, body, digest)
+                    if replay is not None:
+                        return replay, False
+                    orders.create(db, body, digest)
+                    commit(db, body, decision, facts, context, settings, "order")
+                result = (decision, True, facts, context)
+            break
         except reservations.InsufficientStock:
             if locked:
                 raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    decision, created, facts, context = result
+    if created and experiment and experiment["mode"] == "shadow":
+        job = _shadow_job(db, experiment, decision, facts, context)
+        if deferred is None:
+            job(db)
+        else:
+            deferred.append(job)
+    return decision, created
 
 
-def _decide_and_commit(db, body, digest, version, settings) -> tuple[dict, bool]:
+def choose_version(db, body: dict) -> tuple[dict, dict | None]:
+    """The version that decides this order: the active one, or an experiment's variant."""
+    from app import experiments
+
+    experiment = experiments.running(db, RULESET)
+    if experiment is None:
+        return runtime.active_version(db, RULESET), None
+    if experiment["mode"] == "shadow":
+        variant = "champion"
+    else:
+        key = body[experiment["assign_by"]]
+        variant = experiments.assign(
+            experiment["experiment_id"], key, experiment["challenger_share"]
+        )
+    version = registry.get(db, RULESET, experiment[variant])
+    return version, {
+        "experiment_id": experiment["experiment_id"],
+        "variant": variant,
+        "mode": experiment["mode"],
+    }
+
+
+def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict):
+    """The challenger's evaluation of the champion's facts, to run after the answer."""
+    from app import experiments
+
+    challenger = registry.get(db, RULESET, experiment_row(db, experiment)["challenger"])
+    record = {"facts": facts, "context": context, "decision": decision}
+
+    def run_shadow(connection) -> None:
+        shadow = replay(record, challenger)
+        experiments.record_shadow(
+            connection, decision["decision_id"], experiment["experiment_id"], decision, shadow
+        )
+
+    return run_shadow
+
+
+def experiment_row(db, experiment: dict) -> dict:
+    from app import experiments
+
+    return experiments.get(db, experiment["experiment_id"])
+
+
+def _decide_and_commit(db, body, digest, version, settings, experiment):
     replay = _replay_or_conflict(db, body, digest)
     if replay is not None:
-        return replay, False
+        return replay, False, None, None
     decision, facts, context = make_decision(db, body, version, settings)
+    decision["experiment"] = experiment
     orders.create(db, body, digest)
-    return commit(db, body, decision, facts, context, settings, "order"), True
+    commit(db, body, decision, facts, context, settings, "order")
+    return decision, True, facts, context
 
 
 def make_decision(

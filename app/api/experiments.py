@@ -1,0 +1,125 @@
+"""A/B comparisons: live experiments and replays of history."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, g, jsonify
+
+from app import experiments, replays
+from app.api import endpoint, schemas
+from app.db import get_db
+from app.errors import InvalidInput
+from app.rules import runtime
+
+bp = Blueprint("experiments", __name__, url_prefix="/v1")
+AUTHORS = ("admin", "analyst")
+
+
+@endpoint(
+    bp,
+    "/experiments",
+    "POST",
+    summary="Start comparing two versions on live orders",
+    roles=AUTHORS,
+    body="experiment",
+    responses={
+        201: "Running",
+        409: "Another experiment runs, or scenarios fail",
+        422: "Invalid, or a version does not exist",
+    },
+)
+def create_experiment(body: dict):
+    return jsonify(experiments.create(get_db(), schemas(), body, g.principal.key_id)), 201
+
+
+@endpoint(bp, "/experiments", "GET", summary="Experiments", roles=AUTHORS)
+def list_experiments():
+    return jsonify({"experiments": experiments.list_all(get_db())})
+
+
+@endpoint(
+    bp,
+    "/experiments/<experiment_id>",
+    "GET",
+    summary="One experiment",
+    roles=AUTHORS,
+    responses={200: "The experiment", 404: "No such experiment"},
+)
+def get_experiment(experiment_id: str):
+    return jsonify(experiments.get(get_db(), experiment_id))
+
+
+@endpoint(
+    bp,
+    "/experiments/<experiment_id>/stop",
+    "POST",
+    summary="Stop an experiment",
+    roles=AUTHORS,
+    responses={200: "Stopped", 409: "Not running"},
+)
+def stop_experiment(experiment_id: str):
+    return jsonify(experiments.stop(get_db(), experiment_id, f"stopped by {g.principal.key_id}"))
+
+
+@endpoint(
+    bp,
+    "/experiments/<experiment_id>/promote",
+    "POST",
+    summary="Activate the challenger and end the experiment",
+    roles=AUTHORS,
+    responses={200: "Promoted", 409: "Not running, or the challenger's scenarios fail"},
+)
+def promote_experiment(experiment_id: str):
+    return jsonify(experiments.promote(get_db(), schemas(), experiment_id, g.principal.key_id))
+
+
+@endpoint(
+    bp,
+    "/experiments/<experiment_id>/report",
+    "GET",
+    summary="Each variant's measures and the challenger minus the champion, with 95% CIs",
+    roles=AUTHORS,
+    responses={200: "The report", 404: "No such experiment"},
+)
+def experiment_report(experiment_id: str):
+    db = get_db()
+    experiments.check_guardrails(db, experiment_id)
+    return jsonify(experiments.report(db, experiment_id))
+
+
+@endpoint(
+    bp,
+    "/replays",
+    "POST",
+    summary="Re-decide stored decisions under two versions (or a version and a draft)",
+    roles=AUTHORS,
+    body="replay-request",
+    responses={
+        202: "Started; poll GET /v1/replays/{id}",
+        404: "No such version",
+        422: "Invalid request or draft",
+    },
+)
+def create_replay(body: dict):
+    if "draft" in body:
+        problems = runtime.validate(body["draft"], schemas())
+        if problems:
+            for problem in problems:
+                problem["pointer"] = "/draft" + problem["pointer"]
+            raise InvalidInput(problems, "the draft ruleset has problems")
+    db = get_db()
+    replays.versions_for(db, body)  # 404 now rather than a failed job later
+    replay = replays.create(db, body, g.principal.key_id)
+    replays.start(current_app.config, replay["replay_id"])
+    return jsonify(replay), 202
+
+
+@endpoint(
+    bp,
+    "/replays/<replay_id>",
+    "GET",
+    summary="A replay: progress, report, changed orders",
+    roles=AUTHORS,
+    responses={200: "The replay", 404: "No such replay"},
+)
+def get_replay(replay_id: str):
+    return jsonify(replays.get(get_db(), replay_id))

@@ -1,0 +1,317 @@
+"""A/B experiments between two versions of a ruleset, on live orders.
+Owns ``experiments`` and ``shadow_decisions``.
+
+Assignment is a hash of the experiment id and the order's (or customer's) id, so
+it is the same in every process and after restarts. In split mode the assigned
+version decides for real; in shadow mode the champion decides and the challenger
+is evaluated on the very same facts and only recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+
+import sqlite_utils
+
+from app import db as database
+from app import decisions, metrics, shipments
+from app.errors import Conflict, InvalidInput, NotFound, field_error
+from app.rules import registry, runtime
+from app.schemas import Catalogue
+
+log = logging.getLogger(__name__)
+
+
+def assign(experiment_id: str, key: str, challenger_share: float) -> str:
+    """``champion`` or ``challenger``: deterministic, sticky, in proportion to the share."""
+    digest = hashlib.sha256(f"{experiment_id}:{key}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    return "challenger" if position < challenger_share else "champion"
+
+
+def _public(row) -> dict:
+    experiment = dict(row)
+    experiment["guardrails"] = json.loads(experiment["guardrails"])
+    return experiment
+
+
+def get(db: sqlite_utils.Database, experiment_id: str) -> dict:
+    row = db.execute(
+        "SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id]
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"experiment {experiment_id!r} does not exist")
+    return _public(row)
+
+
+def list_all(db: sqlite_utils.Database) -> list[dict]:
+    return [_public(r) for r in db.execute("SELECT * FROM experiments ORDER BY created_at")]
+
+
+def running(db: sqlite_utils.Database, ruleset: str, now: str | None = None) -> dict | None:
+    """The experiment in force for a ruleset now, if any."""
+    now = now or database.now()
+    row = db.execute(
+        "SELECT * FROM experiments WHERE ruleset = ? AND status = 'running' AND starts_at <= ?"
+        " AND (ends_at IS NULL OR ends_at > ?) ORDER BY created_at LIMIT 1",
+        [ruleset, now, now],
+    ).fetchone()
+    return _public(row) if row else None
+
+
+def create(db: sqlite_utils.Database, schemas: Catalogue, document: dict, by: str) -> dict:
+    """Start an experiment once both versions exist and pass their ruleset's scenarios."""
+    name = document["ruleset"]
+    if document["champion"] == document["challenger"]:
+        raise InvalidInput([field_error(("challenger",), "must differ from the champion")])
+    for role in ("champion", "challenger"):
+        try:
+            version = registry.get(db, name, document[role])
+        except NotFound as exc:
+            raise InvalidInput([field_error((role,), exc.message)]) from exc
+        report = runtime.run_scenarios(version, registry.scenarios(db, name), schemas)
+        if report["failed"]:
+            raise runtime.ScenariosFailed(
+                f"{report['failed']} scenario(s) fail under {name} version {version['version']}"
+            )
+    starts = (
+        database.normalize_time(document["starts_at"])
+        if document.get("starts_at")
+        else (database.now())
+    )
+    ends = database.normalize_time(document["ends_at"]) if document.get("ends_at") else None
+    with database.immediate(db):
+        if db.execute(
+            "SELECT 1 FROM experiments WHERE experiment_id = ?", [document["experiment_id"]]
+        ).fetchone():
+            raise Conflict(
+                f"experiment {document['experiment_id']!r} exists", code="experiment_exists"
+            )
+        if db.execute(
+            "SELECT 1 FROM experiments WHERE ruleset = ? AND status = 'running'", [name]
+        ).fetchone():
+            raise Conflict(
+                f"ruleset {name!r} already has a running experiment", code="experiment_running"
+            )
+        db.execute(
+            "INSERT INTO experiments (experiment_id, ruleset, champion, challenger, mode,"
+            " challenger_share, assign_by, starts_at, ends_at, guardrails, status, created_by,"
+            " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,'running',?,?)",
+            [
+                document["experiment_id"],
+                name,
+                document["champion"],
+                document["challenger"],
+                document["mode"],
+                document.get("challenger_share", 0.5),
+                document.get("assign_by", "order_id"),
+                starts,
+                ends,
+                json.dumps(document.get("guardrails", {})),
+                by,
+                database.now(),
+            ],
+        )
+    return get(db, document["experiment_id"])
+
+
+def stop(
+    db: sqlite_utils.Database, experiment_id: str, reason: str, status: str = "stopped"
+) -> dict:
+    with database.immediate(db):
+        experiment = get(db, experiment_id)
+        if experiment["status"] != "running":
+            raise Conflict(
+                f"experiment {experiment_id!r} is {experiment['status']}",
+                code="experiment_not_running",
+            )
+        db.execute(
+            "UPDATE experiments SET status = ?, stop_reason = ?, stopped_at = ?"
+            " WHERE experiment_id = ?",
+            [status, reason, database.now(), experiment_id],
+        )
+    return get(db, experiment_id)
+
+
+def promote(db: sqlite_utils.Database, schemas: Catalogue, experiment_id: str, by: str) -> dict:
+    """Activate the challenger and end the experiment."""
+    experiment = get(db, experiment_id)
+    if experiment["status"] != "running":
+        raise Conflict(
+            f"experiment {experiment_id!r} is {experiment['status']}", code="experiment_not_running"
+        )
+    activation = runtime.activate(db, schemas, experiment["ruleset"], experiment["challenger"], by)
+    ended = stop(db, experiment_id, f"challenger promoted by {by}", status="promoted")
+    return {**ended, "activation": activation}
+
+
+# Shadow decisions ----------------------------------------------------------------------
+
+
+def compare(champion: dict, challenger: dict) -> tuple[bool, dict]:
+    """Do two decisions of one order agree: same nodes per line, same service, same status?"""
+
+    def placement(decision):
+        return sorted(
+            (line["line_id"], s["node_id"], line["qty"])
+            for s in decision["shipments"]
+            for line in s["lines"]
+        )
+
+    cost = sum(s["estimated_cost"] for s in challenger["shipments"]) - sum(
+        s["estimated_cost"] for s in champion["shipments"]
+    )
+    same_nodes = placement(champion) == placement(challenger)
+    same_service = champion.get("service_level") == challenger.get("service_level")
+    same_status = champion["status"] == challenger["status"]
+    fired_a = set(champion["explanation"]["rules_fired"])
+    fired_b = set(challenger["explanation"]["rules_fired"])
+    nodes_a = {s["node_id"] for s in champion["shipments"]}
+    nodes_b = {s["node_id"] for s in challenger["shipments"]}
+    difference = {
+        "same_nodes": same_nodes,
+        "same_service": same_service,
+        "same_status": same_status,
+        "cost_difference": round(cost, 4),
+        "rules_only_champion": sorted(fired_a - fired_b),
+        "rules_only_challenger": sorted(fired_b - fired_a),
+        "nodes_only_champion": sorted(nodes_a - nodes_b),
+        "nodes_only_challenger": sorted(nodes_b - nodes_a),
+    }
+    return same_nodes and same_service and same_status, difference
+
+
+def record_shadow(
+    db, decision_id: str, experiment_id: str, champion: dict, challenger: dict
+) -> None:
+    agrees, difference = compare(champion, challenger)
+    with database.atomic(db):
+        db.execute(
+            "INSERT OR REPLACE INTO shadow_decisions (decision_id, experiment_id, result, agrees,"
+            " difference, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                decision_id,
+                experiment_id,
+                json.dumps(challenger),
+                int(agrees),
+                json.dumps(difference),
+                database.now(),
+            ],
+        )
+
+
+def shadows(db, experiment_id: str) -> dict[str, dict]:
+    rows = db.execute(
+        "SELECT decision_id, result, agrees, difference FROM shadow_decisions"
+        " WHERE experiment_id = ?",
+        [experiment_id],
+    )
+    return {
+        row[0]: {
+            "result": json.loads(row[1]),
+            "agrees": bool(row[2]),
+            "difference": json.loads(row[3]),
+        }
+        for row in rows
+    }
+
+
+# Reports -------------------------------------------------------------------------------
+
+
+def report(db: sqlite_utils.Database, experiment_id: str) -> dict:
+    experiment = get(db, experiment_id)
+    real = decisions.for_experiment(db, experiment_id)
+    if experiment["mode"] == "split":
+        by_variant = {"champion": [], "challenger": []}
+        for record in real:
+            by_variant[record["variant"]].append(record["result"])
+        rows = {k: [metrics.measures(d) for d in v] for k, v in by_variant.items()}
+        ids = {v: [r["decision_id"] for r in real if r["variant"] == v] for v in rows}
+        variants = {
+            variant: metrics.summary(rows[variant], shipments.rejection_counts(db, ids[variant]))
+            for variant in rows
+        }
+        diff = metrics.differences(rows["champion"], rows["challenger"])
+        extra = {}
+    else:
+        shadow = shadows(db, experiment_id)
+        pairs = [
+            (r["result"], shadow[r["decision_id"]]["result"])
+            for r in real
+            if r["decision_id"] in shadow
+        ]
+        champion_rows = [metrics.measures(a) for a, _ in pairs]
+        challenger_rows = [metrics.measures(b) for _, b in pairs]
+        variants = {
+            "champion": metrics.summary(
+                champion_rows, shipments.rejection_counts(db, [r["decision_id"] for r in real])
+            ),
+            "challenger": metrics.summary(challenger_rows),
+        }
+        diff = {
+            name: metrics.paired_difference(
+                [(a[name], b[name]) for a, b in zip(champion_rows, challenger_rows, strict=True)]
+            )
+            for name in metrics.MEASURES
+        }
+        differences = [
+            shadow[r["decision_id"]]["difference"] for r in real if r["decision_id"] in shadow
+        ]
+        disagreements = [
+            not shadow[r["decision_id"]]["agrees"] for r in real if r["decision_id"] in shadow
+        ]
+        rules = Counter(
+            rule
+            for d in differences
+            for rule in d["rules_only_champion"] + d["rules_only_challenger"]
+        )
+        node_counts = Counter(
+            node
+            for d in differences
+            for node in d["nodes_only_champion"] + d["nodes_only_challenger"]
+        )
+        extra = {
+            "disagreement_rate": sum(disagreements) / len(disagreements) if disagreements else None,
+            "rules_making_the_difference": rules.most_common(10),
+            "nodes_making_the_difference": node_counts.most_common(10),
+        }
+    return {
+        "experiment": experiment,
+        "variants": variants,
+        "challenger_minus_champion": diff,
+        **extra,
+    }
+
+
+def check_guardrails(db: sqlite_utils.Database, experiment_id: str) -> str | None:
+    """Stop the experiment when a guardrail is crossed with enough evidence; return why."""
+    experiment = get(db, experiment_id)
+    rails = experiment["guardrails"]
+    if experiment["status"] != "running" or not rails:
+        return None
+    result = report(db, experiment_id)
+    minimum = rails.get("min_decisions", 100)
+    if min(v["decisions"] for v in result["variants"].values()) < minimum:
+        return None
+    reasons = []
+    fill = result["challenger_minus_champion"]["fill_rate"]
+    limit = rails.get("max_fill_rate_drop")
+    if limit is not None and fill["ci95"] and fill["ci95"][1] < -limit:
+        reasons.append(f"fill rate fell by {-fill['difference']:.3f} (more than {limit})")
+    cost = result["challenger_minus_champion"]["cost_per_order"]
+    limit = rails.get("max_cost_increase")
+    base = result["variants"]["champion"]["cost_per_order"]
+    if limit is not None and cost["ci95"] and base and cost["ci95"][0] > limit * base:
+        reasons.append(
+            f"cost per order rose by {cost['difference'] / base:.1%} (more than {limit:.0%})"
+        )
+    if not reasons:
+        return None
+    reason = "guardrail: " + "; ".join(reasons)
+    stop(db, experiment_id, reason)
+    log.warning("experiment %s stopped: %s", experiment_id, reason)
+    return reason

@@ -1,0 +1,173 @@
+"""Replays: A/B on history. Owns ``replays``.
+
+Stored decisions are decided again, from the facts each one saw, under two
+versions of a ruleset (or a version and an inline draft). Nothing is reserved or
+sent. A replay runs as a background job whose progress is stored, so any server
+process can report it; the report has the same measures as an experiment, plus
+every order whose decision changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import threading
+
+import sqlite_utils
+
+from app import db as database
+from app import decisions, metrics
+from app.errors import NotFound
+from app.experiments import compare
+from app.rules import registry
+from app.rules.language import content_hash
+from app.sourcing import decide
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY = 25
+
+
+def versions_for(db: sqlite_utils.Database, request: dict) -> tuple[dict, dict]:
+    a = registry.get(db, request["ruleset"], request["a"])
+    if "draft" in request:
+        draft = request["draft"]
+        b = {
+            "ruleset": draft["ruleset"],
+            "version": draft["version"],
+            "sha256": content_hash(draft),
+            "document": draft,
+            "draft": True,
+        }
+    else:
+        b = registry.get(db, request["ruleset"], request["b"])
+    return a, b
+
+
+def create(db: sqlite_utils.Database, request: dict, by: str) -> dict:
+    replay_id = "rpl_" + secrets.token_hex(8)
+    selected = select(db, request)
+    with database.atomic(db):
+        db.execute(
+            "INSERT INTO replays (replay_id, ruleset, request, status, total, created_by,"
+            " created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
+            [replay_id, request["ruleset"], json.dumps(request), len(selected), by, database.now()],
+        )
+    return get(db, replay_id)
+
+
+def select(db: sqlite_utils.Database, request: dict) -> list[str]:
+    ids = decisions.select(
+        db,
+        request["ruleset"],
+        database.normalize_time(request["from"]) if request.get("from") else None,
+        database.normalize_time(request["to"]) if request.get("to") else None,
+        request.get("decision_ids"),
+        None if request.get("channel") else request.get("limit"),
+    )
+    if request.get("channel"):
+        ids = [i for i in ids if _channel(db, i) == request["channel"]][: request.get("limit")]
+    return ids
+
+
+def _channel(db, decision_id: str) -> str | None:
+    facts = decisions.get(db, decision_id)["facts"]
+    return next((f["channel"] for f in facts if f["fact"] == "order"), None)
+
+
+def get(db: sqlite_utils.Database, replay_id: str) -> dict:
+    row = db.execute("SELECT * FROM replays WHERE replay_id = ?", [replay_id]).fetchone()
+    if row is None:
+        raise NotFound(f"replay {replay_id!r} does not exist")
+    replay = dict(row)
+    replay["request"] = json.loads(replay["request"])
+    replay.pop("created_by", None)
+    for name in ("report", "changes"):
+        replay[name] = json.loads(replay[name]) if replay[name] else None
+    replay["progress"] = replay["done"] / replay["total"] if replay["total"] else 1.0
+    return replay
+
+
+def run(db: sqlite_utils.Database, replay_id: str, progress=None) -> dict:
+    """Do the replay now, storing progress as it goes; return the finished replay."""
+    replay = get(db, replay_id)
+    request = replay["request"]
+    _set(db, replay_id, status="running")
+    try:
+        a, b = versions_for(db, request)
+        ids = select(db, request)
+        rows_a, rows_b, changes = [], [], []
+        for count, decision_id in enumerate(ids, start=1):
+            record = decisions.get(db, decision_id)
+            first = decide.replay(record, a)
+            second = decide.replay(record, b)
+            rows_a.append(metrics.measures(first))
+            rows_b.append(metrics.measures(second))
+            agrees, difference = compare(first, second)
+            if not agrees:
+                changes.append(
+                    {
+                        "decision_id": decision_id,
+                        "order_id": record["decision"]["order_id"],
+                        "a": decide.outcome(first),
+                        "b": decide.outcome(second),
+                        "difference": difference,
+                    }
+                )
+            if progress:
+                progress(count, len(ids))
+            if count % PROGRESS_EVERY == 0:
+                _set(db, replay_id, done=count)
+        report = {
+            "a": {"version": a["version"], **metrics.summary(rows_a)},
+            "b": {
+                "version": b["version"],
+                "draft": bool(b.get("draft")),
+                **metrics.summary(rows_b),
+            },
+            "b_minus_a": {
+                name: metrics.paired_difference(
+                    [(x[name], y[name]) for x, y in zip(rows_a, rows_b, strict=True)]
+                )
+                for name in metrics.MEASURES
+            },
+            "changed": len(changes),
+            "change_rate": len(changes) / len(ids) if ids else 0.0,
+        }
+        _set(
+            db,
+            replay_id,
+            status="done",
+            done=len(ids),
+            total=len(ids),
+            report=json.dumps(report),
+            changes=json.dumps(changes),
+            finished_at=database.now(),
+        )
+    except Exception as exc:
+        log.exception("replay %s failed", replay_id)
+        _set(db, replay_id, status="failed", error=str(exc)[:500], finished_at=database.now())
+    return get(db, replay_id)
+
+
+def _set(db, replay_id: str, **fields) -> None:
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    with database.atomic(db):
+        db.execute(
+            f"UPDATE replays SET {assignments} WHERE replay_id = ?", [*fields.values(), replay_id]
+        )
+
+
+def start(config, replay_id: str) -> threading.Thread:
+    """Run a replay in the background with its own connection."""
+
+    def work():
+        connection = database.open_from_config(config)
+        try:
+            run(connection, replay_id)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, name=f"replay-{replay_id}", daemon=True)
+    thread.start()
+    return thread
