@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import allocation, decisions, dispatch, inventory, rules
+from bench import allocation, decisions, dispatch, experiments, inventory, rules
 
 
 def main() -> None:
@@ -15,6 +15,7 @@ def main() -> None:
     allocation.main()
     decisions.main()
     dispatch.main()
+    experiments.main()
 
 
 if __name__ == "__main__":

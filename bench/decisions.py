@@ -212,6 +212,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def orders_over_http(env: dict, key: str, bodies: list[dict]) -> tuple[float, list[float]]:
+    """Start `dom serve` with ``env``, send the orders, stop it; return rate and latencies."""
+    port = free_port()
+    server = serve(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        {**env, "DOM_PORT": str(port)},
+        port,
+    )
+    try:
+        return load(port, "/v1/orders", key, bodies)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
     connection = database.connect(db_path)
     key = auth.create_key(connection, "channel")[1]
@@ -222,17 +237,7 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
         "DOM_WORKERS": str(SERVER_WORKERS),
         "DOM_LOG_LEVEL": "WARNING",
     }
-    port = free_port()
-    server = serve(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        {**env, "DOM_PORT": str(port)},
-        port,
-    )
-    try:
-        dom = load(port, "/v1/orders", key, bodies)
-    finally:
-        server.terminate()
-        server.wait(10)
+    dom = orders_over_http(env, key, bodies)
     port = free_port()
     echo = serve(
         [

@@ -1,0 +1,98 @@
+"""A/B costs: replay throughput, and what a shadow experiment adds to a channel's latency."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from app import auth, experiments, replays
+from app import db as database
+from app.rules import registry
+from app.schemas import catalogue
+from app.settings import load
+from bench.decisions import (
+    HTTP_ORDERS,
+    demo_network,
+    in_process,
+    orders,
+    orders_over_http,
+    percentile,
+)
+
+ROOT = Path(__file__).parent.parent
+
+
+def challenger(db) -> None:
+    document = json.loads((ROOT / "rulesets/sourcing/ruleset.json").read_text())
+    document["version"] = 2
+    document["settings"]["objective"]["split_penalty"] = 9.0
+    registry.store(db, document, "bench", "bench")
+
+
+def shadow_on(db) -> None:
+    experiments.create(
+        db,
+        catalogue(load()["SCHEMAS_DIR"]),
+        {
+            "experiment_id": "bench-shadow",
+            "ruleset": "sourcing",
+            "champion": 1,
+            "challenger": 2,
+            "mode": "shadow",
+        },
+        "bench",
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "ab.db")
+        setup = demo_network(path)
+        db = database.connect(path)
+        challenger(db)
+        # Decisions to replay, made by version 1.
+        in_process(path, orders(setup, path, 400, "hist-", 3))
+        rates = []
+        for _ in range(3):
+            replay = replays.create(db, {"ruleset": "sourcing", "a": 1, "b": 2}, "bench")
+            started = time.perf_counter()
+            done = replays.run(db, replay["replay_id"])
+            rates.append(done["total"] / (time.perf_counter() - started))
+        print(
+            f"replay: decisions re-decided per second (under two versions each)"
+            f" {statistics.median(rates):>8,.0f}   (median of 3 over {done['total']} decisions;"
+            f" {done['report']['changed']} changed)"
+        )
+
+        # Shadow mode: the challenger runs after the answer, in the same worker.
+        key = auth.create_key(db, "channel")[1]
+        env = {
+            **os.environ,
+            "DOM_DATABASE": path,
+            "DOM_WORKERS": "4",
+            "DOM_LOG_LEVEL": "WARNING",
+            "DOM_DISPATCH_EMBEDDED": "false",
+        }
+        results = {}
+        for label in ("no experiment", "shadow experiment"):
+            if label == "shadow experiment":
+                shadow_on(db)
+            bodies = orders(setup, path, HTTP_ORDERS, f"sh-{len(results)}-", 40 + len(results))
+            results[label] = orders_over_http(env, key, bodies)
+        shadowed = db.execute("SELECT COUNT(*) FROM shadow_decisions").fetchone()[0]
+        (base_rate, base), (shadow_rate, shadow) = (
+            results["no experiment"],
+            results["shadow experiment"],
+        )
+        print(
+            f"shadow: channel latency over HTTP (4 workers, 8 clients, {HTTP_ORDERS} orders):"
+            f" p50 {percentile(base, 0.5) * 1000:.1f} -> {percentile(shadow, 0.5) * 1000:.1f} ms,"
+            f" p95 {percentile(base, 0.95) * 1000:.1f} -> {percentile(shadow, 0.95) * 1000:.1f}"
+            f" ms; throughput {base_rate:,.0f} -> {shadow_rate:,.0f} orders/s;"
+            f" {shadowed} shadow decisions recorded"
+        )
+        db.close()
