@@ -172,7 +172,9 @@ def serve(command: list[str], env: dict, port: int) -> subprocess.Popen:
             return server
 
 
-def load(port: int, path: str, key: str, bodies: list[dict]) -> tuple[float, list[float]]:
+def load(
+    port: int, path: str, key: str, bodies: list[dict], clients: int = CLIENT_THREADS
+) -> tuple[float, list[float]]:
     latencies: list[float] = []
     lock = threading.Lock()
     queue = list(bodies)
@@ -195,7 +197,7 @@ def load(port: int, path: str, key: str, bodies: list[dict]) -> tuple[float, lis
             with lock:
                 latencies.append(time.perf_counter() - t0)
 
-    threads = [threading.Thread(target=worker) for _ in range(CLIENT_THREADS)]
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -212,7 +214,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def orders_over_http(env: dict, key: str, bodies: list[dict]) -> tuple[float, list[float]]:
+def orders_over_http(
+    env: dict, key: str, bodies: list[dict], clients: int = CLIENT_THREADS
+) -> tuple[float, list[float]]:
     """Start `dom serve` with ``env``, send the orders, stop it; return rate and latencies."""
     port = free_port()
     server = serve(
@@ -221,7 +225,7 @@ def orders_over_http(env: dict, key: str, bodies: list[dict]) -> tuple[float, li
         port,
     )
     try:
-        return load(port, "/v1/orders", key, bodies)
+        return load(port, "/v1/orders", key, bodies, clients)
     finally:
         server.terminate()
         server.wait(10)

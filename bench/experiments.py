@@ -81,18 +81,19 @@ def main() -> None:
         for label in ("no experiment", "shadow experiment"):
             if label == "shadow experiment":
                 shadow_on(db)
-            bodies = orders(setup, path, HTTP_ORDERS, f"sh-{len(results)}-", 40 + len(results))
-            results[label] = orders_over_http(env, key, bodies)
+            for clients in (2, 8):
+                bodies = orders(setup, path, HTTP_ORDERS, f"sh-{len(results)}-", 40 + len(results))
+                results[(label, clients)] = orders_over_http(env, key, bodies, clients)
         shadowed = db.execute("SELECT COUNT(*) FROM shadow_decisions").fetchone()[0]
-        (base_rate, base), (shadow_rate, shadow) = (
-            results["no experiment"],
-            results["shadow experiment"],
-        )
-        print(
-            f"shadow: channel latency over HTTP (4 workers, 8 clients, {HTTP_ORDERS} orders):"
-            f" p50 {percentile(base, 0.5) * 1000:.1f} -> {percentile(shadow, 0.5) * 1000:.1f} ms,"
-            f" p95 {percentile(base, 0.95) * 1000:.1f} -> {percentile(shadow, 0.95) * 1000:.1f}"
-            f" ms; throughput {base_rate:,.0f} -> {shadow_rate:,.0f} orders/s;"
-            f" {shadowed} shadow decisions recorded"
-        )
+        for clients in (2, 8):
+            base_rate, base = results[("no experiment", clients)]
+            shadow_rate, shadow = results[("shadow experiment", clients)]
+            print(
+                f"shadow: channel latency over HTTP, 4 workers, {clients} clients,"
+                f" {HTTP_ORDERS} orders: p50 {percentile(base, 0.5) * 1000:.1f} ->"
+                f" {percentile(shadow, 0.5) * 1000:.1f} ms, p95"
+                f" {percentile(base, 0.95) * 1000:.1f} -> {percentile(shadow, 0.95) * 1000:.1f} ms;"
+                f" throughput {base_rate:,.0f} -> {shadow_rate:,.0f} orders/s"
+            )
+        print(f"shadow: {shadowed} shadow decisions recorded")
         db.close()

@@ -317,3 +317,20 @@ def test_a_killed_worker_loses_nothing(tmp_path, receiver):
     ).fetchone()[0]
     assert pending == 0
     connection.close()
+
+
+def test_an_endpoint_failing_past_the_threshold_is_disabled(db_path, keys, receiver):
+    app = create_app(
+        {"DATABASE": db_path, **FAST, "ENDPOINT_DISABLE_AFTER": 3, "RETRY_SCHEDULE": (0.0,) * 10}
+    )
+    admin = Api(app.test_client(), keys["admin"])
+    build_network(admin)
+    closed = {**NODE_DC, "webhook": {"url": "http://127.0.0.1:9/hooks", "secret": SECRET}}
+    admin.put("/v1/nodes/DC1", json=closed)
+    place(admin)
+    drain(app)
+    node = admin.get("/v1/nodes/DC1").get_json()
+    assert node["webhook"]["disabled_reason"] == "3 failures in a row"
+    [delivery] = admin.get("/v1/deliveries").get_json()["deliveries"]
+    assert delivery["status"] == "dead"
+    assert delivery["attempts"] == 3
