@@ -113,9 +113,13 @@ def select(
         sql += " AND created_at < ?"
         params.append(until)
     if ids is not None:
-        wanted = set(ids)
-        rows = db.execute(sql + " ORDER BY created_at DESC", params)
-        found = [row[0] for row in rows if row[0] in wanted]
+        found = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = db.execute(
+                sql + f" AND decision_id IN ({','.join('?' * len(chunk))})", [*params, *chunk]
+            )
+            found.extend(row[0] for row in rows)
     else:
         found = [row[0] for row in db.execute(sql + " ORDER BY created_at DESC", params)]
     return found[:limit] if limit else found

@@ -320,7 +320,8 @@ def commit(
     allocated: dict[str, int] = {}
     for shipment in decision["shipments"]:
         shipment["shipment_id"] = new_id("shp")
-    # The record, then shipments (they refer to it), then reservations (they refer to those).
+    # The record, then each shipment (it refers to the record) and its reservations (they
+    # refer to the shipment).
     decisions.record(db, decision, kind, facts, context)
     for shipment in decision["shipments"]:
         shipments.create(
@@ -332,7 +333,6 @@ def commit(
                 "node_day": context["node_days"].get(shipment["node_id"]) or now.date().isoformat(),
             },
         )
-    for shipment in decision["shipments"]:
         reservations.reserve(
             db,
             [
@@ -466,7 +466,8 @@ def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict
     """The challenger's evaluation of the champion's facts, to run after the answer."""
     from app import experiments
 
-    challenger = registry.get(db, RULESET, experiment_row(db, experiment)["challenger"])
+    number = experiments.get(db, experiment["experiment_id"])["challenger"]
+    challenger = registry.get(db, RULESET, number)
     record = {"facts": facts, "context": context, "decision": decision}
 
     def run_shadow(connection) -> None:
@@ -476,12 +477,6 @@ def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict
         )
 
     return run_shadow
-
-
-def experiment_row(db, experiment: dict) -> dict:
-    from app import experiments
-
-    return experiments.get(db, experiment["experiment_id"])
 
 
 def _decide_and_commit(db, body, digest, version, settings, experiment):
