@@ -21,6 +21,8 @@ $(BIN)/dom: setup.cfg pyproject.toml
 
 venv: $(BIN)/dom
 
+# The demo lets node webhooks point at a receiver on this machine.
+run: export DOM_WEBHOOK_ALLOW ?= 127.0.0.1
 run: venv
 	$(BIN)/dom db migrate
 	$(BIN)/dom demo load --if-empty

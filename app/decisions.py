@@ -63,15 +63,6 @@ def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def latest_result(db: sqlite_utils.Database, order_id: str) -> dict | None:
-    row = db.execute(
-        "SELECT result FROM decisions WHERE order_id = ? AND kind != 'simulation'"
-        " ORDER BY created_at DESC, rowid DESC LIMIT 1",
-        [order_id],
-    ).fetchone()
-    return json.loads(row[0]) if row else None
-
-
 def first_result(db: sqlite_utils.Database, order_id: str) -> dict | None:
     """The decision made when the order arrived: what a replayed POST returns."""
     row = db.execute(

@@ -97,16 +97,6 @@ def names(db: sqlite_utils.Database) -> list[str]:
     return [row[0] for row in db.execute("SELECT DISTINCT name FROM ruleset_versions ORDER BY 1")]
 
 
-def find_by_hash(db: sqlite_utils.Database, name: str, digest: str) -> dict | None:
-    row = db.execute(
-        "SELECT * FROM ruleset_versions WHERE name = ? AND sha256 = ?", [name, digest]
-    ).fetchone()
-    return _version(row) if row is not None else None
-
-
-# Activations ---------------------------------------------------------------------------
-
-
 def _activation(row) -> dict:
     return {
         "activation_id": row["activation_id"],
