@@ -26,6 +26,8 @@ from app.network import nodes, reservations
 log = logging.getLogger(__name__)
 BATCH = 20
 SWEEP_EVERY = 5.0
+# Guardrails read every decision of an experiment: check them less often than the rest.
+GUARDRAILS_EVERY = 60.0
 
 
 class Dispatcher:
@@ -37,6 +39,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.stopping = threading.Event()
         self._last_sweep = 0.0
+        self._last_guardrails = 0.0
 
     def connect(self):
         return database.open_from_config(self.config)
@@ -133,9 +136,11 @@ class Dispatcher:
         try:
             reservations.expire(db)
             fulfilment.expire_acknowledgements(db, self.config)
-            for experiment in experiments.list_all(db):
-                if experiment["status"] == "running":
-                    experiments.check_guardrails(db, experiment["experiment_id"])
+            if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
+                self._last_guardrails = time.monotonic()
+                for experiment in experiments.list_all(db):
+                    if experiment["status"] == "running":
+                        experiments.check_guardrails(db, experiment["experiment_id"])
         except Exception:  # a failed sweep must not stop deliveries
             log.exception("dispatcher sweep failed")
 
