@@ -46,15 +46,26 @@ class Receiver:
                         verified[secret] = True
                     except WebhookVerificationError:
                         verified[secret] = False
+                if isinstance(action, tuple) and action[0] == "sleep":
+                    time.sleep(action[1])
+                    action = 200
+                extra = {}
+                if isinstance(action, tuple) and action[0] == "redirect":
+                    action, extra = 302, {"Location": action[1]}
+                elif isinstance(action, tuple):
+                    action, extra = action
+                # Record before answering: the sender may look as soon as it has the answer.
+                with receiver.lock:
+                    receiver.received.append(
+                        {
+                            "id": message_id,
+                            "headers": headers,
+                            "body": json.loads(body),
+                            "verified": verified,
+                            "status": action,
+                        }
+                    )
                 try:
-                    if isinstance(action, tuple) and action[0] == "sleep":
-                        time.sleep(action[1])
-                        action = 200
-                    extra = {}
-                    if isinstance(action, tuple) and action[0] == "redirect":
-                        action, extra = 302, {"Location": action[1]}
-                    elif isinstance(action, tuple):
-                        action, extra = action
                     self.send_response(action)
                     for name, value in extra.items():
                         self.send_header(name, value)
@@ -66,15 +77,6 @@ class Receiver:
                 finally:
                     with receiver.lock:
                         receiver.in_flight[message_id] -= 1
-                        receiver.received.append(
-                            {
-                                "id": message_id,
-                                "headers": headers,
-                                "body": json.loads(body),
-                                "verified": verified,
-                                "status": action,
-                            }
-                        )
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
