@@ -173,14 +173,21 @@ def serve(command: list[str], env: dict, port: int) -> subprocess.Popen:
 
 
 def load(
-    port: int, path: str, key: str, bodies: list[dict], clients: int = CLIENT_THREADS
+    port: int,
+    path: str,
+    key: str,
+    bodies: list[dict],
+    clients: int = CLIENT_THREADS,
+    until: float | None = None,
 ) -> tuple[float, list[float]]:
+    """POST the bodies from ``clients`` threads (until the queue or the ``until`` monotonic
+    deadline runs out); return requests per second and each request's latency."""
     latencies: list[float] = []
     lock = threading.Lock()
     queue = list(bodies)
 
     def worker():
-        while True:
+        while until is None or time.monotonic() < until:
             with lock:
                 if not queue:
                     return

@@ -3,14 +3,12 @@ orders are decided at full speed by a server whose workers also deliver."""
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from app import db as database
 from app.dispatch import outbox, signing
 from app.dispatch.worker import Dispatcher
 from app.network import nodes
-from bench.decisions import free_port, orders, serve
+from bench.decisions import free_port, load, orders, serve
 
 MESSAGES = 1500
 LAG_SECONDS = 12.0
@@ -121,40 +119,21 @@ def lag_under_load(folder: str, sink: Sink) -> tuple[float, list[float], int]:
     }
     server = serve([sys.executable, "-m", "app.cli", "serve"], env, port)
     samples: list[float] = []
-    placed = 0
     stop = time.monotonic() + LAG_SECONDS
-    lock = threading.Lock()
-
-    def client():
-        nonlocal placed
-        while time.monotonic() < stop:
-            with lock:
-                if not bodies:
-                    return
-                body = bodies.pop()
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{port}/v1/orders",
-                data=json.dumps(body).encode(),
-                method="POST",
-                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=60) as response:
-                response.read()
-            with lock:
-                placed += 1
-
+    result: list = []
+    clients = threading.Thread(
+        target=lambda: result.append(load(port, "/v1/orders", key, bodies, 6, until=stop))
+    )
     try:
-        threads = [threading.Thread(target=client) for _ in range(6)]
-        for thread in threads:
-            thread.start()
+        clients.start()
         while time.monotonic() < stop:
             samples.append(outbox.oldest_pending_age(db))
             time.sleep(0.25)
-        for thread in threads:
-            thread.join()
+        clients.join()
     finally:
         server.terminate()
         server.wait(10)
+    placed = len(result[0][1])
     db.close()
     return placed / LAG_SECONDS, samples, placed
 

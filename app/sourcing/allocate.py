@@ -99,18 +99,7 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
     shortlist = _shortlist(nodes, usable, by_line, policy, max_shipments)
     total_units = sum(line["qty"] for line in lines)
     # Each line's options in order of preference, once: sets only filter them.
-    preference: dict[str, list[dict]] = {}
-    for option in sorted(
-        usable,
-        key=lambda o: (
-            unit_cost(o, by_line[o["line_id"]], policy),
-            o["distance_km"],
-            o["node_id"],
-            o["key"],
-        ),
-    ):
-        preference.setdefault(option["line_id"], []).append(option)
-    preference = {line_id: Preference(options) for line_id, options in preference.items()}
+    preference = _preferences(usable, by_line, policy)
     # Bounds that let a node set be skipped unseen: the most units it could serve, and,
     # when every unit is served, the least its shipments and units could cost.
     atp_at: dict[str, dict[str, int]] = {}
@@ -194,6 +183,22 @@ class Preference(list):
         self.by_node: dict[str, list[tuple[int, dict]]] = {}
         for position, option in enumerate(options):
             self.by_node.setdefault(option["node_id"], []).append((position, option))
+
+
+def _preferences(options: list[dict], lines: dict, policy: Policy) -> dict[str, Preference]:
+    """Each line's options, cheapest per unit first, then nearest, then by id."""
+    preference: dict[str, list[dict]] = {}
+    for option in sorted(
+        options,
+        key=lambda o: (
+            unit_cost(o, lines[o["line_id"]], policy),
+            o["distance_km"],
+            o["node_id"],
+            o["key"],
+        ),
+    ):
+        preference.setdefault(option["line_id"], []).append(option)
+    return {line_id: Preference(found) for line_id, found in preference.items()}
 
 
 def _within(choices, subset: set[str]) -> list[dict]:
@@ -328,17 +333,7 @@ def _whole_lines(options: list[dict], lines: dict, policy: Policy) -> list[dict]
     for lid in line_ids:
         combinations_count *= len(per_line[lid]) + 1
     if combinations_count > MAX_WHOLE_COMBINATIONS:
-        preference: dict[str, list[dict]] = {}
-        for o in sorted(
-            options,
-            key=lambda o: (
-                unit_cost(o, lines[o["line_id"]], policy),
-                o["distance_km"],
-                o["node_id"],
-                o["key"],
-            ),
-        ):
-            preference.setdefault(o["line_id"], []).append(o)
+        preference = _preferences(options, lines, policy)
         return _assign({o["node_id"] for o in options}, preference, lines, policy)
     best: list = [(0, 0.0), []]
 
