@@ -1,9 +1,11 @@
 """The only place that opens database connections, applies migrations and starts transactions.
 
 Views call ``get_db()``; the connection lives on ``flask.g`` for one request and
-is closed at teardown. Everything that writes goes through ``atomic`` (a
-deferred transaction) or ``immediate`` (takes SQLite's write lock first, for
-writers that read-then-write and must not race, such as reservations).
+is closed at teardown. Everything that writes goes through ``atomic`` (one
+transaction, or a savepoint inside one). Every transaction takes SQLite's write
+lock before its first statement (``BEGIN IMMEDIATE``): a deferred transaction that
+reads and then writes cannot wait for a lock another writer holds, and fails with
+"database is locked" under load instead of queueing behind it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ MIGRATION_SET = "dom"
 
 def connect(path: str, busy_timeout_ms: int = 10000) -> sqlite_utils.Database:
     """Open the database file in WAL mode with foreign keys on."""
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, check_same_thread=False)
+    # IMMEDIATE: the transactions Python opens by itself before a write take the lock too.
+    conn = sqlite3.connect(
+        path,
+        timeout=busy_timeout_ms / 1000,
+        check_same_thread=False,
+        isolation_level="IMMEDIATE",
+    )
     conn.row_factory = sqlite3.Row
     db = sqlite_utils.Database(conn)
     with db.ensure_autocommit_on():
@@ -54,17 +62,11 @@ def close_db(_exc: BaseException | None = None) -> None:
 
 @contextlib.contextmanager
 def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """Run the block in one transaction (a savepoint when one is already open)."""
-    with db.atomic():
-        yield db
-
-
-@contextlib.contextmanager
-def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """Run the block in a transaction that holds the write lock from its first statement.
+    """Run the block in one transaction that holds the write lock from its first statement.
 
     A deferred transaction that reads and then writes can be overtaken by another
-    writer between the read and the write; ``BEGIN IMMEDIATE`` closes that gap.
+    writer between the read and the write, and cannot wait for the lock it then
+    needs; ``BEGIN IMMEDIATE`` closes that gap and waits up to the busy timeout.
     Inside an open transaction it nests as a savepoint of the outer one.
     """
     if db.conn.in_transaction:
@@ -83,6 +85,10 @@ def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         except BaseException:
             db.rollback()
             raise
+
+
+# Reservations, feeds and decisions read and then write: the name says why they need it.
+immediate = atomic
 
 
 def now() -> str:

@@ -171,17 +171,25 @@ def timeline(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     ]
 
 
-def waiting_for(db: sqlite_utils.Database, skus: list[str], limit: int = 100) -> list[str]:
-    """Back-ordered or partially sourced orders missing any of these SKUs, oldest first."""
+def waiting_for(
+    db: sqlite_utils.Database, skus: list[str], limit: int = 100, after: tuple | None = None
+) -> list[tuple[str, str]]:
+    """Back-ordered or partially sourced orders missing any of these SKUs, oldest first:
+    ``[(order_id, created_at)]``, starting after ``(created_at, order_id)`` when given."""
     if not skus:
         return []
     marks = ",".join("?" * len(skus))
+    params: list = [*skus]
+    page = ""
+    if after is not None:
+        page = " AND (o.created_at > ? OR (o.created_at = ? AND o.order_id > ?))"
+        params.extend([after[0], after[0], after[1]])
     rows = db.execute(
         f"SELECT DISTINCT o.order_id, o.created_at FROM orders o"
         f" JOIN order_lines l ON l.order_id = o.order_id"
         f" WHERE o.status IN ('backordered', 'partially_sourced')"
-        f" AND l.qty_allocated < l.qty AND l.sku IN ({marks})"
+        f" AND l.qty_allocated < l.qty AND l.sku IN ({marks}){page}"
         f" ORDER BY o.created_at, o.order_id LIMIT ?",
-        [*skus, limit],
+        [*params, limit],
     )
-    return [row[0] for row in rows]
+    return [(row[0], row[1]) for row in rows]

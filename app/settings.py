@@ -107,12 +107,39 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting(
-        "ENDPOINT_DISABLE_AFTER",
-        50,
-        "Consecutive failed deliveries after which an endpoint is disabled and reported.",
+        "ENDPOINT_DISABLE_AFTER_SECONDS",
+        259200,
+        "An endpoint that has failed without one success for this long is disabled and"
+        " reported; its messages then run out their own retry schedules.",
         int,
     ),
-    Setting("DISPATCH_LEASE_SECONDS", 60.0, "How long a worker holds a claimed message.", float),
+    Setting(
+        "CIRCUIT_OPEN_AFTER",
+        5,
+        "Consecutive failed attempts after which an endpoint's circuit opens: its messages"
+        " wait, unattempted, and one probe is sent when the wait ends.",
+        int,
+    ),
+    Setting(
+        "CIRCUIT_WAIT_SECONDS",
+        30.0,
+        "How long an open circuit waits before its first probe; doubled after each failed"
+        " probe, up to DOM_CIRCUIT_MAX_WAIT_SECONDS.",
+        float,
+    ),
+    Setting(
+        "CIRCUIT_MAX_WAIT_SECONDS",
+        600.0,
+        "The longest an open circuit waits between probes.",
+        float,
+    ),
+    Setting(
+        "DISPATCH_LEASE_SECONDS",
+        60.0,
+        "How long a worker holds a claimed message; renewed before each attempt, and never"
+        " shorter than twice the webhook timeout while a request is in flight.",
+        float,
+    ),
     Setting("DISPATCH_POLL_SECONDS", 0.5, "How often an idle dispatcher looks for work.", float),
     Setting(
         "RESOURCING_MAX_ROUNDS",

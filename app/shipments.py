@@ -65,8 +65,8 @@ def create(db: sqlite_utils.Database, shipment: dict) -> None:
 def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT shipment_id, decision_id, node_id, status, method, service_level, lines,"
-        " estimated_cost, distance_km, carrier, tracking_number, requested_at, created_at,"
-        " updated_at FROM shipments"
+        " estimated_cost, distance_km, carrier, tracking_number, requested_at, withdrawn_reason,"
+        " created_at, updated_at FROM shipments"
         " WHERE order_id = ? ORDER BY created_at, shipment_id",
         [order_id],
     )
@@ -127,7 +127,7 @@ def mark_requested(db: sqlite_utils.Database, shipment_id: str) -> None:
 
 
 def unacknowledged(db: sqlite_utils.Database, older_than: str) -> list[dict]:
-    """Requested shipments no node accepted since before ``older_than``."""
+    """Requested shipments whose node has not accepted them since before ``older_than``."""
     rows = db.execute(
         "SELECT shipment_id FROM shipments WHERE status = 'requested' AND requested_at < ?",
         [older_than],
@@ -135,12 +135,29 @@ def unacknowledged(db: sqlite_utils.Database, older_than: str) -> list[dict]:
     return [get(db, row[0]) for row in rows]
 
 
-def rejected_nodes(db: sqlite_utils.Database, order_id: str) -> list[str]:
+# Withdrawals that count against the node, like a rejection: it may not serve the line again.
+NODE_FAILURES = ("ack_timeout", "hold_lapsed")
+
+
+def excluded_nodes(db: sqlite_utils.Database, order_id: str) -> dict[str, set[str]]:
+    """Per line of the order, the nodes that rejected it or let it lapse."""
+    marks = ",".join("?" * len(NODE_FAILURES))
     rows = db.execute(
-        "SELECT DISTINCT node_id FROM shipments WHERE order_id = ? AND status = 'rejected'",
-        [order_id],
+        f"SELECT node_id, lines FROM shipments WHERE order_id = ?"
+        f" AND (status = 'rejected' OR withdrawn_reason IN ({marks}))",
+        [order_id, *NODE_FAILURES],
     )
-    return [row[0] for row in rows]
+    excluded: dict[str, set[str]] = {}
+    for row in rows:
+        for line in json.loads(row["lines"]):
+            excluded.setdefault(line["line_id"], set()).add(row["node_id"])
+    return excluded
+
+
+def live(db: sqlite_utils.Database, shipment_ids: list[str]) -> list[dict]:
+    """Those of these shipments that are still open, in the order given."""
+    found = [get(db, shipment_id) for shipment_id in shipment_ids]
+    return [s for s in found if s["status"] in OPEN]
 
 
 def rejection_counts(db: sqlite_utils.Database, decision_ids: list[str]) -> tuple[int, int]:

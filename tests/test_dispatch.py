@@ -289,6 +289,7 @@ def test_a_killed_worker_loses_nothing(tmp_path, receiver):
         "DOM_DATABASE": path,
         "DOM_WEBHOOK_ALLOW": "127.0.0.1",
         "DOM_DISPATCH_LEASE_SECONDS": "1",
+        "DOM_WEBHOOK_TIMEOUT_SECONDS": "1",
         "DOM_DISPATCH_POLL_SECONDS": "0.05",
         "DOM_RETRY_SCHEDULE": "0,0,0",
     }
@@ -306,7 +307,12 @@ def test_a_killed_worker_loses_nothing(tmp_path, receiver):
     )
     try:
         deadline = time.monotonic() + 60
-        while receiver.delivered_ids() != ids and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+            receiver.delivered_ids() != ids
+            or connection.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status != 'delivered'"
+            ).fetchone()[0]
+        ):
             time.sleep(0.1)
     finally:
         survivor.send_signal(signal.SIGTERM)
@@ -316,12 +322,23 @@ def test_a_killed_worker_loses_nothing(tmp_path, receiver):
         "SELECT COUNT(*) FROM outbox WHERE status != 'delivered'"
     ).fetchone()[0]
     assert pending == 0
+    # Every request the receiver saw is in the deliveries log, the one cut short included.
+    logged = connection.execute("SELECT COUNT(*) FROM delivery_attempts").fetchone()[0]
+    assert logged == len(receiver.received)
     connection.close()
 
 
-def test_an_endpoint_failing_past_the_threshold_is_disabled(db_path, keys, receiver):
+def test_an_endpoint_failing_for_too_long_is_disabled_and_messages_run_their_schedule(
+    db_path, keys
+):
     app = create_app(
-        {"DATABASE": db_path, **FAST, "ENDPOINT_DISABLE_AFTER": 3, "RETRY_SCHEDULE": (0.0,) * 10}
+        {
+            "DATABASE": db_path,
+            **FAST,
+            "ENDPOINT_DISABLE_AFTER_SECONDS": 0,
+            "CIRCUIT_OPEN_AFTER": 100,
+            "RETRY_SCHEDULE": (0.0,) * 3,
+        }
     )
     admin = Api(app.test_client(), keys["admin"])
     build_network(admin)
@@ -330,7 +347,10 @@ def test_an_endpoint_failing_past_the_threshold_is_disabled(db_path, keys, recei
     place(admin)
     drain(app)
     node = admin.get("/v1/nodes/DC1").get_json()
-    assert node["webhook"]["disabled_reason"] == "3 failures in a row"
+    assert node["webhook"]["disabled_reason"].startswith("failing without a success since")
     [delivery] = admin.get("/v1/deliveries").get_json()["deliveries"]
+    # Disabled, the message still ran out its own schedule before it was given up.
     assert delivery["status"] == "dead"
-    assert delivery["attempts"] == 3
+    assert delivery["attempts"] == 4
+    log = admin.get(f"/v1/deliveries/{delivery['message_id']}").get_json()["attempt_log"]
+    assert [a["error_class"] for a in log] == ["connect"] + ["no_endpoint"] * 3

@@ -114,7 +114,7 @@ def test_rejection_sources_the_lines_elsewhere(shop, node, db):
     screened = resource["explanation"]["screened"]
     assert {
         "line_id": "1",
-        "reason": "the node rejected this order",
+        "reason": "the node rejected this line or let it lapse",
         "node_ids": ["DC1"],
     } in screened
     messages = db.execute("SELECT node_id, event_type FROM outbox ORDER BY created_at").fetchall()

@@ -10,7 +10,7 @@ from app.dispatch import outbox, signing, subscriptions, urls
 from app.errors import InvalidInput, field_error
 from app.network import nodes
 from app.shipments import get as get_shipment
-from app.sourcing import fulfilment
+from app.sourcing import fulfilment, lifecycle
 
 bp = Blueprint("dispatch", __name__, url_prefix="/v1")
 
@@ -166,4 +166,6 @@ def shipment_event(shipment_id: str, body: dict):
     db = get_db()
     g.principal.require_node(get_shipment(db, shipment_id)["node_id"])
     result, replayed = fulfilment.record_event(db, shipment_id, body, current_app.config)
+    if not replayed and body["type"] == "rejected":
+        lifecycle.resume_raised_safely(db, None)
     return jsonify({**result, "replayed": replayed}), 200 if replayed else 201

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify
+from flask import Blueprint, current_app, g, jsonify
 
 from app.api import READERS, Param, created_or_ok, endpoint, query_args
 from app.db import get_db, now
 from app.errors import InvalidInput, field_error
 from app.network import availability, skus, stock, transfers
-from app.sourcing import lifecycle
+from app.sourcing import holds, lifecycle
 
 bp = Blueprint("inventory", __name__, url_prefix="/v1")
 
@@ -41,23 +41,18 @@ MAX_AVAILABILITY_SKUS = 100
 def post_feed(body: dict):
     g.principal.require_node(body["node_id"])
     db = get_db()
-    result, replayed = stock.apply_feed(db, body)
-    resumed = [] if replayed else lifecycle.resume_backorders(db, _raised(result, body))
+    result, replayed = holds.apply_feed(db, body, current_app.config)
+    resumed = [] if replayed else lifecycle.resume_raised_safely(db, _counted(body))
     return jsonify({**result, "replayed": replayed, "backorders_resumed": resumed}), (
         200 if replayed else 201
     )
 
 
-def _raised(result: dict, feed: dict) -> list[str]:
-    """SKUs whose stock this feed may have raised: what back-orders wait for."""
-    skipped = {item["sku"] for item in result["skipped"]}
-    return sorted(
-        {
-            item["sku"]
-            for item in feed["items"]
-            if item["sku"] not in skipped and item.get("delta", 1) > 0
-        }
-    )
+def _counted(feed: dict) -> list[str] | None:
+    """The SKUs a feed may have raised (None: any SKU at the node, for a complete snapshot)."""
+    if feed["mode"] == "snapshot" and feed.get("complete"):
+        return None
+    return sorted({item["sku"] for item in feed["items"]})
 
 
 @endpoint(
@@ -105,7 +100,7 @@ def post_receipt(transfer_id: str, body: dict):
     db = get_db()
     g.principal.require_node(transfers.get(db, transfer_id)["destination_node_id"])
     transfer, received_now = transfers.receive(db, transfer_id, body)
-    resumed = lifecycle.resume_backorders(db, [transfer["sku"]]) if received_now else []
+    resumed = lifecycle.resume_raised_safely(db, [transfer["sku"]]) if received_now else []
     return created_or_ok({**transfer, "backorders_resumed": resumed}, received_now)
 
 
@@ -160,7 +155,7 @@ def get_inventory(sku: str):
     skus.get(db, sku)  # 404 for an unknown SKU rather than an empty view
     moment = now()
     view = availability.inventory_view(
-        sku, stock.positions(db, [sku], now=moment), transfers.in_transit(db, [sku]), moment
+        sku, stock.positions(db, [sku]), transfers.in_transit(db, [sku]), moment
     )
     return jsonify({**view, "as_of": moment})
 
@@ -194,7 +189,7 @@ def get_availability():
     moment = now()
     result = availability.availability(
         sku_list,
-        stock.positions(get_db(), sku_list, now=moment),
+        stock.positions(get_db(), sku_list),
         args.get("lat"),
         args.get("lon"),
         args.get("radius_km"),

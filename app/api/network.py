@@ -7,10 +7,10 @@ import zoneinfo
 from flask import Blueprint, current_app, jsonify
 
 from app.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
-from app.db import get_db
+from app.db import atomic, get_db
 from app.dispatch import urls
 from app.errors import InvalidInput, field_error
-from app.network import nodes, skus
+from app.network import nodes, skus, stock
 
 bp = Blueprint("network", __name__, url_prefix="/v1")
 
@@ -36,9 +36,14 @@ def put_node(node_id: str, body: dict):
             urls.check(body["webhook"]["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)
         except urls.UnsafeURL as exc:
             raise InvalidInput([field_error(("webhook", "url"), str(exc))]) from exc
-    node, created = nodes.put(
-        get_db(), node_id, body, current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"]
-    )
+    db = get_db()
+    with atomic(db):
+        node, created = nodes.put(
+            db, node_id, body, current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"]
+        )
+        # An active node (perhaps just reactivated, or able to do more) may serve back-orders.
+        if node["active"]:
+            stock.note_raised_at(db, node_id=node_id)
     return created_or_ok(node, created)
 
 

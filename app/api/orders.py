@@ -115,11 +115,14 @@ def get_order(order_id: str):
     responses={
         200: "Cancelled (or already cancelled)",
         404: "No such order",
-        409: "The order can no longer be cancelled",
+        409: "The order can no longer be cancelled (completed, or goods already shipped)",
     },
 )
 def cancel_order(order_id: str):
-    return jsonify(lifecycle.cancel(get_db(), order_id))
+    db = get_db()
+    view = lifecycle.cancel(db, order_id)
+    lifecycle.resume_raised_safely(db, [line["sku"] for line in view["lines"]])
+    return jsonify(view)
 
 
 @endpoint(

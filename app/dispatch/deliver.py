@@ -47,13 +47,23 @@ def send(
     timeout: float,
     allow: str,
 ) -> Outcome:
-    """POST the body to the URL with Standard Webhooks headers; never raises."""
+    """POST the body to the URL with Standard Webhooks headers; never raises.
+
+    Whatever goes wrong, however unexpected, is an outcome with an error class.
+    """
     started = time.perf_counter()
     started_at = format_time(datetime.now(UTC))
 
     def finished(**fields) -> Outcome:
         return Outcome(started_at, round((time.perf_counter() - started) * 1000, 3), **fields)
 
+    try:
+        return _send(url, secrets_in_use, message_id, body, timeout, allow, finished)
+    except Exception as exc:
+        return finished(error_class="error", excerpt=f"{type(exc).__name__}: {exc}"[:EXCERPT])
+
+
+def _send(url, secrets_in_use, message_id, body, timeout, allow, finished) -> Outcome:
     try:
         addresses = urls.check(url, allow)
     except urls.Unresolvable as exc:

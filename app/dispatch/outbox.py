@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from app import db as database
+from app.dispatch import circuits
 from app.errors import Conflict, NotFound
 
 STATUSES = ("pending", "delivered", "dead")
@@ -62,8 +63,8 @@ def get(db: sqlite_utils.Database, message_id: str) -> dict:
     message["attempt_log"] = [
         dict(a)
         for a in db.execute(
-            "SELECT started_at, duration_ms, status_code, error_class, excerpt, worker"
-            " FROM delivery_attempts WHERE message_id = ? ORDER BY attempt_id",
+            "SELECT started_at, finished_at, duration_ms, status_code, error_class, excerpt,"
+            " worker FROM delivery_attempts WHERE message_id = ? ORDER BY attempt_id",
             [message_id],
         )
     ]
@@ -96,75 +97,153 @@ def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     return [_public(row) for row in rows]
 
 
-def claim(db: sqlite_utils.Database, worker: str, lease_seconds: float, limit: int) -> list:
+def claim(
+    db: sqlite_utils.Database,
+    worker: str,
+    lease_seconds: float,
+    limit: int,
+    now: datetime | None = None,
+) -> list:
     """Take up to ``limit`` due messages for ``worker`` until the lease ends.
 
     A message whose lease expired (its worker died) is due again: at-least-once.
+    Messages of one shipment go in the order they were written: one waits while an
+    older one of its shipment is undelivered. An endpoint whose circuit is open gets
+    nothing, and one probe when its wait is over (``circuits.py``).
     """
-    moment = datetime.now(UTC)
-    now = database.format_time(moment)
+    moment = now or datetime.now(UTC)
+    stamp = database.format_time(moment)
     until = database.format_time(moment + timedelta(seconds=lease_seconds))
     with database.immediate(db):
         rows = db.execute(
-            "SELECT message_id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?"
-            " AND (lease_until IS NULL OR lease_until < ?)"
-            " ORDER BY next_attempt_at, created_at LIMIT ?",
-            [now, now, limit],
+            "SELECT o.message_id, o.node_id, o.subscription_id FROM outbox o"
+            " WHERE o.status = 'pending' AND o.next_attempt_at <= ?"
+            " AND (o.lease_until IS NULL OR o.lease_until < ?)"
+            " AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE o.shipment_id IS NOT NULL"
+            "   AND earlier.shipment_id = o.shipment_id AND earlier.status = 'pending'"
+            "   AND earlier.rowid < o.rowid)"
+            " ORDER BY o.next_attempt_at, o.created_at LIMIT ?",
+            [stamp, stamp, limit * 5],
         ).fetchall()
-        ids = [row[0] for row in rows]
-        if ids:
-            marks = ",".join("?" * len(ids))
-            db.execute(
-                f"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE message_id IN ({marks})",
-                [worker, until, *ids],
-            )
-        claimed = (
-            [
-                dict(row)
-                for row in db.execute(
-                    f"SELECT * FROM outbox WHERE message_id IN ({','.join('?' * len(ids))})"
-                    " ORDER BY next_attempt_at, created_at",
-                    ids,
-                )
-            ]
-            if ids
-            else []
+        ids = []
+        shut: set[str] = set()
+        for row in rows:
+            endpoint = circuits.key(row["node_id"], row["subscription_id"])
+            if endpoint in shut:
+                continue
+            if not circuits.admit(db, endpoint, row["message_id"], stamp, until):
+                shut.add(endpoint)
+                continue
+            if circuits.get(db, endpoint).state != "closed":
+                shut.add(endpoint)  # the probe goes alone
+            ids.append(row["message_id"])
+            if len(ids) == limit:
+                break
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        db.execute(
+            f"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE message_id IN ({marks})",
+            [worker, until, *ids],
         )
-    return claimed
+        return [
+            dict(row)
+            for row in db.execute(
+                f"SELECT * FROM outbox WHERE message_id IN ({marks})"
+                " ORDER BY next_attempt_at, created_at",
+                ids,
+            )
+        ]
 
 
-def record_attempt(db: sqlite_utils.Database, message_id: str, worker: str, outcome) -> None:
-    """Log one attempt; call inside the transaction that records its consequence."""
+def begin_attempt(
+    db: sqlite_utils.Database, message: dict, worker: str, lease_seconds: float
+) -> int | None:
+    """Renew the lease and log the attempt before it is made; return the attempt's id.
+
+    None when the message is no longer this worker's to send: its lease passed to
+    another worker, it was settled, or its endpoint's circuit opened meanwhile (the
+    lease is then given back, and no retry is used).
+    """
+    moment = datetime.now(UTC)
+    stamp = database.format_time(moment)
+    with database.immediate(db):
+        endpoint = circuits.key(message["node_id"], message["subscription_id"])
+        if not circuits.may_send(circuits.get(db, endpoint), message["message_id"]):
+            db.execute(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL"
+                " WHERE message_id = ? AND lease_owner = ?",
+                [message["message_id"], worker],
+            )
+            return None
+        renewed = db.execute(
+            "UPDATE outbox SET lease_until = ? WHERE message_id = ? AND lease_owner = ?"
+            " AND status = 'pending'",
+            [
+                database.format_time(moment + timedelta(seconds=lease_seconds)),
+                message["message_id"],
+                worker,
+            ],
+        )
+        if renewed.rowcount != 1:
+            return None
+        # An attempt still open here was cut short with its worker.
+        db.execute(
+            "UPDATE delivery_attempts SET finished_at = ?, error_class = 'interrupted',"
+            " excerpt = 'the worker stopped before the attempt finished'"
+            " WHERE message_id = ? AND finished_at IS NULL",
+            [stamp, message["message_id"]],
+        )
+        cursor = db.execute(
+            "INSERT INTO delivery_attempts (message_id, started_at, worker) VALUES (?, ?, ?)",
+            [message["message_id"], stamp, worker],
+        )
+        return cursor.lastrowid
+
+
+def finish_attempt(
+    db: sqlite_utils.Database,
+    attempt_id: int,
+    message: dict,
+    worker: str,
+    outcome,
+    status: str,
+    next_attempt_at: str | None,
+    error: str | None,
+) -> bool:
+    """Complete the attempt's log entry and settle the message, if the lease is still held.
+
+    Call inside the transaction that records the attempt's consequences. Returns
+    whether the message was settled; a worker that lost its lease settles nothing.
+    """
     db.execute(
-        "INSERT INTO delivery_attempts (message_id, started_at, duration_ms, status_code,"
-        " error_class, excerpt, worker) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "UPDATE delivery_attempts SET finished_at = ?, duration_ms = ?, status_code = ?,"
+        " error_class = ?, excerpt = ? WHERE attempt_id = ?",
         [
-            message_id,
-            outcome.started_at,
+            database.now(),
             outcome.duration_ms,
             outcome.status_code,
             outcome.error_class,
             outcome.excerpt,
+            attempt_id,
+        ],
+    )
+    cursor = db.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
+        " last_error = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
+        " lease_owner = NULL, lease_until = NULL"
+        " WHERE message_id = ? AND lease_owner = ? AND status = 'pending'",
+        [
+            status,
+            next_attempt_at,
+            error,
+            status,
+            database.now(),
+            message["message_id"],
             worker,
         ],
     )
-
-
-def settle(
-    db: sqlite_utils.Database,
-    message_id: str,
-    status: str,
-    next_attempt_at: str | None,
-    error: str | None,
-) -> None:
-    """Record where a message stands after an attempt, and give up its lease."""
-    now = database.now()
-    db.execute(
-        "UPDATE outbox SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
-        " last_error = ?, delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END,"
-        " lease_owner = NULL, lease_until = NULL WHERE message_id = ?",
-        [status, next_attempt_at, error, status, now, message_id],
-    )
+    return cursor.rowcount == 1
 
 
 def release(db: sqlite_utils.Database, worker: str) -> int:
@@ -200,17 +279,6 @@ def recover(db: sqlite_utils.Database, node_id: str, since: str) -> int:
             " WHERE node_id = ? AND status = 'dead' AND created_at >= ?",
             [database.now(), node_id, since],
         )
-    return cursor.rowcount
-
-
-def kill_for_endpoint(db, node_id: str | None, subscription_id: str | None, reason: str) -> int:
-    """An endpoint is disabled: its pending messages are dead (and replayable)."""
-    column, value = ("node_id", node_id) if node_id else ("subscription_id", subscription_id)
-    cursor = db.execute(
-        f"UPDATE outbox SET status = 'dead', last_error = ?, lease_owner = NULL,"
-        f" lease_until = NULL WHERE {column} = ? AND status = 'pending'",
-        [reason, value],
-    )
     return cursor.rowcount
 
 

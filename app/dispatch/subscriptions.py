@@ -8,7 +8,6 @@ import secrets
 import sqlite_utils
 
 from app import db as database
-from app.dispatch import health
 from app.errors import Forbidden, NotFound
 
 EVENT_TYPES = ("order.status_changed",)
@@ -103,26 +102,19 @@ def endpoint(db: sqlite_utils.Database, subscription_id: str) -> dict | None:
     }
 
 
-def record_result(db, subscription_id: str, ok: bool, disable_after: int, gone: bool) -> bool:
-    """Count consecutive failures; disable past the threshold or on 410. True if disabled now."""
-    if ok:
-        db.execute(
-            "UPDATE subscriptions SET failures = 0 WHERE subscription_id = ?", [subscription_id]
-        )
-        return False
-    db.execute(
-        "UPDATE subscriptions SET failures = failures + 1 WHERE subscription_id = ?",
-        [subscription_id],
+def disable(db, subscription_id: str, reason: str) -> bool:
+    """Disable a subscription's endpoint (call in a transaction); True if enabled until now."""
+    cursor = db.execute(
+        "UPDATE subscriptions SET disabled_at = ?, disabled_reason = ?"
+        " WHERE subscription_id = ? AND disabled_at IS NULL",
+        [database.now(), reason, subscription_id],
     )
-    failures = db.execute(
-        "SELECT failures FROM subscriptions WHERE subscription_id = ?", [subscription_id]
-    ).fetchone()[0]
-    reason = health.verdict(failures, gone, disable_after)
-    if reason:
-        db.execute(
-            "UPDATE subscriptions SET disabled_at = ?, disabled_reason = ?"
-            " WHERE subscription_id = ? AND disabled_at IS NULL",
-            [database.now(), reason, subscription_id],
-        )
-        return True
-    return False
+    return cursor.rowcount == 1
+
+
+def note_failures(db, subscription_id: str, failures: int) -> None:
+    """Show the endpoint's current run of failed attempts on the subscription."""
+    db.execute(
+        "UPDATE subscriptions SET failures = ? WHERE subscription_id = ?",
+        [failures, subscription_id],
+    )

@@ -4,8 +4,10 @@ Several dispatchers (threads inside `dom serve`, or `dom dispatch` processes) sh
 one outbox: a claim is a lease, so no two deliver the same message at once, and a
 lease left by a dead worker expires and the message is delivered by another. On a
 graceful stop the current message is finished and the others are handed back.
-The dispatcher also sweeps: shipments not acknowledged in time are treated as
-rejected, and expired reservations are marked so.
+A lease is renewed before each attempt and outlives it; an attempt is logged
+before the request goes out; a worker that lost its lease settles nothing.
+The dispatcher also sweeps: shipments whose holds lapsed or that no node accepted
+in time are withdrawn, and back-orders waiting for freed stock are decided again.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from datetime import UTC, datetime
 
 from app import db as database
 from app import shipments
-from app.dispatch import deliver, outbox, subscriptions
-from app.network import nodes, reservations
+from app.dispatch import circuits, deliver, outbox, subscriptions
+from app.network import nodes
 
 log = logging.getLogger(__name__)
 BATCH = 20
@@ -56,14 +58,32 @@ class Dispatcher:
         for message in claimed:
             if self.stopping.is_set():
                 break
-            self.deliver(db, message)
-            done += 1
+            try:
+                if self.deliver(db, message) is not None:
+                    done += 1
+            except Exception:  # one message must never hold up the others
+                log.exception("delivering %s failed", message["message_id"])
+                if db.conn.in_transaction:
+                    db.rollback()
         if self.stopping.is_set():
             outbox.release(db, self.worker)
         return done
 
-    def deliver(self, db, message: dict) -> str:
-        """Attempt one message and record the outcome; returns its new status."""
+    def lease_seconds(self) -> float:
+        """A lease outlives the attempt made under it, whatever the settings say."""
+        return max(
+            self.config["DISPATCH_LEASE_SECONDS"], 2 * self.config["WEBHOOK_TIMEOUT_SECONDS"] + 5
+        )
+
+    def deliver(self, db, message: dict) -> str | None:
+        """Attempt one message and record the outcome; return its new status.
+
+        None when the message was not attempted (no longer this worker's to send).
+        The attempt is logged before the request goes out and completed after it.
+        """
+        attempt_id = outbox.begin_attempt(db, message, self.worker, self.lease_seconds())
+        if attempt_id is None:
+            return None
         target = (
             nodes.endpoint(db, message["node_id"])
             if message["node_id"]
@@ -104,45 +124,69 @@ class Dispatcher:
             f" {outcome.excerpt[:120]}".strip()
         )
         with database.immediate(db):
-            outbox.record_attempt(db, message["message_id"], self.worker, outcome)
-            outbox.settle(db, message["message_id"], status, next_at, error)
+            settled = outbox.finish_attempt(
+                db, attempt_id, message, self.worker, outcome, status, next_at, error
+            )
             if target is not None and outcome.error_class != "no_endpoint":
                 self._endpoint_health(db, message, outcome)
-            if outcome.ok and message["event_type"] == "fulfillment.requested":
+            if settled and outcome.ok and message["event_type"] == "fulfillment.requested":
+                from app.sourcing import holds
+
                 shipments.mark_requested(db, message["shipment_id"])
-        return status
+                holds.extend(db, message["shipment_id"])
+        return status if settled else None
 
     def _endpoint_health(self, db, message: dict, outcome: deliver.Outcome) -> None:
-        gone = outcome.status_code == 410
-        limit = self.config["ENDPOINT_DISABLE_AFTER"]
+        """Feed the endpoint's circuit; disable it on 410 or after failing for too long."""
+        endpoint = circuits.key(message["node_id"], message["subscription_id"])
+        circuit, too_long = circuits.record(
+            db, endpoint, outcome.ok, datetime.now(UTC), circuits.Limits.from_config(self.config)
+        )
         if message["node_id"]:
-            disabled = nodes.record_webhook_result(db, message["node_id"], outcome.ok, limit, gone)
-            owner = {"node_id": message["node_id"], "subscription_id": None}
+            nodes.note_webhook_failures(db, message["node_id"], circuit.failures)
         else:
-            disabled = subscriptions.record_result(
-                db, message["subscription_id"], outcome.ok, limit, gone
-            )
-            owner = {"node_id": None, "subscription_id": message["subscription_id"]}
+            subscriptions.note_failures(db, message["subscription_id"], circuit.failures)
+        gone = outcome.status_code == 410
+        if not (gone or too_long):
+            return
+        reason = (
+            "the endpoint answered 410 Gone"
+            if gone
+            else f"failing without a success since {circuit.failing_since}"
+        )
+        if message["node_id"]:
+            disabled = nodes.disable_webhook(db, message["node_id"], reason)
+        else:
+            disabled = subscriptions.disable(db, message["subscription_id"], reason)
         if disabled:
-            log.warning("webhook endpoint disabled: %s (%s)", owner, outcome.error_class)
-            outbox.kill_for_endpoint(db, reason="endpoint disabled", **owner)
+            log.warning("webhook endpoint disabled: %s (%s)", endpoint, reason)
 
     # Sweeps ------------------------------------------------------------------------
 
     def sweep(self, db) -> None:
+        """Withdraw what nodes let lapse, and run the back-orders that freed stock waits for."""
         from app import experiments
-        from app.sourcing import fulfilment
+        from app.sourcing import fulfilment, holds, lifecycle
 
+        for step in (
+            lambda: holds.lapse(db, self.config),
+            lambda: fulfilment.expire_acknowledgements(db, self.config),
+            lambda: lifecycle.resume_raised(db),
+        ):
+            try:
+                step()
+            except Exception:  # a failed sweep must not stop deliveries, nor the next step
+                log.exception("dispatcher sweep failed")
+                if db.conn.in_transaction:
+                    db.rollback()
         try:
-            reservations.expire(db)
-            fulfilment.expire_acknowledgements(db, self.config)
             if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
                 self._last_guardrails = time.monotonic()
                 for experiment in experiments.list_all(db):
                     if experiment["status"] == "running":
                         experiments.check_guardrails(db, experiment["experiment_id"])
-        except Exception:  # a failed sweep must not stop deliveries
-            log.exception("dispatcher sweep failed")
+        except Exception:
+            log.exception("experiment guardrails check failed")
 
     # Loops -------------------------------------------------------------------------
 

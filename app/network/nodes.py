@@ -8,7 +8,7 @@ from datetime import timedelta
 import sqlite_utils
 
 from app import db as database
-from app.dispatch import health
+from app.dispatch import circuits
 from app.errors import NotFound
 
 NODE_TYPES = ("store", "dc", "3pl", "supplier")
@@ -164,6 +164,7 @@ def put(
                 " webhook_failures = 0 WHERE node_id = ?",
                 [node_id],
             )
+            circuits.reset(db, circuits.key(node_id, None))
     return get(db, node_id), previous is None
 
 
@@ -186,26 +187,19 @@ def endpoint(db: sqlite_utils.Database, node_id: str) -> dict | None:
     }
 
 
-def record_webhook_result(db, node_id: str, ok: bool, disable_after: int, gone: bool) -> bool:
-    """Count consecutive failures; disable past the threshold or on 410. True if disabled now."""
-    if ok:
-        db.execute("UPDATE nodes SET webhook_failures = 0 WHERE node_id = ?", [node_id])
-        return False
-    db.execute(
-        "UPDATE nodes SET webhook_failures = webhook_failures + 1 WHERE node_id = ?", [node_id]
+def disable_webhook(db, node_id: str, reason: str) -> bool:
+    """Disable a node's webhook (call in a transaction); True if it was enabled until now."""
+    cursor = db.execute(
+        "UPDATE nodes SET webhook_disabled_at = ?, webhook_disabled_reason = ?"
+        " WHERE node_id = ? AND webhook_disabled_at IS NULL",
+        [database.now(), reason, node_id],
     )
-    failures = db.execute(
-        "SELECT webhook_failures FROM nodes WHERE node_id = ?", [node_id]
-    ).fetchone()[0]
-    reason = health.verdict(failures, gone, disable_after)
-    if reason:
-        db.execute(
-            "UPDATE nodes SET webhook_disabled_at = ?, webhook_disabled_reason = ?"
-            " WHERE node_id = ? AND webhook_disabled_at IS NULL",
-            [database.now(), reason, node_id],
-        )
-        return True
-    return False
+    return cursor.rowcount == 1
+
+
+def note_webhook_failures(db, node_id: str, failures: int) -> None:
+    """Show the endpoint's current run of failed attempts on the node."""
+    db.execute("UPDATE nodes SET webhook_failures = ? WHERE node_id = ?", [failures, node_id])
 
 
 def reenable_webhook(db: sqlite_utils.Database, node_id: str) -> None:
@@ -215,3 +209,4 @@ def reenable_webhook(db: sqlite_utils.Database, node_id: str) -> None:
             " webhook_failures = 0 WHERE node_id = ?",
             [node_id],
         )
+        circuits.reset(db, circuits.key(node_id, None))

@@ -3,6 +3,12 @@
 Owns ``reservations``. Reserving reads ATP and writes the reservation under
 SQLite's write lock (``BEGIN IMMEDIATE``), so concurrent callers, in threads or
 in separate processes, can never promise the same unit twice.
+
+A hold counts against ATP for as long as it is active. Its ``expires_at`` is when
+it lapses, not when the stock silently comes back: a lapsed hold is withdrawn
+with its shipment (``app/sourcing/holds.py``) in one transaction, so stock is never
+free while a live shipment still counts on it. Every event of the shipment
+extends the hold.
 """
 
 from __future__ import annotations
@@ -71,9 +77,9 @@ def reserve(
     with database.immediate(db):
         for (node_id, sku, supply), qty in sorted(wanted.items()):
             if supply == "in_transit":
-                available = in_transit_atp(db, node_id, sku, created_at)
+                available = in_transit_atp(db, node_id, sku)
             else:
-                available = stock.atp(db, node_id, sku, created_at)
+                available = stock.atp(db, node_id, sku)
             if qty > available:
                 raise InsufficientStock(node_id, sku, qty, available)
         for r in requests:
@@ -122,32 +128,50 @@ def release(db: sqlite_utils.Database, reservation_id: str) -> dict:
     return _finish(db, reservation_id, "released")
 
 
-def consume(db: sqlite_utils.Database, reservation_id: str) -> dict:
-    """The stock shipped: take it out of on-hand and close the reservation.
+def consume(
+    db: sqlite_utils.Database, reservation_id: str, at: str | None = None, counted: bool = False
+) -> dict:
+    """The stock left the node at ``at``: take it out of on hand and close the reservation.
 
-    An expired reservation can still be consumed: the goods left the building,
-    and on-hand must say so.
+    A count taken after ``at`` already reflects it, and so does ``counted=True`` (a
+    count showed the goods gone before the node said so): then on hand stays.
     """
-    return _finish(db, reservation_id, "consumed")
+    return _finish(db, reservation_id, "consumed", at or database.now(), counted)
 
 
-# Shipped goods leave on-hand even when their hold has lapsed, hence expired -> consumed.
+# A standalone hold that lapsed can still ship: the goods left, and on hand must say so.
 _TRANSITIONS = {("active", "released"), ("active", "consumed"), ("expired", "consumed")}
 
 
-def _finish(db: sqlite_utils.Database, reservation_id: str, status: str) -> dict:
+def _finish(
+    db: sqlite_utils.Database,
+    reservation_id: str,
+    status: str,
+    at: str | None = None,
+    counted: bool = False,
+) -> dict:
     with database.immediate(db):
         current = get(db, reservation_id)
         if current["status"] == status:
             return current
         if (current["status"], status) not in _TRANSITIONS:
             raise ReservationClosed(reservation_id, current["status"], status)
-        if status == "consumed":
-            stock.remove_on_hand(db, current["node_id"], current["sku"], current["qty"])
+        if status == "consumed" and not counted:
+            stock.move(
+                db,
+                current["node_id"],
+                current["sku"],
+                -current["qty"],
+                "shipped",
+                current["shipment_id"] or reservation_id,
+                at,
+            )
         db.execute(
             "UPDATE reservations SET status = ?, updated_at = ? WHERE reservation_id = ?",
             [status, database.now(), reservation_id],
         )
+        if status == "released":
+            stock.note_raised(db, [current["sku"]])
         return get(db, reservation_id)
 
 
@@ -159,30 +183,80 @@ class ReservationClosed(Conflict):
 
 
 def expire(db: sqlite_utils.Database, now: str | None = None) -> int:
-    """Mark every active reservation past its expiry as expired; return how many.
+    """Expire the lapsed holds that no shipment counts on; return how many.
 
-    ATP already ignores expired reservations; this keeps the table truthful.
+    Holds of shipments lapse with their shipment (``app/sourcing/holds.py``).
     """
+    moment = now or database.now()
     with database.atomic(db):
+        freed = db.execute(
+            "SELECT DISTINCT sku FROM reservations WHERE status = 'active'"
+            " AND shipment_id IS NULL AND expires_at <= ?",
+            [moment],
+        ).fetchall()
         cursor = db.execute(
             "UPDATE reservations SET status = 'expired', updated_at = ?"
-            " WHERE status = 'active' AND expires_at <= ?",
-            [database.now(), now or database.now()],
+            " WHERE status = 'active' AND shipment_id IS NULL AND expires_at <= ?",
+            [database.now(), moment],
         )
+        stock.note_raised(db, [row[0] for row in freed])
     return cursor.rowcount
 
 
-def release_for_shipments(db: sqlite_utils.Database, shipment_ids: list[str]) -> int:
-    """Release every active reservation held for these shipments; call inside a transaction."""
+def release_for_shipments(
+    db: sqlite_utils.Database, shipment_ids: list[str], status: str = "released"
+) -> int:
+    """Release (or mark ``expired``) every active reservation held for these shipments.
+
+    Call inside a transaction; the SKUs freed are noted for the back-orders that wait.
+    """
     if not shipment_ids:
         return 0
     marks = ",".join("?" * len(shipment_ids))
+    freed = db.execute(
+        f"SELECT DISTINCT sku FROM reservations WHERE status = 'active'"
+        f" AND shipment_id IN ({marks})",
+        shipment_ids,
+    ).fetchall()
     cursor = db.execute(
-        f"UPDATE reservations SET status = 'released', updated_at = ?"
+        f"UPDATE reservations SET status = ?, updated_at = ?"
         f" WHERE status = 'active' AND shipment_id IN ({marks})",
-        [database.now(), *shipment_ids],
+        [status, database.now(), *shipment_ids],
     )
+    stock.note_raised(db, [row[0] for row in freed])
     return cursor.rowcount
+
+
+def extend_for_shipment(
+    db: sqlite_utils.Database, shipment_id: str, ttl_seconds: int, now: datetime | None = None
+) -> None:
+    """The shipment is alive (its node acted on it): hold its stock ``ttl_seconds`` from now."""
+    until = database.format_time((now or datetime.now(UTC)) + timedelta(seconds=ttl_seconds))
+    db.execute(
+        "UPDATE reservations SET expires_at = ?, updated_at = ?"
+        " WHERE shipment_id = ? AND status = 'active' AND expires_at < ?",
+        [until, database.now(), shipment_id, until],
+    )
+
+
+def lapsed(db: sqlite_utils.Database, now: str) -> list[dict]:
+    """Active reservations whose hold ran out by ``now``, oldest expiry first."""
+    rows = db.execute(
+        "SELECT * FROM reservations WHERE status = 'active' AND expires_at <= ?"
+        " ORDER BY expires_at, reservation_id",
+        [now],
+    )
+    return [dict(row) for row in rows]
+
+
+def active_at(db: sqlite_utils.Database, node_id: str, sku: str) -> list[dict]:
+    """Active on-hand holds of one SKU at one node, oldest first."""
+    rows = db.execute(
+        "SELECT * FROM reservations WHERE node_id = ? AND sku = ? AND status = 'active'"
+        " AND supply = 'on_hand' ORDER BY created_at, reservation_id",
+        [node_id, sku],
+    )
+    return [dict(row) for row in rows]
 
 
 def settle_in_transit(db: sqlite_utils.Database, node_id: str, sku: str, qty: int) -> None:
@@ -206,12 +280,12 @@ def settle_in_transit(db: sqlite_utils.Database, node_id: str, sku: str, qty: in
         left -= row["qty"]
 
 
-def in_transit_atp(db: sqlite_utils.Database, node_id: str, sku: str, now: str) -> int:
+def in_transit_atp(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
     """Units in transit to a node that are not yet promised to anyone."""
     promised = db.execute(
         "SELECT COALESCE(SUM(qty), 0) FROM reservations WHERE status = 'active'"
-        " AND supply = 'in_transit' AND node_id = ? AND sku = ? AND expires_at > ?",
-        [node_id, sku, now],
+        " AND supply = 'in_transit' AND node_id = ? AND sku = ?",
+        [node_id, sku],
     ).fetchone()[0]
     return max(0, transfers.incoming(db, node_id, sku) - promised)
 

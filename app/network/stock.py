@@ -1,9 +1,15 @@
-"""On-hand stock per node and SKU, inventory feeds and safety stock.
+"""On-hand stock per node and SKU, inventory feeds, stock movements and safety stock.
 
-Owns ``stock``, ``feeds``, ``safety_stock`` and ``safety_stock_defaults``, and the
-one query that computes available to promise:
+Owns ``stock``, ``feeds``, ``stock_movements``, ``atp_raised``, ``safety_stock`` and
+``safety_stock_defaults``, and the one query that computes available to promise:
 
     ATP = on hand - active reservations - safety stock, never below zero.
+
+A snapshot is a count taken at the node at ``as_of``. Goods that left (shipped) or
+arrived (received) are movements dated when they happened at the node: a count
+taken after a movement already reflects it, so on hand after a snapshot is the
+count plus the movements dated after it, and a movement reported after a newer
+count changes nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +70,8 @@ def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
         plan = plan_feed(feed, as_of, current, known_skus, node_exists)
         now = database.now()
         if feed["mode"] == "snapshot":
+            later = movements_after(db, node_id, as_of)
+            plan["set"] = [(sku, max(0, qty + later.get(sku, 0))) for sku, qty in plan["set"]]
             db.conn.executemany(
                 "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
@@ -96,6 +104,12 @@ def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [feed["feed_id"], node_id, feed["mode"], as_of, digest, json.dumps(result), now],
         )
+        raised = [
+            sku
+            for sku, qty in plan["set"]
+            if qty > (current[sku]["on_hand"] if sku in current else 0)
+        ]
+        note_raised(db, raised)
     return result, False
 
 
@@ -166,27 +180,93 @@ def _skip(index: int, sku: str, newer: str) -> dict:
     }
 
 
-def add_on_hand(db: sqlite_utils.Database, node_id: str, sku: str, qty: int, as_of: str) -> None:
-    """Add received units to on-hand (transfer receipts); call inside a transaction."""
-    db.execute(
-        "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
-        " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
-        " on_hand = on_hand + excluded.on_hand, updated_at = excluded.updated_at",
-        [node_id, sku, qty, as_of, database.now()],
-    )
+# Movements ------------------------------------------------------------------------------
 
 
-def remove_on_hand(db: sqlite_utils.Database, node_id: str, sku: str, qty: int) -> None:
-    """Take shipped units out of on-hand; call inside a transaction."""
-    cursor = db.execute(
-        "UPDATE stock SET on_hand = on_hand - ?, updated_at = ?"
-        " WHERE node_id = ? AND sku = ? AND on_hand >= ?",
-        [qty, database.now(), node_id, sku, qty],
-    )
-    if cursor.rowcount != 1:
-        raise Conflict(
-            f"node {node_id!r} does not hold {qty} of {sku!r}", code="insufficient_stock"
+def move(
+    db: sqlite_utils.Database,
+    node_id: str,
+    sku: str,
+    qty: int,
+    kind: str,
+    reference: str,
+    at: str,
+) -> bool:
+    """Record goods that left (``qty`` < 0) or arrived at a node at ``at``; call in a transaction.
+
+    On hand changes unless a count newer than ``at`` already reflects the movement.
+    Returns whether on hand changed. Goods cannot leave what the node does not hold:
+    that is a 409 ``insufficient_stock``.
+    """
+    row = db.execute(
+        "SELECT on_hand, snapshot_as_of FROM stock WHERE node_id = ? AND sku = ?", [node_id, sku]
+    ).fetchone()
+    counted = row is not None and row["snapshot_as_of"] is not None and row["snapshot_as_of"] > at
+    now = database.now()
+    if not counted:
+        before = row["on_hand"] if row is not None else 0
+        if before + qty < 0:
+            raise Conflict(
+                f"node {node_id!r} does not hold {-qty} of {sku!r}", code="insufficient_stock"
+            )
+        db.execute(
+            "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
+            " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
+            " on_hand = on_hand + ?, updated_at = excluded.updated_at",
+            [node_id, sku, max(qty, 0), at, now, qty],
         )
+    db.execute(
+        "INSERT INTO stock_movements (node_id, sku, qty, kind, reference, at, counted,"
+        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [node_id, sku, qty, kind, reference, at, int(counted), now],
+    )
+    if qty > 0 and not counted:
+        note_raised(db, [sku])
+    return not counted
+
+
+def movements_after(db: sqlite_utils.Database, node_id: str, as_of: str) -> dict[str, int]:
+    """Net units moved at a node after ``as_of``, per SKU: what a count then did not see."""
+    rows = db.execute(
+        "SELECT sku, SUM(qty) FROM stock_movements WHERE node_id = ? AND at > ? GROUP BY sku",
+        [node_id, as_of],
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+# Raised stock: what waiting orders are decided again for --------------------------------
+
+
+def note_raised(db: sqlite_utils.Database, sku_list: Iterable[str]) -> None:
+    """Record that stock of these SKUs may have become available; call in the transaction
+    that raised it, so the back-orders that wait for it run at least once."""
+    now = database.now()
+    db.conn.executemany(
+        "INSERT INTO atp_raised (sku, raised_at) VALUES (?, ?)"
+        " ON CONFLICT (sku) DO UPDATE SET raised_at = excluded.raised_at",
+        [(sku, now) for sku in sorted(set(sku_list))],
+    )
+
+
+def raised(db: sqlite_utils.Database, sku_list: Iterable[str] | None = None) -> list[dict]:
+    """SKUs noted as raised (of ``sku_list``, or all), oldest first: ``[{sku, raised_at}]``."""
+    if sku_list is None:
+        rows = db.execute("SELECT sku, raised_at FROM atp_raised ORDER BY raised_at, sku")
+    else:
+        wanted = sorted(set(sku_list))
+        if not wanted:
+            return []
+        rows = db.execute(
+            f"SELECT sku, raised_at FROM atp_raised WHERE sku IN ({','.join('?' * len(wanted))})"
+            " ORDER BY raised_at, sku",
+            wanted,
+        )
+    return [dict(row) for row in rows]
+
+
+def clear_raised(db: sqlite_utils.Database, sku: str, raised_at: str) -> None:
+    """Forget a raise once its back-orders ran; a newer raise of the SKU stays."""
+    db.execute("DELETE FROM atp_raised WHERE sku = ? AND raised_at <= ?", [sku, raised_at])
 
 
 # Safety stock --------------------------------------------------------------------------
@@ -204,6 +284,7 @@ def set_safety_stock(db: sqlite_utils.Database, node_id: str, sku: str, quantity
             " updated_at = excluded.updated_at",
             [node_id, sku, quantity, database.now()],
         )
+        note_raised(db, [sku])
     return {"node_id": node_id, "sku": sku, "quantity": quantity}
 
 
@@ -217,7 +298,22 @@ def set_default_safety_stock(db: sqlite_utils.Database, node_type: str, quantity
             " updated_at = excluded.updated_at",
             [node_type, quantity, database.now()],
         )
+        note_raised_at(db, node_type=node_type)
     return {"node_type": node_type, "quantity": quantity}
+
+
+def note_raised_at(
+    db: sqlite_utils.Database, node_id: str | None = None, node_type: str | None = None
+) -> None:
+    """Note every SKU held at a node (or at nodes of a type) as raised: the node came back
+    into service or its safety stock fell. Call in that change's transaction."""
+    column, value = ("s.node_id", node_id) if node_id else ("n.type", node_type)
+    rows = db.execute(
+        f"SELECT DISTINCT s.sku FROM stock s JOIN nodes n ON n.node_id = s.node_id"
+        f" WHERE {column} = ? AND s.on_hand > 0",
+        [value],
+    )
+    note_raised(db, [row[0] for row in rows])
 
 
 def default_safety_stock(db: sqlite_utils.Database) -> dict[str, int]:
@@ -232,7 +328,6 @@ def positions(
     db: sqlite_utils.Database,
     sku_list: Iterable[str],
     node_ids: Iterable[str] | None = None,
-    now: str | None = None,
 ) -> list[dict]:
     """Return stock positions with ATP for the SKUs (optionally only at some nodes).
 
@@ -243,9 +338,8 @@ def positions(
     wanted = sorted(set(sku_list))
     if not wanted:
         return []
-    now = now or database.now()
     sku_marks = ",".join("?" * len(wanted))
-    params: list = [now, *wanted, *wanted]
+    params: list = [*wanted, *wanted]
     node_filter = ""
     if node_ids is not None:
         node_list = sorted(set(node_ids))
@@ -263,8 +357,7 @@ def positions(
         JOIN nodes n ON n.node_id = s.node_id
         LEFT JOIN (
             SELECT node_id, sku, SUM(qty) AS reserved FROM reservations
-            WHERE status = 'active' AND supply = 'on_hand' AND expires_at > ?
-              AND sku IN ({sku_marks})
+            WHERE status = 'active' AND supply = 'on_hand' AND sku IN ({sku_marks})
             GROUP BY node_id, sku
         ) r ON r.node_id = s.node_id AND r.sku = s.sku
         LEFT JOIN safety_stock ss ON ss.node_id = s.node_id AND ss.sku = s.sku
@@ -295,7 +388,38 @@ def _position(row) -> dict:
     }
 
 
-def atp(db: sqlite_utils.Database, node_id: str, sku: str, now: str | None = None) -> int:
+def atp(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
     """Return ATP of one SKU at one node (0 when the node holds none)."""
-    rows = positions(db, [sku], [node_id], now)
+    rows = positions(db, [sku], [node_id])
     return rows[0]["atp"] if rows else 0
+
+
+def overcommitted(
+    db: sqlite_utils.Database, node_id: str, sku_list: Iterable[str] | None = None
+) -> list[tuple[str, int, int]]:
+    """SKUs at a node whose active holds exceed on hand: ``[(sku, on_hand, held)]``."""
+    params: list = [node_id]
+    sku_filter = ""
+    if sku_list is not None:
+        wanted = sorted(set(sku_list))
+        if not wanted:
+            return []
+        sku_filter = f" AND r.sku IN ({','.join('?' * len(wanted))})"
+        params.extend(wanted)
+    rows = db.execute(
+        f"""
+        SELECT r.sku, COALESCE(s.on_hand, 0) AS on_hand, SUM(r.qty) AS held
+        FROM reservations r
+        LEFT JOIN stock s ON s.node_id = r.node_id AND s.sku = r.sku
+        WHERE r.node_id = ? AND r.status = 'active' AND r.supply = 'on_hand'{sku_filter}
+        GROUP BY r.sku HAVING SUM(r.qty) > COALESCE(s.on_hand, 0)
+        ORDER BY r.sku
+        """,
+        params,
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def any_atp(db: sqlite_utils.Database, sku_list: Iterable[str]) -> bool:
+    """Whether any active node can promise any of these SKUs now."""
+    return any(p["atp"] > 0 and p["active"] for p in positions(db, sku_list))

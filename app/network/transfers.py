@@ -99,8 +99,14 @@ def receive(db: sqlite_utils.Database, transfer_id: str, document: dict) -> tupl
             return transfer, False
         received_at = database.normalize_time(document.get("received_at") or database.now())
         if qty:
-            stock.add_on_hand(
-                db, transfer["destination_node_id"], transfer["sku"], qty, received_at
+            stock.move(
+                db,
+                transfer["destination_node_id"],
+                transfer["sku"],
+                qty,
+                "received",
+                transfer_id,
+                received_at,
             )
             # Imported here: reservations imports this module for in-transit ATP.
             from app.network import reservations

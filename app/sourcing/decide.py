@@ -70,7 +70,7 @@ def check_references(db: sqlite_utils.Database, order: dict) -> None:
 def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> NetworkView:
     """Read what the facts need: only the order's SKUs and the nodes that hold them."""
     sku_list = sorted({line["sku"] for line in order["lines"]})
-    positions = stock.positions(db, sku_list, now=now)
+    positions = stock.positions(db, sku_list)
     node_ids = {p["node_id"] for p in positions}
     if order["delivery"].get("node_id"):
         node_ids.add(order["delivery"]["node_id"])
@@ -81,7 +81,7 @@ def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> 
             key = (transfer["destination_node_id"], transfer["sku"])
             latest[key] = max(latest.get(key, transfer["eta"]), transfer["eta"])
         for (node_id, sku), eta in latest.items():
-            atp = reservations.in_transit_atp(db, node_id, sku, now)
+            atp = reservations.in_transit_atp(db, node_id, sku)
             in_transit.append({"node_id": node_id, "sku": sku, "atp": atp, "eta": eta})
             node_ids.add(node_id)
     network = nodes.existing(db, node_ids)
@@ -98,7 +98,7 @@ def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> 
 
 
 def facts_for(
-    db: sqlite_utils.Database, order: dict, settings: dict, excluded_nodes=()
+    db: sqlite_utils.Database, order: dict, settings: dict, excluded_nodes=None
 ) -> tuple[list, dict]:
     now = database.now()
     view = gather(db, order, settings, now)
@@ -310,12 +310,14 @@ def commit(
 ) -> dict:
     """Reserve, record, create shipments and outbox messages, move the order: one transaction.
 
-    Must run inside ``database.immediate``; raises ``InsufficientStock`` (and so rolls
-    everything back) when stock was promised elsewhere since the facts were read.
+    Must run inside ``database.immediate``; raises ``InsufficientStock`` or
+    ``CapacityFull`` (and so rolls everything back) when stock or a node's day was
+    promised elsewhere since the facts were read.
     """
     decision_id = decision["decision_id"]
     order_id = order["order_id"]
     now = datetime.now(UTC)
+    check_capacity(db, decision, context, now)
     ttl = settings.get("reservation_ttl_seconds", 86400)
     allocated: dict[str, int] = {}
     for shipment in decision["shipments"]:
@@ -374,6 +376,39 @@ def commit(
     return decision
 
 
+class CapacityFull(Conflict):
+    """A node's daily capacity was used by other orders since the facts were read."""
+
+    code = "capacity_full"
+
+
+def check_capacity(db, decision: dict, context: dict, now: datetime) -> None:
+    """Raise ``CapacityFull`` unless every node can take its new shipments today."""
+    wanted: dict[str, int] = {}
+    for shipment in decision["shipments"]:
+        wanted[shipment["node_id"]] = wanted.get(shipment["node_id"], 0) + 1
+    if not wanted:
+        return
+    info = nodes.existing(db, wanted)
+    days = {
+        node_id: context["node_days"].get(node_id)
+        or shipments.node_day(info[node_id]["timezone"], now)
+        for node_id in wanted
+    }
+    used = shipments.used_today(db, days)
+    for node_id, count in sorted(wanted.items()):
+        limit = info[node_id]["daily_capacity"]
+        if limit is not None and used.get(node_id, 0) + count > limit:
+            raise CapacityFull(
+                f"node {node_id!r} has {max(0, limit - used.get(node_id, 0))} shipment(s)"
+                f" left today, not {count}"
+            )
+
+
+class WaitingOrdersFirst(Exception):
+    """Stock of the order's SKUs was freed and older orders waiting for it have not run yet."""
+
+
 # The whole flow -----------------------------------------------------------------------
 
 
@@ -400,6 +435,9 @@ def decide_order(
     the stock they saw was promised elsewhere meanwhile, the order is decided again
     with the lock held, so stock is never promised twice.
 
+    Orders waiting for stock that was freed go first: a new order never takes stock
+    ahead of an older back-order of the same SKU.
+
     Under a shadow experiment the challenger's evaluation is appended to ``deferred``
     (run it after answering the channel) or, without that list, run at once.
     """
@@ -410,11 +448,13 @@ def decide_order(
     check_references(db, body)
     version, experiment = choose_version(db, body)
     settings = version["document"]["settings"]
+    sku_list = sorted({line["sku"] for line in body["lines"]})
     for attempt in range(RETRIES_OUTSIDE_LOCK + 1):
         locked = attempt == RETRIES_OUTSIDE_LOCK
         try:
             if locked:
                 with database.immediate(db):
+                    _serve_waiting_orders(db, sku_list)
                     result = _decide_and_commit(db, body, digest, version, settings, experiment)
             else:
                 decision, facts, context = make_decision(db, body, version, settings)
@@ -423,11 +463,13 @@ def decide_order(
                     replay = _replay_or_conflict(db, body, digest)
                     if replay is not None:
                         return replay, False
+                    if stock.raised(db, sku_list):
+                        raise WaitingOrdersFirst
                     orders.create(db, body, digest)
                     commit(db, body, decision, facts, context, settings, "order")
                 result = (decision, True, facts, context)
             break
-        except reservations.InsufficientStock:
+        except (reservations.InsufficientStock, CapacityFull, WaitingOrdersFirst):
             if locked:
                 raise
     decision, created, facts, context = result
@@ -479,6 +521,14 @@ def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict
     return run_shadow
 
 
+def _serve_waiting_orders(db, sku_list: list[str]) -> None:
+    """Run the back-orders waiting for freed stock of these SKUs, inside the caller's lock."""
+    from app.sourcing import lifecycle
+
+    if stock.raised(db, sku_list):
+        lifecycle.resume_raised_safely(db, sku_list)
+
+
 def _decide_and_commit(db, body, digest, version, settings, experiment):
     replay = _replay_or_conflict(db, body, digest)
     if replay is not None:
@@ -491,7 +541,7 @@ def _decide_and_commit(db, body, digest, version, settings, experiment):
 
 
 def make_decision(
-    db, body: dict, version: dict, settings: dict, kind_prefix: str = "dec", excluded_nodes=()
+    db, body: dict, version: dict, settings: dict, kind_prefix: str = "dec", excluded_nodes=None
 ):
     started = time.perf_counter()
     facts, context = facts_for(db, body, settings, excluded_nodes)

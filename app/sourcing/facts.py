@@ -72,12 +72,17 @@ def rate_for(settings: dict, service: str) -> dict:
 
 
 def build(
-    order: dict, customer: dict, view: NetworkView, settings: dict, excluded_nodes=()
+    order: dict,
+    customer: dict,
+    view: NetworkView,
+    settings: dict,
+    excluded_nodes: dict[str, set[str]] | None = None,
 ) -> tuple[list, dict]:
     """Return ``(facts, context)`` for an order.
 
     ``context`` holds what allocation and explanation need besides the facts:
     the lines, the destination, the screened nodes, the node-local days.
+    ``excluded_nodes`` maps a line id to the nodes that may not serve it again.
     """
     now = parse_time(view.now)
     dest = destination(order, view.nodes)
@@ -145,8 +150,8 @@ def build(
             node_id = position["node_id"]
             node = view.nodes[node_id]
             reason = _screen(order, line, node_id, node, view.skus[line["sku"]], position["atp"])
-            if node_id in excluded_nodes:
-                reason = "the node rejected this order"
+            if node_id in (excluded_nodes or {}).get(line["line_id"], ()):
+                reason = "the node rejected this line or let it lapse"
             if reason:
                 screen(line["line_id"], node_id, reason)
                 continue

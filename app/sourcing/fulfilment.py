@@ -1,11 +1,14 @@
 """What nodes report back: accepted, rejected, picked, shipped, delivered.
 Owns ``shipment_events``.
 
-A rejection (or no acceptance within the ruleset's acknowledgement timeout)
-releases the node's reservations and sources the affected lines again without
-the nodes that rejected them; after ``RESOURCING_MAX_ROUNDS`` rounds the order
-is put on hold. A shipment that ships consumes its reservations (on hand goes
-down). When every shipment is delivered the order is completed.
+Events are idempotent per shipment: the same event id for the same shipment with
+the same body returns the first result. Acceptance and picking extend the
+shipment's holds (``holds.py``). A rejection releases the node's holds and sources
+the affected lines again without the nodes that failed them; so does a shipment no
+node accepted within the ruleset's acknowledgement timeout, whose node is then
+sent a cancellation. A shipment that ships consumes its holds: on hand goes down,
+unless a count taken after the event's ``at`` already reflects it. When every
+shipment is delivered the order is completed.
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from app import db as database
-from app import decisions, orders, shipments
+from app import orders, shipments
 from app.errors import Conflict
 from app.network import reservations, stock
 from app.rules import runtime
-from app.sourcing import decide
+from app.sourcing import decide, holds, resource
 
 STATUS_FOR = {
     "accepted": "accepted",
@@ -42,13 +45,15 @@ class EventIdReused(Conflict):
 def record_event(db: sqlite_utils.Database, shipment_id: str, event: dict, config) -> tuple:
     """Apply a node's event to a shipment; return ``(result, replayed)``.
 
-    The same event id with the same body returns the first result; with another
-    body it is a conflict. An event the shipment's state does not allow is 409.
+    The same event id for this shipment with the same body returns the first result;
+    with another body it is a conflict. An event the shipment's state does not allow
+    is 409.
     """
     digest = stock.body_hash(event)
     with database.immediate(db):
         seen = db.execute(
-            "SELECT body_hash, result FROM shipment_events WHERE event_id = ?", [event["event_id"]]
+            "SELECT body_hash, result FROM shipment_events WHERE shipment_id = ? AND event_id = ?",
+            [shipment_id, event["event_id"]],
         ).fetchone()
         if seen is not None:
             if seen["body_hash"] != digest:
@@ -80,9 +85,12 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
     order_id = shipment["order_id"]
     fields = {}
     if kind == "shipped":
+        at = database.normalize_time(event["at"]) if event.get("at") else database.now()
         for reservation in reservations.for_shipment(db, shipment["shipment_id"]):
-            reservations.consume(db, reservation["reservation_id"])
+            reservations.consume(db, reservation["reservation_id"], at)
         fields = {"carrier": event.get("carrier"), "tracking_number": event.get("tracking_number")}
+    elif kind in ("accepted", "picked"):
+        holds.extend(db, shipment["shipment_id"])
     shipments.set_status(db, shipment["shipment_id"], target, **fields)
     detail = {
         "shipment_id": shipment["shipment_id"],
@@ -103,62 +111,9 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
 
 
 def _reject(db, shipment: dict, reason: str, config) -> dict | None:
-    """Release the node's stock and source its lines again without the rejecting nodes."""
-    reservations.release_for_shipments(db, [shipment["shipment_id"]])
-    quantities: dict[str, int] = {}
-    for line in shipment["lines"]:
-        quantities[line["line_id"]] = quantities.get(line["line_id"], 0) + line["qty"]
-    orders.deallocate(db, shipment["order_id"], quantities)
-    return resource(db, shipment["order_id"], list(quantities), config, reason)
-
-
-def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dict | None:
-    """Decide the missing quantities of these lines again; hold the order when out of rounds."""
-    order = orders.require(db, order_id)
-    if order["status"] in ("cancelled", "completed"):
-        return None
-    rounds = decisions.count(db, order_id, "resource")
-    limit = config["RESOURCING_MAX_ROUNDS"]
-    if rounds >= limit:
-        orders.set_status(
-            db,
-            order_id,
-            "on_hold",
-            {"reason": f"re-sourcing stopped after {limit} rounds ({reason})"},
-        )
-        return None
-    missing = orders.missing(db, order_id, line_ids)
-    if not missing:
-        return None
-    body = {**order["body"], "lines": missing}
-    version = runtime.active_version(db, decide.RULESET)
-    settings = version["document"]["settings"]
-    decision, facts, context = decide.make_decision(
-        db, body, version, settings, excluded_nodes=shipments.rejected_nodes(db, order_id)
-    )
-    decision["resourced_because"] = reason
-    lines = orders.lines(db, order_id)
-    gained = {}
-    for shipment in decision["shipments"]:
-        for line in shipment["lines"]:
-            gained[line["line_id"]] = gained.get(line["line_id"], 0) + line["qty"]
-    allocated = sum(line["qty_allocated"] + gained.get(line["line_id"], 0) for line in lines)
-    total = sum(line["qty"] for line in lines)
-    decision["status"] = (
-        "on_hold"
-        if decision["status"] == "on_hold"
-        else "sourced"
-        if allocated == total
-        else "partially_sourced"
-        if allocated
-        else "backordered"
-    )
-    decide.commit(db, body, decision, facts, context, settings, "resource")
-    return {
-        "decision_id": decision["decision_id"],
-        "status": decision["status"],
-        "shipments": [s["shipment_id"] for s in decision["shipments"]],
-    }
+    """Release the node's stock and source its lines again without the nodes that failed them."""
+    quantities = resource.release(db, shipment)
+    return resource.resource(db, shipment["order_id"], list(quantities), config, reason)
 
 
 def _complete_if_done(db, order_id: str) -> None:
@@ -174,21 +129,26 @@ def _complete_if_done(db, order_id: str) -> None:
         orders.set_status(db, order_id, "completed", {"reason": "every shipment was delivered"})
 
 
-def expire_acknowledgements(db: sqlite_utils.Database, config) -> list[str]:
-    """Shipments no node accepted within the ruleset's timeout count as rejected."""
+def expire_acknowledgements(
+    db: sqlite_utils.Database, config, now: datetime | None = None
+) -> list[str]:
+    """Shipments no node accepted within the ruleset's timeout count as rejected.
+
+    The node is sent a cancellation (it may still hold the request), and the lines
+    are sourced again without it. Each shipment goes in a transaction of its own.
+    """
     version = runtime.active_version(db, decide.RULESET)
     timeout = version["document"]["settings"].get("ack_timeout_seconds", 3600)
-    cutoff = database.format_time(datetime.now(UTC) - timedelta(seconds=timeout))
+    cutoff = database.format_time((now or datetime.now(UTC)) - timedelta(seconds=timeout))
     expired = []
-    for shipment in shipments.unacknowledged(db, cutoff):
-        event = {
-            "event_id": f"ack-timeout-{shipment['shipment_id']}",
-            "type": "rejected",
-            "reason": f"no acceptance within {timeout} s",
-        }
-        try:
-            record_event(db, shipment["shipment_id"], event, config)
+    for candidate in shipments.unacknowledged(db, cutoff):
+        with database.immediate(db):
+            # Checked again under the lock: the node may have answered meanwhile.
+            shipment = shipments.get(db, candidate["shipment_id"])
+            if shipment["status"] != "requested":
+                continue
+            reason = f"no acceptance within {timeout} s"
+            quantities = resource.withdraw(db, shipment, "ack_timeout", reason, status="rejected")
+            resource.resource(db, shipment["order_id"], list(quantities), config, reason)
             expired.append(shipment["shipment_id"])
-        except Conflict:
-            continue  # accepted or cancelled meanwhile
     return expired

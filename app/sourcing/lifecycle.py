@@ -8,13 +8,14 @@ import sqlite_utils
 
 from app import db as database
 from app import decisions, orders, shipments
-from app.dispatch import outbox
-from app.network import reservations
+from app.errors import Conflict
+from app.network import reservations, stock
 from app.rules import runtime
-from app.sourcing import decide
+from app.sourcing import decide, resource
 
 log = logging.getLogger(__name__)
 BACKORDERS_PER_CALL = 100
+SHIPPED = ("shipped", "delivered")
 
 
 def view(db: sqlite_utils.Database, order_id: str) -> dict:
@@ -38,30 +39,34 @@ def view(db: sqlite_utils.Database, order_id: str) -> dict:
     }
 
 
-def cancel(db: sqlite_utils.Database, order_id: str) -> dict:
-    """Cancel an order: release what it reserved, cancel open shipments, record it.
+class AlreadyShipped(Conflict):
+    code = "already_shipped"
 
-    Cancelling a cancelled order changes nothing (a retry); a completed one is 409.
+
+def cancel(db: sqlite_utils.Database, order_id: str) -> dict:
+    """Cancel an order: withdraw its open shipments (their nodes are told), release its holds.
+
+    Cancelling a cancelled order changes nothing (a retry). An order with goods
+    already shipped cannot be cancelled (409 ``already_shipped``: return them
+    instead); nor can a completed one.
     """
     with database.immediate(db):
         order = orders.require(db, order_id)
         if order["status"] != "cancelled":
             orders.check_transition(order_id, order["status"], "cancelled")
-            cancelled = shipments.cancel_open(db, order_id)
-            released = reservations.release_for_shipments(db, [s["shipment_id"] for s in cancelled])
-            for shipment in cancelled:
-                outbox.enqueue(
-                    db,
-                    "fulfillment.cancelled",
-                    {
-                        "shipment_id": shipment["shipment_id"],
-                        "order_id": order_id,
-                        "node_id": shipment["node_id"],
-                    },
-                    node_id=shipment["node_id"],
-                    shipment_id=shipment["shipment_id"],
-                    order_id=order_id,
+            gone = [s for s in shipments.for_order(db, order_id) if s["status"] in SHIPPED]
+            if gone:
+                raise AlreadyShipped(
+                    f"order {order_id!r} has shipped goods"
+                    f" ({', '.join(s['shipment_id'] for s in gone)}); it cannot be cancelled"
                 )
+            cancelled = shipments.live(
+                db, [s["shipment_id"] for s in shipments.for_order(db, order_id)]
+            )
+            released = 0
+            for shipment in cancelled:
+                released += len(reservations.for_shipment(db, shipment["shipment_id"]))
+                resource.withdraw(db, shipment, "order_cancelled", "the order was cancelled")
             orders.set_status(
                 db,
                 order_id,
@@ -71,34 +76,70 @@ def cancel(db: sqlite_utils.Database, order_id: str) -> dict:
     return view(db, order_id)
 
 
+def resume_raised(db: sqlite_utils.Database, sku_list: list[str] | None = None) -> list[str]:
+    """Decide again the orders waiting for SKUs whose stock rose (of ``sku_list``, or all).
+
+    Each raise was noted in the transaction that raised the stock; it is cleared only
+    once its waiting orders have run, so a failure here is retried by the next call
+    (the dispatcher's sweep calls this too). Returns the orders that got shipments.
+    """
+    resumed = []
+    for entry in stock.raised(db, sku_list):
+        resumed.extend(resume_backorders(db, [entry["sku"]]))
+        with database.immediate(db):
+            stock.clear_raised(db, entry["sku"], entry["raised_at"])
+    return list(dict.fromkeys(resumed))
+
+
+def resume_raised_safely(db: sqlite_utils.Database, sku_list: list[str] | None) -> list[str]:
+    """``resume_raised`` right after a change that raised stock, without failing that change:
+    it is committed, and whatever is left here is retried by the dispatcher's sweep."""
+    try:
+        if not db.conn.in_transaction:
+            return resume_raised(db, sku_list)
+        # Inside the caller's lock: a savepoint, so a failure here undoes only this part.
+        with database.immediate(db):
+            return resume_raised(db, sku_list)
+    except Exception:
+        log.exception("back-orders could not be resumed now; the sweep will retry")
+        return []
+
+
 def resume_backorders(db: sqlite_utils.Database, skus: list[str]) -> list[str]:
     """Decide again, oldest first, the missing lines of orders waiting for these SKUs.
 
     Returns the ids of the orders that got new shipments.
     """
     resumed = []
-    for order_id in orders.waiting_for(db, sorted(set(skus)), BACKORDERS_PER_CALL):
-        try:
+    after = None
+    while True:
+        waiting = orders.waiting_for(db, sorted(set(skus)), BACKORDERS_PER_CALL, after)
+        for order_id, created_at in waiting:
             if resume(db, order_id):
                 resumed.append(order_id)
-        except reservations.InsufficientStock:  # pragma: no cover - lock held throughout
-            log.warning("back-order %s lost a race for stock; it stays waiting", order_id)
-    return resumed
+            after = (created_at, order_id)
+        if len(waiting) < BACKORDERS_PER_CALL:
+            return resumed
 
 
 def resume(db: sqlite_utils.Database, order_id: str) -> dict | None:
-    """Source what is still missing of one order, if stock now allows; None if nothing changed."""
+    """Source what is still missing of one order, if stock now allows; None if nothing changed.
+
+    Nodes that rejected a line, or let it lapse, are not asked for it again.
+    """
     with database.immediate(db):
         order = orders.require(db, order_id)
         if order["status"] not in ("backordered", "partially_sourced"):
             return None
         missing = orders.missing(db, order_id)
-        if not missing:
+        if not missing or not stock.any_atp(db, [line["sku"] for line in missing]):
             return None
         body = {**order["body"], "lines": missing}
         version = runtime.active_version(db, decide.RULESET)
         settings = version["document"]["settings"]
-        decision, facts, context = decide.make_decision(db, body, version, settings)
+        decision, facts, context = decide.make_decision(
+            db, body, version, settings, excluded_nodes=shipments.excluded_nodes(db, order_id)
+        )
         if not decision["shipments"]:
             return None
         decision["status"] = "partially_sourced" if decision["unfulfilled"] else "sourced"
