@@ -1,4 +1,4 @@
-# One target each for run, test, lint and bench. Every target builds .venv first.
+# One target each for run, test, lint, bench and soak. Every target builds .venv first.
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null && { command -v $$p; break; }; \
 	done)
 
-.PHONY: run test lint format bench venv clean
+.PHONY: run test lint format bench soak venv clean
 
 $(BIN)/dom: setup.cfg pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -41,6 +41,16 @@ format: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# Long runs: thousands of stateful steps. SEED=N replays one run; the seed is printed first.
+SOAK_EXAMPLES ?= 1000
+SOAK_STEPS ?= 100
+soak: venv
+	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "soak seed: $$seed (make soak SEED=$$seed replays it)"; \
+	DOM_SOAK_EXAMPLES=$(SOAK_EXAMPLES) DOM_SOAK_STEPS=$(SOAK_STEPS) \
+	$(BIN)/python -m pytest tests/test_stateful.py --hypothesis-seed=$$seed \
+	--hypothesis-show-statistics -q $(PYTEST_ARGS) || { echo "soak failed with seed $$seed"; exit 1; }
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -8,6 +8,9 @@
 ALTER TABLE shipments ADD COLUMN withdrawn_reason TEXT;
 CREATE INDEX shipments_live ON shipments (status, requested_at);
 CREATE INDEX reservations_shipment ON reservations (shipment_id, status);
+-- A count showed a picked shipment's goods gone before the node said it shipped: the hold
+-- stays (it still lapses with its shipment) but no longer counts against on hand.
+ALTER TABLE reservations ADD COLUMN counted_at TEXT;
 CREATE INDEX reservations_lapse ON reservations (status, expires_at);
 
 -- Goods that left or arrived at a node, dated when it happened there. A count (snapshot) taken

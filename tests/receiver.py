@@ -2,7 +2,8 @@
 
 ``script`` lists what to do with the next requests, one entry each, then 200:
 an int status (optionally with headers), ("sleep", seconds) before answering 200,
-or ("redirect", url).
+or ("redirect", url). Until ``down_until`` (a ``time.monotonic()`` instant) every
+request gets 503 instead: an outage.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Receiver:
         self.script: collections.deque = collections.deque()
         self.in_flight: collections.Counter = collections.Counter()
         self.overlaps = 0
+        self.down_until = 0.0
         self.lock = threading.Lock()
         receiver = self
 
@@ -38,7 +40,10 @@ class Receiver:
                     receiver.in_flight[message_id] += 1
                     if receiver.in_flight[message_id] > 1:
                         receiver.overlaps += 1
-                    action = receiver.script.popleft() if receiver.script else 200
+                    if time.monotonic() < receiver.down_until:
+                        action = 503
+                    else:
+                        action = receiver.script.popleft() if receiver.script else 200
                 verified = {}
                 for secret in receiver.secrets:
                     try:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 
@@ -19,14 +20,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(database_path: str, workers: int = 3):
-    """Run `dom serve` on a free port until the block ends; yield the port."""
+def serving(database_path: str, workers: int = 3, **settings):
+    """Run `dom serve` on a free port until the block ends; yield the port.
+
+    ``settings`` are extra ``DOM_*`` variables, named without the prefix.
+    """
     port = free_port()
     env = {
         **os.environ,
         "DOM_DATABASE": database_path,
         "DOM_PORT": str(port),
         "DOM_WORKERS": str(workers),
+        **{f"DOM_{name}": str(value) for name, value in settings.items()},
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve"],
@@ -50,13 +55,61 @@ def serving(database_path: str, workers: int = 3):
         server.wait(10)
 
 
-def call(port: int, key: str, method: str, path: str, body=None):
-    """Send a JSON request with a key; return the decoded JSON answer."""
-    request = urllib.request.Request(
+@contextlib.contextmanager
+def dispatching(database_path: str, count: int = 1, **settings):
+    """Run ``count`` `dom dispatch` processes until the block ends; yield them."""
+    env = {
+        **os.environ,
+        "DOM_DATABASE": database_path,
+        **{f"DOM_{name}": str(value) for name, value in settings.items()},
+    }
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "app.cli", "dispatch"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.wait(15)
+
+
+def wait_for(condition, seconds: float = 30.0, every: float = 0.05) -> bool:
+    """Poll until ``condition()`` is true or the time is up; return its last answer."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
+def _request(port: int, key: str, method: str, path: str, body=None):
+    return urllib.request.Request(
         f"http://127.0.0.1:{port}{path}",
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+
+
+def call(port: int, key: str, method: str, path: str, body=None):
+    """Send a JSON request with a key; return the decoded JSON answer."""
+    with urllib.request.urlopen(_request(port, key, method, path, body), timeout=30) as response:
         return json.loads(response.read())
+
+
+def status_of(port: int, key: str, method: str, path: str, body=None) -> int:
+    """Send a JSON request with a key; return the HTTP status, errors included."""
+    try:
+        with urllib.request.urlopen(_request(port, key, method, path, body), timeout=60) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code

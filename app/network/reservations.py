@@ -128,15 +128,13 @@ def release(db: sqlite_utils.Database, reservation_id: str) -> dict:
     return _finish(db, reservation_id, "released")
 
 
-def consume(
-    db: sqlite_utils.Database, reservation_id: str, at: str | None = None, counted: bool = False
-) -> dict:
+def consume(db: sqlite_utils.Database, reservation_id: str, at: str | None = None) -> dict:
     """The stock left the node at ``at``: take it out of on hand and close the reservation.
 
-    A count taken after ``at`` already reflects it, and so does ``counted=True`` (a
-    count showed the goods gone before the node said so): then on hand stays.
+    A count taken after ``at`` already reflects it, and so does a count that showed
+    the goods gone before the node said so (``count_out``): then on hand stays.
     """
-    return _finish(db, reservation_id, "consumed", at or database.now(), counted)
+    return _finish(db, reservation_id, "consumed", at or database.now())
 
 
 # A standalone hold that lapsed can still ship: the goods left, and on hand must say so.
@@ -148,7 +146,6 @@ def _finish(
     reservation_id: str,
     status: str,
     at: str | None = None,
-    counted: bool = False,
 ) -> dict:
     with database.immediate(db):
         current = get(db, reservation_id)
@@ -156,7 +153,7 @@ def _finish(
             return current
         if (current["status"], status) not in _TRANSITIONS:
             raise ReservationClosed(reservation_id, current["status"], status)
-        if status == "consumed" and not counted:
+        if status == "consumed" and current["counted_at"] is None:
             stock.move(
                 db,
                 current["node_id"],
@@ -250,13 +247,22 @@ def lapsed(db: sqlite_utils.Database, now: str) -> list[dict]:
 
 
 def active_at(db: sqlite_utils.Database, node_id: str, sku: str) -> list[dict]:
-    """Active on-hand holds of one SKU at one node, oldest first."""
+    """Active on-hand holds of one SKU at one node that count against it, oldest first."""
     rows = db.execute(
         "SELECT * FROM reservations WHERE node_id = ? AND sku = ? AND status = 'active'"
-        " AND supply = 'on_hand' ORDER BY created_at, reservation_id",
+        " AND supply = 'on_hand' AND counted_at IS NULL ORDER BY created_at, reservation_id",
         [node_id, sku],
     )
     return [dict(row) for row in rows]
+
+
+def count_out(db: sqlite_utils.Database, reservation_id: str) -> None:
+    """A count no longer sees the held goods (they left with a picked parcel): the hold
+    stays with its shipment but stops counting against on hand. Call in a transaction."""
+    db.execute(
+        "UPDATE reservations SET counted_at = ?, updated_at = ? WHERE reservation_id = ?",
+        [database.now(), database.now(), reservation_id],
+    )
 
 
 def settle_in_transit(db: sqlite_utils.Database, node_id: str, sku: str, qty: int) -> None:

@@ -357,7 +357,8 @@ def positions(
         JOIN nodes n ON n.node_id = s.node_id
         LEFT JOIN (
             SELECT node_id, sku, SUM(qty) AS reserved FROM reservations
-            WHERE status = 'active' AND supply = 'on_hand' AND sku IN ({sku_marks})
+            WHERE status = 'active' AND supply = 'on_hand' AND counted_at IS NULL
+              AND sku IN ({sku_marks})
             GROUP BY node_id, sku
         ) r ON r.node_id = s.node_id AND r.sku = s.sku
         LEFT JOIN safety_stock ss ON ss.node_id = s.node_id AND ss.sku = s.sku
@@ -411,7 +412,8 @@ def overcommitted(
         SELECT r.sku, COALESCE(s.on_hand, 0) AS on_hand, SUM(r.qty) AS held
         FROM reservations r
         LEFT JOIN stock s ON s.node_id = r.node_id AND s.sku = r.sku
-        WHERE r.node_id = ? AND r.status = 'active' AND r.supply = 'on_hand'{sku_filter}
+        WHERE r.node_id = ? AND r.status = 'active' AND r.supply = 'on_hand'
+          AND r.counted_at IS NULL{sku_filter}
         GROUP BY r.sku HAVING SUM(r.qty) > COALESCE(s.on_hand, 0)
         ORDER BY r.sku
         """,

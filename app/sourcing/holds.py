@@ -7,10 +7,11 @@
   can be promised stock that a live shipment still counts on.
 - A count (snapshot or delta) that leaves a node holding less than its holds is
   reconciled in the feed's own transaction: the holds of picked shipments are taken
-  as gone with their goods (the count no longer sees them), then the newest other
-  shipments are withdrawn until the holds fit what is on hand.
+  as gone with their goods (the count no longer sees them: the hold stays with its
+  shipment, and lapses with it, but stops counting against on hand), then the newest
+  other shipments are withdrawn until the holds fit what is on hand.
 
-So, at every instant, for every node and SKU: active holds <= on hand.
+So, at every instant, for every node and SKU: the holds that count <= on hand.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def reconcile(
                 break
             shipment = by_shipment.get(hold["shipment_id"])
             if shipment is not None and shipment["status"] == "picked":
-                reservations.consume(db, hold["reservation_id"], counted=True)
+                reservations.count_out(db, hold["reservation_id"])
                 excess -= hold["qty"]
         # Then the newest promises give way to the older ones.
         for hold in reversed(holds):

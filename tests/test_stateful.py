@@ -1,0 +1,365 @@
+"""A stateful property test: orders, cancels, counts, node events, lapses and back-orders
+interleaved at random, with the invariants of the design checked after every step.
+
+The service runs for real (Flask, a SQLite file, the rules engine, the dispatcher
+against a receiver on 127.0.0.1); time is the test's to move for holds and
+acknowledgement deadlines. ``make test`` runs a few hundred steps; ``make soak`` runs
+thousands (``DOM_SOAK_EXAMPLES``, ``DOM_SOAK_STEPS``) and prints the seed to replay.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from app import auth, create_app
+from app import db as database
+from app.dispatch.worker import Dispatcher
+from app.sourcing import fulfilment, holds, lifecycle
+from tests.conftest import Api
+from tests.receiver import Receiver
+from tests.sourcing_helpers import CUSTOMERS, NODES, SKUS, order
+from tests.test_dispatch import SECRET
+
+NODE_IDS = ("DC1", "PL1", "ST1")
+SKU_IDS = ("MUG", "CUP")
+LIVE = ("pending", "requested", "accepted", "picked")
+SERVED = (*LIVE, "shipped", "delivered")
+EVENTS = ("accepted", "rejected", "picked", "shipped", "delivered")
+
+RECEIVER = None
+
+
+def receiver() -> Receiver:
+    """One receiver on 127.0.0.1 for every example: the nodes' webhook endpoint."""
+    global RECEIVER
+    if RECEIVER is None:
+        RECEIVER = Receiver([SECRET])
+    return RECEIVER
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Integrity(RuleBasedStateMachine):
+    @initialize()
+    def open_shop(self):
+        self.folder = tempfile.mkdtemp(prefix="dom-stateful-")
+        self.app = create_app(
+            {
+                "DATABASE": os.path.join(self.folder, "dom.db"),
+                "WEBHOOK_ALLOW": "127.0.0.1",
+                "WEBHOOK_TIMEOUT_SECONDS": 1.0,
+                "RETRY_SCHEDULE": (0.0, 0.0),
+                "RETRY_JITTER": 0.0,
+                "RESOURCING_MAX_ROUNDS": 3,
+            }
+        )
+        self.db = database.open_from_config(self.app.config)
+        self.api = Api(self.app.test_client(), auth.create_key(self.db, "admin")[1])
+        webhook = {"url": receiver().url, "secret": SECRET}
+        for node_id in NODE_IDS:
+            body = {**NODES[node_id], "webhook": webhook}
+            assert self.api.put(f"/v1/nodes/{node_id}", json=body).status_code == 201
+        for sku in SKU_IDS:
+            assert self.api.put(f"/v1/skus/{sku}", json=SKUS[sku]).status_code == 201
+        assert self.api.put("/v1/customers/C1", json=CUSTOMERS["C1"]).status_code == 201
+        self.started = datetime.now(UTC).replace(microsecond=0)
+        self.hours_passed = 0
+        self.count = 0
+        self.feeds: list[dict] = []
+        self.last_event: tuple[str, dict] | None = None
+        # The model of on hand: what each count, delta, receipt and shipment should leave.
+        self.expected = {(n, s): 0 for n in NODE_IDS for s in SKU_IDS}
+        self.snapshot_as_of: dict[tuple, str] = {}
+        self.movements: dict[tuple, list[tuple[str, int]]] = {k: [] for k in self.expected}
+        for node_id in NODE_IDS:
+            self.feed(node_id, "snapshot", {"MUG": 8, "CUP": 5}, 180)
+
+    def teardown(self):
+        if hasattr(self, "db"):
+            self.db.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    # Helpers -------------------------------------------------------------------------
+
+    def next_id(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def when(self, minutes_ago: int) -> str:
+        return stamp(self.started - timedelta(minutes=minutes_ago))
+
+    def feed(self, node_id: str, mode: str, items: dict[str, int], minutes_ago: int) -> None:
+        key = "on_hand" if mode == "snapshot" else "delta"
+        body = {
+            "feed_id": self.next_id("f"),
+            "node_id": node_id,
+            "mode": mode,
+            "as_of": self.when(minutes_ago),
+            "items": [{"sku": sku, key: qty} for sku, qty in items.items()],
+        }
+        self.send_feed(body)
+        self.feeds.append(body)
+
+    def send_feed(self, body: dict) -> None:
+        response = self.api.post("/v1/inventory/feeds", json=body)
+        assert response.status_code in (200, 201, 422), response.get_json()
+        if response.status_code != 201:
+            return
+        result = response.get_json()
+        skipped = {item["sku"] for item in result["skipped"]}
+        as_of = result["as_of"]
+        for item in body["items"]:
+            position = (body["node_id"], item["sku"])
+            if item["sku"] in skipped:
+                continue
+            if body["mode"] == "snapshot":
+                later = sum(q for at, q in self.movements[position] if at > as_of)
+                self.expected[position] = max(0, item["on_hand"] + later)
+                self.snapshot_as_of[position] = as_of
+            else:
+                self.expected[position] += item["delta"]
+
+    def move(self, position: tuple, qty: int, at: str) -> None:
+        """Goods moved at the node: on hand follows unless a newer count already saw it."""
+        self.movements[position].append((at, qty))
+        if self.snapshot_as_of.get(position, "") <= at:
+            self.expected[position] += qty
+
+    def pick(self, rows: list, index: int):
+        return rows[index % len(rows)] if rows else None
+
+    def shipments(self) -> list:
+        return self.db.execute(
+            "SELECT * FROM shipments ORDER BY created_at, shipment_id"
+        ).fetchall()
+
+    # Steps ---------------------------------------------------------------------------
+
+    @rule(
+        lines=st.lists(
+            st.tuples(st.sampled_from(SKU_IDS), st.integers(1, 6)),
+            min_size=1,
+            max_size=2,
+            unique_by=lambda line: line[0],
+        )
+    )
+    def place_order(self, lines):
+        body = order(self.next_id("o"), [(sku, qty, 10.0) for sku, qty in lines])
+        response = self.api.post("/v1/orders", json=body)
+        assert response.status_code == 201, response.get_json()
+
+    @rule(index=st.integers(0, 10_000))
+    def cancel(self, index):
+        rows = self.db.execute("SELECT order_id FROM orders ORDER BY created_at").fetchall()
+        picked = self.pick(rows, index)
+        if picked is None:
+            return
+        response = self.api.post(f"/v1/orders/{picked[0]}/cancel")
+        assert response.status_code in (200, 409), response.get_json()
+
+    @rule(
+        node_id=st.sampled_from(NODE_IDS),
+        sku=st.sampled_from(SKU_IDS),
+        count=st.integers(0, 15),
+        minutes_ago=st.integers(0, 180),
+    )
+    def count_stock(self, node_id, sku, count, minutes_ago):
+        self.feed(node_id, "snapshot", {sku: count}, minutes_ago)
+
+    @rule(
+        node_id=st.sampled_from(NODE_IDS),
+        sku=st.sampled_from(SKU_IDS),
+        delta=st.integers(-5, 8).filter(bool),
+        minutes_ago=st.integers(0, 180),
+    )
+    def adjust_stock(self, node_id, sku, delta, minutes_ago):
+        self.feed(node_id, "delta", {sku: delta}, minutes_ago)
+
+    @rule(index=st.integers(0, 10_000))
+    def repeat_feed(self, index):
+        body = self.pick(self.feeds, index)
+        if body is not None:
+            self.send_feed(body)
+
+    @rule(
+        node_id=st.sampled_from(NODE_IDS),
+        sku=st.sampled_from(SKU_IDS),
+        qty=st.integers(1, 5),
+        minutes_ago=st.integers(0, 180),
+    )
+    def receive_transfer(self, node_id, sku, qty, minutes_ago):
+        transfer_id = self.next_id("t")
+        body = {
+            "transfer_id": transfer_id,
+            "sku": sku,
+            "qty": qty,
+            "origin": "supplier",
+            "destination_node_id": node_id,
+            "eta": self.when(0),
+        }
+        assert self.api.post("/v1/inventory/transfers", json=body).status_code == 201
+        at = self.when(minutes_ago)
+        receipt = self.api.post(
+            f"/v1/inventory/transfers/{transfer_id}/receipt", json={"received_at": at}
+        )
+        assert receipt.status_code == 201, receipt.get_json()
+        self.move((node_id, sku), qty, receipt.get_json()["received_at"])
+
+    @rule(
+        index=st.integers(0, 10_000),
+        kind=st.sampled_from(EVENTS),
+        minutes_ago=st.integers(0, 180),
+    )
+    def node_reports(self, index, kind, minutes_ago):
+        shipment = self.pick(self.shipments(), index)
+        if shipment is None:
+            return
+        body = {"event_id": self.next_id("e"), "type": kind}
+        if kind == "rejected":
+            body["reason"] = "cannot fulfil"
+        if kind == "shipped":
+            body.update(carrier="DPD", tracking_number="T", at=self.when(minutes_ago))
+        self.report(shipment["shipment_id"], body)
+
+    @rule()
+    def node_repeats_itself(self):
+        if self.last_event is not None:
+            self.report(*self.last_event)
+
+    def report(self, shipment_id: str, body: dict) -> None:
+        held = self.db.execute(
+            "SELECT node_id, sku, qty, counted_at FROM reservations WHERE shipment_id = ?"
+            " AND status IN ('active', 'expired')",
+            [shipment_id],
+        ).fetchall()
+        response = self.api.post(f"/v1/shipments/{shipment_id}/events", json=body)
+        assert response.status_code in (200, 201, 409), response.get_json()
+        self.last_event = (shipment_id, body)
+        if response.status_code == 201 and body["type"] == "shipped":
+            at = database.normalize_time(body["at"])
+            for hold in held:
+                if hold["counted_at"] is None:
+                    self.move((hold["node_id"], hold["sku"]), -hold["qty"], at)
+
+    @rule()
+    def dispatch(self):
+        dispatcher = Dispatcher(self.app.config, worker="stateful", rng=random.Random(0))
+        for _ in range(3):
+            if dispatcher.run_once(self.db) == 0:
+                break
+
+    @rule(hours=st.integers(1, 30))
+    def time_passes(self, hours):
+        self.hours_passed += hours
+        moment = datetime.now(UTC) + timedelta(hours=self.hours_passed)
+        holds.lapse(self.db, self.app.config, database.format_time(moment))
+        fulfilment.expire_acknowledgements(self.db, self.app.config, moment)
+
+    @rule()
+    def backorders_run(self):
+        lifecycle.resume_raised(self.db)
+
+    # Invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def holds_fit_on_hand(self):
+        rows = self.db.execute(
+            "SELECT r.node_id, r.sku, SUM(r.qty), COALESCE(s.on_hand, 0) FROM reservations r"
+            " LEFT JOIN stock s ON s.node_id = r.node_id AND s.sku = r.sku"
+            " WHERE r.status = 'active' AND r.supply = 'on_hand' AND r.counted_at IS NULL"
+            " GROUP BY r.node_id, r.sku"
+        ).fetchall()
+        for node_id, sku, held, on_hand in rows:
+            assert held <= on_hand, f"{node_id}/{sku}: {held} held, {on_hand} on hand"
+
+    @invariant()
+    def stock_is_conserved(self):
+        actual = {
+            (row[0], row[1]): row[2]
+            for row in self.db.execute("SELECT node_id, sku, on_hand FROM stock")
+        }
+        for position, expected in self.expected.items():
+            assert actual.get(position, 0) == expected, (position, actual.get(position), expected)
+
+    @invariant()
+    def orders_agree_with_their_lines_and_shipments(self):
+        served: dict[tuple, int] = {}
+        live: dict[str, int] = {}
+        for shipment in self.shipments():
+            if shipment["status"] in LIVE:
+                live[shipment["order_id"]] = live.get(shipment["order_id"], 0) + 1
+            if shipment["status"] not in SERVED:
+                continue
+            for line in json.loads(shipment["lines"]):
+                key = (shipment["order_id"], line["line_id"])
+                served[key] = served.get(key, 0) + line["qty"]
+        totals: dict[str, list[int]] = {}
+        for line in self.db.execute("SELECT * FROM order_lines"):
+            key = (line["order_id"], line["line_id"])
+            assert line["qty_allocated"] == served.get(key, 0), (key, dict(line))
+            total = totals.setdefault(line["order_id"], [0, 0])
+            total[0] += line["qty_allocated"]
+            total[1] += line["qty"]
+        for order_id, status in self.db.execute("SELECT order_id, status FROM orders"):
+            allocated, wanted = totals[order_id]
+            if status == "cancelled":
+                assert not live.get(order_id), order_id
+            elif status in ("sourced", "completed"):
+                assert allocated == wanted, (order_id, status, allocated, wanted)
+            elif status == "partially_sourced":
+                assert 0 < allocated < wanted, (order_id, status, allocated, wanted)
+            elif status == "backordered":
+                assert allocated == 0, (order_id, allocated)
+
+    @invariant()
+    def no_shipment_waits_for_nothing(self):
+        for shipment in self.shipments():
+            holds_left = self.db.execute(
+                "SELECT COUNT(*) FROM reservations WHERE shipment_id = ? AND status = 'active'",
+                [shipment["shipment_id"]],
+            ).fetchone()[0]
+            if shipment["status"] in LIVE:
+                # Its hold will lapse (or the node will act): something moves it.
+                assert holds_left, f"{shipment['shipment_id']} is {shipment['status']} unheld"
+            else:
+                assert not holds_left, f"{shipment['shipment_id']} is {shipment['status']}"
+
+    @invariant()
+    def every_withdrawal_is_told_to_the_node(self):
+        rows = self.db.execute(
+            "SELECT s.shipment_id FROM shipments s WHERE s.withdrawn_reason IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.shipment_id = s.shipment_id"
+            " AND o.event_type = 'fulfillment.cancelled')"
+        ).fetchall()
+        assert not rows, [row[0] for row in rows]
+
+    @invariant()
+    def messages_die_only_after_their_schedule(self):
+        schedule = len(self.app.config["RETRY_SCHEDULE"])
+        rows = self.db.execute(
+            "SELECT message_id, attempts FROM outbox WHERE status = 'dead' AND attempts <= ?",
+            [schedule],
+        ).fetchall()
+        assert not rows, [tuple(row) for row in rows]
+
+
+Integrity.TestCase.settings = settings(
+    max_examples=int(os.environ.get("DOM_SOAK_EXAMPLES", "25")),
+    stateful_step_count=int(os.environ.get("DOM_SOAK_STEPS", "50")),
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestIntegrity = Integrity.TestCase
