@@ -10,7 +10,6 @@ from app import db as database
 from app import decisions, orders, shipments
 from app.errors import Conflict
 from app.network import reservations, stock
-from app.rules import runtime
 from app.sourcing import decide, resource
 
 log = logging.getLogger(__name__)
@@ -134,12 +133,7 @@ def resume(db: sqlite_utils.Database, order_id: str) -> dict | None:
         missing = orders.missing(db, order_id)
         if not missing or not stock.any_atp(db, [line["sku"] for line in missing]):
             return None
-        body = {**order["body"], "lines": missing}
-        version = runtime.active_version(db, decide.RULESET)
-        settings = version["document"]["settings"]
-        decision, facts, context = decide.make_decision(
-            db, body, version, settings, excluded_nodes=shipments.excluded_nodes(db, order_id)
-        )
+        body, decision, facts, context, settings = resource.decide_missing(db, order, missing)
         if not decision["shipments"]:
             return None
         decision["status"] = "partially_sourced" if decision["unfulfilled"] else "sourced"

@@ -80,6 +80,18 @@ def release(db: sqlite_utils.Database, shipment: dict, hold_status: str = "relea
     return quantities
 
 
+def decide_missing(db: sqlite_utils.Database, order: dict, missing: list[dict]) -> tuple:
+    """Decide the missing part of an order's lines under the active version, never with a
+    node that failed a line before; return ``(body, decision, facts, context, settings)``."""
+    body = {**order["body"], "lines": missing}
+    version = runtime.active_version(db, decide.RULESET)
+    settings = version["document"]["settings"]
+    decision, facts, context = decide.make_decision(
+        db, body, version, settings, excluded_nodes=shipments.excluded_nodes(db, order["order_id"])
+    )
+    return body, decision, facts, context, settings
+
+
 def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dict | None:
     """Decide the missing quantities of these lines again; hold the order when out of rounds."""
     order = orders.require(db, order_id)
@@ -98,12 +110,7 @@ def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dic
     missing = orders.missing(db, order_id, line_ids)
     if not missing:
         return None
-    body = {**order["body"], "lines": missing}
-    version = runtime.active_version(db, decide.RULESET)
-    settings = version["document"]["settings"]
-    decision, facts, context = decide.make_decision(
-        db, body, version, settings, excluded_nodes=shipments.excluded_nodes(db, order_id)
-    )
+    body, decision, facts, context, settings = decide_missing(db, order, missing)
     decision["resourced_because"] = reason
     lines = orders.lines(db, order_id)
     gained = {}
