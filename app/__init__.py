@@ -7,8 +7,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from app import settings
+
+
+class StrictJSON(DefaultJSONProvider):
+    """Responses are JSON: never a bare NaN or Infinity, which JSON does not have."""
+
+    sort_keys = False
+
+    def dumps(self, obj, **kwargs):
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -21,14 +32,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.api import init_app as init_api
 
     app = Flask(__name__)
+    app.json = StrictJSON(app)
     values = settings.load(overrides=config)
     app.config.from_mapping(values)
     app.config["MAX_CONTENT_LENGTH"] = values["MAX_BODY_BYTES"]
-    app.json.sort_keys = False
     logging.basicConfig(level=values["LOG_LEVEL"])
 
     db.init_app(app)
     errors.init_app(app)
+    from app.rules.runtime import SANDBOX
+
+    SANDBOX.configure(values["EVALUATION_TIMEOUT_SECONDS"], values["EVALUATION_MEMORY_MB"])
     init_api(app)
 
     if values["AUTO_MIGRATE"] or values["LOAD_RULESETS"]:

@@ -20,8 +20,7 @@ from app import db as database
 from app import decisions, metrics
 from app.errors import NotFound
 from app.experiments import compare
-from app.rules import registry
-from app.rules.language import content_hash
+from app.rules import registry, runtime
 from app.sourcing import decide
 
 log = logging.getLogger(__name__)
@@ -31,14 +30,7 @@ PROGRESS_EVERY = 25
 def versions_for(db: sqlite_utils.Database, request: dict) -> tuple[dict, dict]:
     a = registry.get(db, request["ruleset"], request["a"])
     if "draft" in request:
-        draft = request["draft"]
-        b = {
-            "ruleset": draft["ruleset"],
-            "version": draft["version"],
-            "sha256": content_hash(draft),
-            "document": draft,
-            "draft": True,
-        }
+        b = runtime.draft_version(request["draft"])
     else:
         b = registry.get(db, request["ruleset"], request["b"])
     return a, b

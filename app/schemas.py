@@ -12,6 +12,7 @@ messages and pointers this service promises. The pure-Python one has the last wo
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from referencing import Registry, Resource
 
 from app.db import parse_time
-from app.errors import InvalidInput, field_error
+from app.errors import InvalidInput, MalformedJson, field_error
 
 SUFFIX = ".schema.json"
 
@@ -177,6 +178,63 @@ def _message(error: ValidationError) -> str:
     if error.validator == "uniqueItems":
         return "must not repeat items"
     return error.message
+
+
+# Untrusted JSON ------------------------------------------------------------------------
+
+MAX_DEPTH = 64
+# The widest integer any store or engine here can hold; schemas set tighter maxima.
+MAX_INTEGER = 2**63 - 1
+
+
+class _NonFinite:
+    """Stands where a body had NaN, Infinity or a number too large for a float."""
+
+
+_NON_FINITE = _NonFinite()
+
+
+def _finite_float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else _NON_FINITE
+
+
+def parse_json(raw: bytes | str):
+    """Parse an untrusted JSON body; raise ``MalformedJson`` or ``InvalidInput``.
+
+    NaN, Infinity and numbers that overflow a float (``1e400``) are not JSON numbers
+    anyone can use; integers beyond 64 bits fit no column; documents nested deeper
+    than ``MAX_DEPTH`` levels describe nothing this service takes. Each is a 422
+    with the pointer of the offending value.
+    """
+    try:
+        document = json.loads(raw, parse_float=_finite_float, parse_constant=_non_finite)
+    except RecursionError:
+        raise InvalidInput([field_error((), f"is nested deeper than {MAX_DEPTH} levels")]) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+    problems = []
+    stack = [(document, (), 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if value is _NON_FINITE:
+            problems.append(field_error(path, "must be a finite number"))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if abs(value) > MAX_INTEGER:
+                problems.append(field_error(path, "is too large (beyond 64 bits)"))
+        elif isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                problems.append(field_error(path, f"is nested deeper than {MAX_DEPTH} levels"))
+                continue
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((item, (*path, key), depth + 1) for key, item in items)
+    if problems:
+        raise InvalidInput(sorted(problems, key=lambda e: e["pointer"])[:100])
+    return document
+
+
+def _non_finite(_name: str):
+    return _NON_FINITE
 
 
 @cache

@@ -142,6 +142,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("DISPATCH_POLL_SECONDS", 0.5, "How often an idle dispatcher looks for work.", float),
     Setting(
+        "EVALUATION_TIMEOUT_SECONDS",
+        5.0,
+        "The longest one rules evaluation may run (compilation included); past it the"
+        " engine's process is killed and replaced, and the request gets 503.",
+        float,
+    ),
+    Setting(
+        "EVALUATION_MEMORY_MB",
+        2048,
+        "The address space the rules engine's process may use, in MiB.",
+        int,
+    ),
+    Setting(
         "RESOURCING_MAX_ROUNDS",
         3,
         "Times an order's lines are sourced again after rejections before it is held.",

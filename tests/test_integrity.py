@@ -6,6 +6,8 @@ instruction, or left something stuck; it fails on a service that does it again.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from app import create_app
@@ -115,37 +117,48 @@ def test_a_lapsed_hold_withdraws_its_shipment_tells_the_node_and_sources_again(s
 # 2. A count that already reflects a shipment ---------------------------------------------
 
 
+def counted(shop, feed_id, on_hand, as_of):
+    feed = {
+        "feed_id": feed_id,
+        "node_id": "DC1",
+        "mode": "snapshot",
+        "as_of": as_of,
+        "items": [{"sku": "MUG", "on_hand": on_hand}],
+    }
+    response = shop.post("/v1/inventory/feeds", json=feed)
+    assert response.status_code == 201, response.get_json()
+
+
 def ship_after_count(shop, node, count, event_at, count_at):
-    set_stock(shop, "DC1", {"MUG": 10})
+    counted(shop, "start", 10, hours_ago(5))
     [shipment] = place(shop, "o", 2)["shipments"]
     path = f"/v1/shipments/{shipment['shipment_id']}/events"
     node.post(path, json=event("a", "accepted"))
     node.post(path, json=event("p", "picked"))
-    feed = {
-        "feed_id": f"count-{count}-{count_at}",
-        "node_id": "DC1",
-        "mode": "snapshot",
-        "as_of": count_at,
-        "items": [{"sku": "MUG", "on_hand": count}],
-    }
-    assert shop.post("/v1/inventory/feeds", json=feed).status_code == 201
+    counted(shop, "count", count, count_at)
     return node.post(path, json=shipped("s", at=event_at))
 
 
+def hours_ago(hours: int) -> str:
+    return database.format_time(datetime.now(UTC) - timedelta(hours=hours))
+
+
 @pytest.mark.parametrize(
-    ("count", "event_at", "count_at", "on_hand"),
+    ("count", "event_hours_ago", "count_hours_ago", "on_hand"),
     [
         # The count was taken after the goods left: it already reflects them.
-        (0, "2030-01-01T10:00:00Z", "2030-01-01T11:00:00Z", 0),
-        (3, "2030-01-01T10:00:00Z", "2030-01-01T11:00:00Z", 3),
+        (0, 3, 2, 0),
+        (3, 3, 2, 3),
         # The count was taken before they left: they still leave on hand.
-        (8, "2030-01-01T12:00:00Z", "2030-01-01T11:00:00Z", 6),
+        (8, 1, 2, 6),
     ],
 )
 def test_a_count_taken_after_a_shipment_already_reflects_it(
-    shop, node, db, count, event_at, count_at, on_hand
+    shop, node, db, count, event_hours_ago, count_hours_ago, on_hand
 ):
-    response = ship_after_count(shop, node, count, event_at, count_at)
+    response = ship_after_count(
+        shop, node, count, hours_ago(event_hours_ago), hours_ago(count_hours_ago)
+    )
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["status"] == "shipped"
     row = position(db, "DC1")
@@ -153,21 +166,14 @@ def test_a_count_taken_after_a_shipment_already_reflects_it(
 
 
 def test_a_late_count_taken_before_a_shipment_does_not_bring_its_goods_back(shop, node, db):
-    set_stock(shop, "DC1", {"MUG": 10})
+    counted(shop, "start", 10, hours_ago(5))
     [shipment] = place(shop, "o", 2)["shipments"]
     path = f"/v1/shipments/{shipment['shipment_id']}/events"
     node.post(path, json=event("a", "accepted"))
-    node.post(path, json=shipped("s", at="2030-01-01T12:00:00Z"))
+    node.post(path, json=shipped("s", at=hours_ago(1)))
     assert position(db, "DC1")["on_hand"] == 8
     # A count from before the goods left arrives late: it still sees them.
-    late = {
-        "feed_id": "late",
-        "node_id": "DC1",
-        "mode": "snapshot",
-        "as_of": "2030-01-01T11:00:00Z",
-        "items": [{"sku": "MUG", "on_hand": 10}],
-    }
-    assert shop.post("/v1/inventory/feeds", json=late).status_code == 201
+    counted(shop, "late", 10, hours_ago(2))
     assert position(db, "DC1")["on_hand"] == 8
 
 

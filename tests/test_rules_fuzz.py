@@ -140,7 +140,8 @@ def test_random_rules_match_the_reference(seed):
     for index in range(40):
         candidate_rule = random_rule(rng, index)
         document = ruleset([candidate_rule], name=f"fuzz{seed}")
-        if problems(document, SCHEMAS, FACTS):
+        # The facts here are a handful, so the budget for the largest order does not apply.
+        if [p for p in problems(document, SCHEMAS, FACTS) if p["code"] != "join_fan_out"]:
             continue  # e.g. a random rule that can never fire
         name = f"fuzz-{seed}-{index}"
         engine.load(name, document)

@@ -225,8 +225,12 @@ def test_the_limits_themselves_are_accepted():
         for i in range(MAX_DISTINCT_TESTS_PER_FIELD)
     ]
     assert problems_of(ruleset(at_limit)) == []
-    patterns = [{"fact": "line", "as": f"l{i}"} for i in range(MAX_PATTERNS_PER_RULE - 1)]
-    assert problems_of(one_rule([*patterns, CANDIDATE])) == []
+    same_line = {"line_id": {"eq": {"ref": "l0.line_id"}}}
+    patterns = [{"fact": "line", "as": "l0"}] + [
+        {"fact": "line", "as": f"l{i}", "where": same_line}
+        for i in range(1, MAX_PATTERNS_PER_RULE - 1)
+    ]
+    assert problems_of(one_rule([*patterns, {**CANDIDATE, "where": same_line}])) == []
 
 
 def test_every_ruleset_field_is_described_for_editors():

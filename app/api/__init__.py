@@ -8,7 +8,7 @@ every view shares: authenticate, authorize, read and validate the JSON body.
 from __future__ import annotations
 
 import functools
-import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,8 +16,8 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from app import auth
 from app.db import get_db
-from app.errors import InvalidInput, MalformedJson, UnsupportedMediaType, field_error
-from app.schemas import catalogue
+from app.errors import InvalidInput, UnsupportedMediaType, field_error
+from app.schemas import catalogue, parse_json
 
 ALL_ROLES = auth.ROLES
 READERS = ("admin", "analyst", "channel")
@@ -80,6 +80,7 @@ def endpoint(
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(**kwargs):
+            check_path(kwargs)
             if roles is not None:
                 principal = auth.authenticate(get_db(), request.headers.get("Authorization"))
                 auth.authorize(principal, roles)
@@ -95,17 +96,37 @@ def endpoint(
     return decorate
 
 
+# The documented pattern of every id (common.schema.json#/$defs/id), and the widest
+# integer a path or query takes.
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
+MAX_PARAM_INTEGER = 2**31 - 1
+
+
+def check_path(values: dict) -> None:
+    """422 for a path id that breaks the id pattern, or a number out of range, before
+    anything reads or stores it: such an id could never be referenced again."""
+    problems = []
+    for name, value in values.items():
+        if isinstance(value, str) and not ID.fullmatch(value):
+            problems.append(
+                field_error(
+                    (name,),
+                    "must be 1 to 64 letters, digits and . _ : -, starting with a letter or digit",
+                )
+            )
+        elif isinstance(value, int) and not 0 <= value <= MAX_PARAM_INTEGER:
+            problems.append(field_error((name,), f"must be at most {MAX_PARAM_INTEGER}"))
+    if problems:
+        raise InvalidInput(problems, "the path has invalid parameters")
+
+
 def read_body(schema: str | None):
     """Return the request's JSON body after checking type, syntax and (if named) schema."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(
             f"send the body as application/json, not {request.mimetype or 'no content type'}"
         )
-    raw = request.get_data(cache=True)
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedJson(f"the body is not valid JSON: {exc}") from exc
+    document = parse_json(request.get_data(cache=True))
     if schema is not None:
         schemas().validate(schema, document)
     return document
@@ -171,7 +192,10 @@ def _convert(kind: str, text: str):
             raise ValueError(text)
         return value
     if kind == "integer":
-        return int(text)
+        value = int(text)
+        if not -MAX_PARAM_INTEGER <= value <= MAX_PARAM_INTEGER:
+            raise ValueError(text)
+        return value
     if kind == "boolean":
         if text.lower() in ("true", "1"):
             return True

@@ -7,7 +7,6 @@ from flask import Blueprint, current_app, g, jsonify
 from app import experiments, replays
 from app.api import endpoint, schemas
 from app.db import get_db
-from app.errors import InvalidInput
 from app.rules import runtime
 
 bp = Blueprint("experiments", __name__, url_prefix="/v1")
@@ -101,11 +100,7 @@ def experiment_report(experiment_id: str):
 )
 def create_replay(body: dict):
     if "draft" in body:
-        problems = runtime.validate(body["draft"], schemas())
-        if problems:
-            for problem in problems:
-                problem["pointer"] = "/draft" + problem["pointer"]
-            raise InvalidInput(problems, "the draft ruleset has problems")
+        runtime.check_draft(body["draft"], schemas(), "/draft")
     db = get_db()
     replays.versions_for(db, body)  # 404 now rather than a failed job later
     replay = replays.create(db, body, g.principal.key_id)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, jsonify, make_response
+from flask import Blueprint, current_app, g, jsonify, make_response
 
 from app import db as database
 from app import decisions
 from app.api import created_or_ok, endpoint, schemas
 from app.db import get_db
-from app.errors import InvalidInput
+from app.errors import Forbidden
 from app.rules import registry, runtime
-from app.rules.language import content_hash
 from app.sourcing import decide, explain, lifecycle
 
 bp = Blueprint("orders", __name__, url_prefix="/v1")
@@ -73,20 +72,11 @@ def simulate(body: dict):
     db = get_db()
     draft = body.pop("draft_ruleset", None)
     number = body.pop("ruleset_version", None)
+    if g.principal.role == "channel" and (draft is not None or number is not None):
+        # Trying rules is an analyst's tool; a channel asks what the live rules decide.
+        raise Forbidden("channel keys simulate under the active ruleset only")
     if draft is not None:
-        problems = runtime.validate(draft, schemas())
-        if problems:
-            for problem in problems:
-                problem["pointer"] = "/draft_ruleset" + problem["pointer"]
-            raise InvalidInput(problems, "the draft ruleset has problems")
-        version = {
-            "ruleset": draft["ruleset"],
-            "version": draft["version"],
-            "sha256": content_hash(draft),
-            "document": draft,
-            "draft": True,
-        }
-        runtime.admit_draft(version)
+        version = runtime.check_draft(draft, schemas(), "/draft_ruleset")
     elif number is not None:
         version = registry.get(db, decide.RULESET, number)
     else:

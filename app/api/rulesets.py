@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from app.api import Param, created_or_ok, endpoint, query_args, schemas
-from app.db import get_db, normalize_time
+from app.db import get_db, normalize_time, now
 from app.errors import InvalidInput, field_error
 from app.rules import diff, registry, runtime
 
@@ -142,6 +142,9 @@ def get_diff(name: str):
 )
 def activate_version(name: str, version: int, body: dict):
     at = normalize_time(body["at"]) if body.get("at") else None
+    if at is not None and at <= now():
+        # A time already passed would rewrite what was in force then: leave ``at`` out.
+        raise InvalidInput([field_error(("at",), "is in the past; leave it out to activate now")])
     activation = runtime.activate(get_db(), schemas(), name, version, g.principal.key_id, at)
     return jsonify(activation), 201
 

@@ -45,7 +45,7 @@ def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
     whole feed. Items older than what is already applied are skipped and reported.
     """
     digest = body_hash(feed)
-    as_of = database.normalize_time(feed["as_of"])
+    as_of = database.observed_time(feed["as_of"], ("as_of",))
     node_id = feed["node_id"]
     with database.immediate(db):
         seen = db.execute(

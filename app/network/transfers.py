@@ -97,7 +97,11 @@ def receive(db: sqlite_utils.Database, transfer_id: str, document: dict) -> tupl
                     code="already_received",
                 )
             return transfer, False
-        received_at = database.normalize_time(document.get("received_at") or database.now())
+        received_at = (
+            database.observed_time(document["received_at"], ("received_at",))
+            if document.get("received_at")
+            else database.now()
+        )
         if qty:
             stock.move(
                 db,

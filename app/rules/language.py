@@ -33,10 +33,14 @@ ATTRIBUTES = {
 }
 ACTION_KINDS = ("exclude", "score", "set", "hold", "assert", "tag")
 
-# Engine limits measured in DESIGN.md: past them durable-rules hangs or crashes.
+# Engine limits measured (DESIGN.md, tests/test_hostile_rulesets.py): past them
+# durable-rules hangs or crashes. Distinct tests count each member of an in/not_in list
+# (520 members on one field hang compilation; 510 compile at once); 256 rules sharing
+# one identical condition crash it (255 do not).
 MAX_RULES = 4096
 MAX_PATTERNS_PER_RULE = 16
-MAX_DISTINCT_TESTS_PER_FIELD = 512
+MAX_DISTINCT_TESTS_PER_FIELD = 500
+MAX_RULES_PER_CONDITION = 200
 
 # Fields the engine uses itself; facts may not carry them.
 RESERVED_FIELDS = {"fact", "id", "sid", "key"}

@@ -19,19 +19,19 @@ from app.errors import (
     Conflict,
     InvalidInput,
     NotFound,
-    Unavailable,
     field_error,
     pointer,
 )
 from app.rules import registry, scenarios
-from app.rules.engine import Engine, Evaluation
-from app.rules.language import FactCatalogue
+from app.rules.engine import Evaluation
+from app.rules.language import FactCatalogue, content_hash
+from app.rules.sandbox import Sandbox
 from app.rules.validate import problems
 from app.schemas import Catalogue
 
 log = logging.getLogger(__name__)
 
-ENGINE = Engine()
+SANDBOX = Sandbox()
 RULESET_FILE = "ruleset.json"
 
 
@@ -55,20 +55,25 @@ def require_valid(document, schemas: Catalogue) -> None:
         raise InvalidInput(found, f"the ruleset has {count} problem{'s' if count != 1 else ''}")
 
 
-# Drafts compile into the engine, which cannot unload them: cap how many one process holds.
-MAX_DRAFTS = 500
-_drafts: set[str] = set()
+def draft_version(document: dict) -> dict:
+    """A ruleset document not stored as a version, in the shape evaluations take."""
+    return {
+        "ruleset": document["ruleset"],
+        "version": document["version"],
+        "sha256": content_hash(document),
+        "document": document,
+        "draft": True,
+    }
 
 
-def admit_draft(version: dict) -> None:
-    """Accept a draft ruleset for evaluation, unless this process holds too many already."""
-    name = engine_name(version)
-    if name not in _drafts and len(_drafts) >= MAX_DRAFTS:
-        raise Unavailable(
-            f"this process has compiled {MAX_DRAFTS} draft rulesets; store the draft as a"
-            " version, or restart the service to clear them"
-        )
-    _drafts.add(name)
+def check_draft(document, schemas: Catalogue, at: str) -> dict:
+    """Validate a draft sent inside a request (at pointer ``at``); return its version."""
+    found = validate(document, schemas)
+    if found:
+        for entry in found:
+            entry["pointer"] = at + entry["pointer"]
+        raise InvalidInput(found, "the draft ruleset has problems")
+    return draft_version(document)
 
 
 def engine_name(version: dict) -> str:
@@ -76,11 +81,14 @@ def engine_name(version: dict) -> str:
 
 
 def evaluate(version: dict, facts: list[dict]) -> Evaluation:
-    """Evaluate facts under a stored version, compiling it on first use in this process."""
-    name = engine_name(version)
-    if not ENGINE.loaded(name):
-        ENGINE.load(name, version["document"])
-    return ENGINE.evaluate(name, facts)
+    """Evaluate facts under a version (stored or draft) within the evaluation budget.
+
+    The engine runs in this process's sandbox child (``sandbox.py``), which compiles
+    each version once; a draft (``version["draft"]``) never compiles in this process.
+    """
+    return SANDBOX.evaluate(
+        engine_name(version), version["document"], facts, draft=bool(version.get("draft"))
+    )
 
 
 def active_version(db: sqlite_utils.Database, name: str) -> dict:

@@ -16,12 +16,14 @@ from collections import defaultdict
 from jsonschema import Draft202012Validator
 
 from app.errors import pointer
+from app.rules import budget, regex
 from app.rules.language import (
     ATTRIBUTES,
     JOINABLE,
     MAX_DISTINCT_TESTS_PER_FIELD,
     MAX_PATTERNS_PER_RULE,
     MAX_RULES,
+    MAX_RULES_PER_CONDITION,
     OPERATORS_BY_TYPE,
     FactCatalogue,
     action_kind,
@@ -34,8 +36,9 @@ from app.rules.language import (
 from app.schemas import Catalogue
 
 RULE_SCHEMA = {"$ref": "https://dom.local/schemas/ruleset.schema.json#/$defs/rule"}
-# durable-rules' regular expressions have no escapes; these characters are safe.
-SAFE_REGEX = re.compile(r"^[A-Za-z0-9 .*+?\[\]()|{},^_:/@#&'-]+$")
+# The engine reads numbers in conditions as plain decimals: it fails on what Python
+# writes with an exponent (below 0.0001 or from 10**16 on); the schema caps the size.
+SMALLEST_NUMBER = 0.0001
 
 
 def problem(path, message: str, code: str, rule_id: str | None = None) -> dict:
@@ -81,8 +84,12 @@ def problems(document, schemas: Catalogue, facts: FactCatalogue) -> list[dict]:
         if isinstance(rule, dict) and rule_validator.is_valid(rule)
     ]
     settings = document.get("settings") if isinstance(document.get("settings"), dict) else {}
-    service_levels = set((settings.get("rate_card") or {}).keys())
+    rate_card = settings.get("rate_card")
+    service_levels = set(rate_card) if isinstance(rate_card, dict) else set()
     found.extend(_check_rules(well_formed, facts, service_levels))
+    # Measure the rules that are otherwise sound: a broken one is reported already.
+    broken = {int(m.group(1)) for p in found if (m := re.match(r"^/rules/(\d+)", p["pointer"]))}
+    found.extend(budget.problems([(i, r) for i, r in well_formed if i not in broken], settings))
     return sorted(found, key=lambda p: (_pointer_key(p["pointer"]), p["message"]))
 
 
@@ -108,6 +115,7 @@ def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[
     seen_ids: dict[str, int] = {}
     flag_extra = flag_fields(rules)
     distinct_tests: dict[str, set] = defaultdict(set)
+    sharing: dict[tuple, int] = defaultdict(int)
     for index, rule in rules:
         rule_id = rule["id"]
         base = ("rules", index)
@@ -125,6 +133,19 @@ def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[
         checker = _RuleChecker(rule, base, facts, flag_extra, service_levels)
         found.extend(checker.check())
         if rule.get("enabled", True):
+            for test in set(checker.tests):
+                sharing[test] += 1
+                if sharing[test] == MAX_RULES_PER_CONDITION + 1:
+                    found.append(
+                        problem(
+                            (*base, "when"),
+                            f"more than {MAX_RULES_PER_CONDITION} rules test {test[0]} with"
+                            f" {test[1]}; the engine cannot share one condition that widely"
+                            " (assert a flag once and test the flag)",
+                            "condition_shared_too_widely",
+                            rule_id,
+                        )
+                    )
             for field_key, test in checker.tests:
                 distinct_tests[field_key].add(test)
                 if len(distinct_tests[field_key]) == MAX_DISTINCT_TESTS_PER_FIELD + 1:
@@ -132,8 +153,9 @@ def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[
                         problem(
                             (*base, "when"),
                             f"more than {MAX_DISTINCT_TESTS_PER_FIELD} distinct tests on"
-                            f" {field_key} across the ruleset; the engine cannot compile that"
-                            " (use in/not_in lists or flags instead)",
+                            f" {field_key} across the ruleset, counting each value of an"
+                            " in/not_in list; the engine cannot compile that (test a flag"
+                            " or a coarser field instead)",
                             "too_many_tests_on_field",
                             rule_id,
                         )
@@ -227,7 +249,13 @@ class _RuleChecker:
                     "operator_type",
                 )
                 continue
-            self.tests.append((f"{fact_type}.{field}", canonical({operator: operand})))
+            if operator in ("in", "not_in") and isinstance(operand, list):
+                # The engine builds one condition per member of a list.
+                self.tests.extend(
+                    (f"{fact_type}.{field}", canonical({operator: [member]})) for member in operand
+                )
+            else:
+                self.tests.append((f"{fact_type}.{field}", canonical({operator: operand})))
             if is_ref(operand):
                 self.check_ref(at, operand, field_type, operator)
                 continue
@@ -240,6 +268,12 @@ class _RuleChecker:
                 expected = "string" if field_type == "array" else field_type
                 if not fits(expected, kind):
                     self.add(value_at, f"{field} is {expected}; {value!r} is {kind}", "value_type")
+                elif kind in ("integer", "number") and 0 < abs(value) < SMALLEST_NUMBER:
+                    self.add(
+                        value_at,
+                        f"numbers in conditions are 0 or at least {SMALLEST_NUMBER} in size",
+                        "value_range",
+                    )
                 elif spec is not None and spec.enum and value not in spec.enum:
                     self.add(
                         value_at,
@@ -286,19 +320,11 @@ class _RuleChecker:
                 "value_type",
             )
 
-    def check_regex(self, at, expression: str) -> None:
-        if not SAFE_REGEX.match(expression):
-            self.add(
-                at,
-                "use letters, digits and . * + ? [ ] ( ) | { } ^ - only; for a literal dot"
-                " write [.] (backslash escapes are not supported)",
-                "regex",
-            )
-            return
-        try:
-            re.compile(expression)
-        except re.error as exc:
-            self.add(at, f"not a regular expression: {exc}", "regex")
+    def check_regex(self, at, expression) -> None:
+        if not isinstance(expression, str):
+            return  # the value check above reported it
+        for message in regex.problems(expression):
+            self.add(at, f"the expression {message}", "regex")
 
     def bound_candidate(self, path, alias) -> None:
         if alias not in self.aliases:

@@ -85,7 +85,7 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
     order_id = shipment["order_id"]
     fields = {}
     if kind == "shipped":
-        at = database.normalize_time(event["at"]) if event.get("at") else database.now()
+        at = database.observed_time(event["at"], ("at",)) if event.get("at") else database.now()
         for reservation in reservations.for_shipment(db, shipment["shipment_id"]):
             reservations.consume(db, reservation["reservation_id"], at)
         fields = {"carrier": event.get("carrier"), "tracking_number": event.get("tracking_number")}

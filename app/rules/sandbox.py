@@ -1,0 +1,158 @@
+"""Evaluations under a budget: the engine runs in a child process that can be killed.
+
+The validator keeps every known way to hang or crash durable-rules out of stored
+rulesets and drafts, but a validator can always miss something, and the engine's C
+code cannot be interrupted from Python. So each serving process evaluates in one
+child process of its own:
+
+- a wall-clock budget (``EVALUATION_TIMEOUT_SECONDS``): past it the child is killed
+  and replaced, and the caller gets ``BudgetExceeded`` (503
+  ``evaluation_budget_exceeded``) instead of a worker held until gunicorn kills it;
+- a memory budget (``EVALUATION_MEMORY_MB``, the child's address-space limit);
+- compiled drafts live only in the child, which is replaced after compiling
+  ``DRAFTS_PER_CHILD`` of them, so drafts never accumulate in a serving process.
+
+The child compiles each version once (under its engine name) and keeps it until it
+is replaced. Calls are serialised, as the engine's own are.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import resource
+import threading
+from collections import defaultdict
+
+from app.errors import ApiError
+from app.rules.engine import Engine, EngineError, Evaluation
+
+DRAFTS_PER_CHILD = 20
+
+
+class BudgetExceeded(ApiError):
+    """An evaluation ran out of time or memory; the engine behind it was replaced."""
+
+    status = 503
+    code = "evaluation_budget_exceeded"
+
+
+def _serve(connection, memory_bytes: int) -> None:
+    """The child: compile and evaluate on request until the parent goes away."""
+    if memory_bytes:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    engine = Engine()
+    while True:
+        try:
+            name, document, facts = connection.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if not engine.loaded(name):
+                engine.load(name, document)
+            connection.send(("ok", engine.evaluate(name, facts).as_dict()))
+        except MemoryError:
+            connection.send(("memory", "the evaluation ran out of memory"))
+            os._exit(1)  # the engine's state after a failed allocation is not to be trusted
+        except (ValueError, EngineError) as exc:
+            connection.send((type(exc).__name__, str(exc)))
+        except Exception as exc:
+            connection.send(("EngineError", f"{type(exc).__name__}: {exc}"))
+
+
+class Sandbox:
+    """One evaluation child for this process, started on first use."""
+
+    def __init__(self, timeout: float = 5.0, memory_mb: int = 2048):
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self._lock = threading.Lock()
+        self._process = None
+        self._connection = None
+        self._loaded: set[str] = set()
+        self._drafts = 0
+        self._pid = None
+
+    def configure(self, timeout: float, memory_mb: int) -> None:
+        """Take the budget from the settings; a child running under another is replaced."""
+        with self._lock:
+            if (timeout, memory_mb) != (self.timeout, self.memory_mb):
+                self.timeout, self.memory_mb = timeout, memory_mb
+                self._stop()
+
+    def evaluate(
+        self, name: str, document: dict, facts: list[dict], draft: bool = False
+    ) -> Evaluation:
+        """Evaluate facts under the ruleset ``document`` registered as ``name``."""
+        timeout, memory_mb = self.timeout, self.memory_mb
+        with self._lock:
+            if self._pid != os.getpid():  # a forked worker must not share its parent's child
+                self._forget()
+            if draft and name not in self._loaded and self._drafts >= DRAFTS_PER_CHILD:
+                self._stop()
+            if self._process is None:
+                self._start(memory_mb)
+            fresh = name not in self._loaded
+            try:
+                self._connection.send((name, document if fresh else None, facts))
+                if not self._connection.poll(timeout):
+                    self._stop()
+                    raise BudgetExceeded(
+                        f"the rules took longer than {timeout:g} s; the evaluation was stopped"
+                    )
+                kind, payload = self._connection.recv()
+            except (EOFError, OSError, BrokenPipeError):
+                self._stop()
+                raise BudgetExceeded(
+                    "the rules engine stopped during this evaluation (out of memory, or"
+                    " a crash); it was replaced"
+                ) from None
+            if kind == "memory":
+                self._stop()
+                raise BudgetExceeded(f"the rules needed more than {memory_mb} MB; stopped")
+            if fresh:
+                self._loaded.add(name)
+                self._drafts += int(draft)
+            if kind == "ok":
+                return _evaluation(payload)
+            if kind == "ValueError":
+                raise ValueError(payload)
+            raise EngineError(payload)
+
+    def _start(self, memory_mb: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, memory_mb * 1024 * 1024), daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._connection = parent
+        self._pid = os.getpid()
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+            self._connection.close()
+        self._forget()
+
+    def _forget(self) -> None:
+        self._process = None
+        self._connection = None
+        self._loaded = set()
+        self._drafts = 0
+        self._pid = os.getpid()
+
+
+def _evaluation(payload: dict) -> Evaluation:
+    return Evaluation(
+        fired=payload["fired"],
+        trace=payload["trace"],
+        excluded=defaultdict(list, payload["excluded"]),
+        scores=defaultdict(list, payload["scores"]),
+        attributes=payload["attributes"],
+        holds=payload["holds"],
+        tags=payload["tags"],
+        flags=payload["flags"],
+    )
