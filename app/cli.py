@@ -100,6 +100,7 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
+            self.cfg.set("worker_class", "app.serving.JsonErrorsWorker")
             if embedded:
                 self.cfg.set("post_worker_init", start_dispatcher)
                 self.cfg.set("worker_exit", stop_dispatcher)

@@ -129,6 +129,13 @@ def init_app(app: Flask) -> None:
     def _api_error(error: ApiError):
         return response(error)
 
+    @app.after_request
+    def _no_type_without_body(answer):
+        # 204 has no body, so no content type (Flask would call it text/html).
+        if answer.status_code == 204:
+            answer.headers.pop("Content-Type", None)
+        return answer
+
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         status = error.code or 500

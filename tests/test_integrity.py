@@ -332,7 +332,9 @@ def test_a_missed_acknowledgement_deadline_sends_the_node_a_cancellation(shop, d
 # 12. One bad message never holds up another ----------------------------------------------
 
 
-def test_a_send_that_raises_is_an_attempt_and_holds_up_nothing(shop, app, client, keys, db):
+def test_a_send_that_raises_is_an_attempt_and_holds_up_nothing(
+    shop, app, client, keys, db, monkeypatch
+):
     from tests.conftest import NODE_DC
     from tests.receiver import Receiver
     from tests.test_dispatch import SECRET, drain
@@ -344,11 +346,29 @@ def test_a_send_that_raises_is_an_attempt_and_holds_up_nothing(shop, app, client
         )
         channel = Api(client, keys["channel"])
         bad_url = receiver.url.replace("/hooks", "/\u00fc")
+        events = ["order.status_changed"]
+        refused = channel.post("/v1/subscriptions", json={"url": bad_url, "event_types": events})
+        assert refused.status_code == 422  # refused when set...
         made = channel.post(
-            "/v1/subscriptions",
-            json={"url": bad_url, "secret": SECRET, "event_types": ["order.status_changed"]},
+            "/v1/subscriptions", json={"url": receiver.url, "secret": SECRET, "event_types": events}
         )
         assert made.status_code == 201
+        # ...but one stored before that check, or any send that raises, must still hold up nothing.
+        with database.immediate(db):
+            db.execute(
+                "UPDATE subscriptions SET url = ? WHERE subscription_id = ?",
+                [bad_url, made.get_json()["subscription_id"]],
+            )
+        from app.dispatch import deliver
+
+        checked = deliver.urls.check
+
+        def raising(url, allow):
+            if url == bad_url:  # whatever a send may raise, however unexpected
+                "\u00fc".encode("ascii")
+            return checked(url, allow)
+
+        monkeypatch.setattr(deliver.urls, "check", raising)
         set_stock(shop, "DC1", {"MUG": 10})
         for number in range(5):
             place(shop, f"o{number}", 1)

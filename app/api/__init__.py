@@ -16,7 +16,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from app import auth
 from app.db import get_db
-from app.errors import InvalidInput, UnsupportedMediaType, field_error
+from app.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, field_error
 from app.schemas import catalogue, parse_json
 
 ALL_ROLES = auth.ROLES
@@ -126,7 +126,16 @@ def read_body(schema: str | None):
         raise UnsupportedMediaType(
             f"send the body as application/json, not {request.mimetype or 'no content type'}"
         )
-    document = parse_json(request.get_data(cache=True))
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None:
+        # A chunked body has no length to check up front: read one byte past the limit,
+        # so a body that is too large is refused (413) rather than cut and parsed.
+        raw = request.environ["wsgi.input"].read(limit + 1)
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    else:
+        raw = request.get_data(cache=True)
+    document = parse_json(raw)
     if schema is not None:
         schemas().validate(schema, document)
     return document

@@ -9,12 +9,12 @@ and can be replayed. Redirects are not followed. 410 disables the endpoint.
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 from app.db import format_time
 from app.dispatch import signing, urls
@@ -70,23 +70,22 @@ def _send(url, secrets_in_use, message_id, body, timeout, allow, finished) -> Ou
         return finished(error_class="dns", excerpt=str(exc)[:EXCERPT])
     except urls.UnsafeURL as exc:
         return finished(error_class="blocked", excerpt=str(exc)[:EXCERPT])
-    parts = urlsplit(url)
+    parts, host, port = urls.parse(url)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     headers = {
         "content-type": "application/json",
         "user-agent": "dom-webhooks/1",
+        "host": parts.netloc,
         **signing.headers(secrets_in_use, message_id, int(time.time()), body),
     }
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
+    # Connect to the address just checked, so a DNS answer cannot change in between
+    # (DNS rebinding); TLS still verifies the certificate against the URL's host.
+    if parts.scheme.lower() == "https":
+        connection = _PinnedHTTPS(addresses[0], host, port, timeout)
     else:
-        # Connect to the address just checked, so a DNS answer cannot change in between.
-        connection = http.client.HTTPConnection(addresses[0], parts.port or 80, timeout=timeout)
-        headers["host"] = parts.netloc
+        connection = http.client.HTTPConnection(addresses[0], port, timeout=timeout)
     try:
         connection.request("POST", path, body=body, headers=headers)
         response = connection.getresponse()
@@ -107,6 +106,18 @@ def _send(url, secrets_in_use, message_id, body, timeout, allow, finished) -> Ou
         return finished(status_code=status, excerpt=excerpt)
     kind = "redirect" if 300 <= status < 400 else "http"
     return finished(status_code=status, error_class=kind, excerpt=excerpt, retry_after=retry_after)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to one checked address, with SNI and certificate checks for the URL's host."""
+
+    def __init__(self, address: str, host: str, port: int, timeout: float):
+        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _retry_after(value: str | None) -> float | None:
