@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import random
@@ -322,9 +323,15 @@ def test_a_killed_worker_loses_nothing(tmp_path, receiver):
         "SELECT COUNT(*) FROM outbox WHERE status != 'delivered'"
     ).fetchone()[0]
     assert pending == 0
-    # Every request the receiver saw is in the deliveries log, the one cut short included.
-    logged = connection.execute("SELECT COUNT(*) FROM delivery_attempts").fetchone()[0]
-    assert logged == len(receiver.received)
+    # Every request the receiver saw is in the deliveries log, the one cut short included
+    # (a worker killed between logging and sending leaves an attempt nobody received).
+    logged = dict(
+        connection.execute(
+            "SELECT message_id, COUNT(*) FROM delivery_attempts GROUP BY message_id"
+        ).fetchall()
+    )
+    seen = collections.Counter(r["id"] for r in receiver.received)
+    assert all(logged.get(message_id, 0) >= count for message_id, count in seen.items())
     connection.close()
 
 

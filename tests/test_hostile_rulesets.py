@@ -39,6 +39,13 @@ EXCLUDE = [{"exclude": "c", "reason": "r"}]
 TAG = [{"tag": "t"}]
 
 
+@pytest.fixture
+def box():
+    sandbox = Sandbox(timeout=10.0)
+    yield sandbox
+    sandbox.close()
+
+
 def codes(document) -> list[tuple[str, str]]:
     return sorted({(p["pointer"], p["code"]) for p in runtime.validate(document, SCHEMAS)})
 
@@ -162,9 +169,8 @@ def test_the_validator_refuses_what_would_hang_or_crash_the_engine(name, documen
         "1e15-1",
     ],
 )
-def test_what_the_validator_accepts_the_engine_compiles_and_runs(document):
+def test_what_the_validator_accepts_the_engine_compiles_and_runs(document, box):
     assert codes(document) == []
-    box = Sandbox(timeout=10.0)
     version = {**runtime.draft_version(document), "draft": False}
     evaluation = box.evaluate(runtime.engine_name(version), document, [{**ORDER, "total": 6.0}])
     assert isinstance(evaluation.fired, list)
@@ -179,8 +185,8 @@ def test_what_the_validator_accepts_the_engine_compiles_and_runs(document):
         "nested quantifiers hang",
     ],
 )
-def test_past_the_limits_the_engine_really_fails_and_the_sandbox_survives_it(document):
-    box = Sandbox(timeout=2.0)
+def test_past_the_limits_the_engine_really_fails_and_the_sandbox_survives_it(document, box):
+    box.timeout = 2.0
     started = time.monotonic()
     with pytest.raises((BudgetExceeded, EngineError)):
         box.evaluate("hostile", document, [SMALL_ORDER])
@@ -255,8 +261,7 @@ def test_channels_may_not_send_drafts_or_pick_versions(client, db, network):
     assert allowed.status_code == 200
 
 
-def test_drafts_never_accumulate_in_a_serving_process():
-    box = Sandbox(timeout=10.0)
+def test_drafts_never_accumulate_in_a_serving_process(box):
     children = set()
     for number_ in range(45):
         draft = runtime.draft_version(shipped(version=1000 + number_))

@@ -18,11 +18,15 @@ is replaced. Calls are serialised, as the engine's own are.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import resource
+import socket
+import subprocess
+import sys
 import threading
 from collections import defaultdict
+from multiprocessing.connection import Connection
+from pathlib import Path
 
 from app.errors import ApiError
 from app.rules.engine import Engine, EngineError, Evaluation
@@ -37,8 +41,9 @@ class BudgetExceeded(ApiError):
     code = "evaluation_budget_exceeded"
 
 
-def _serve(connection, memory_bytes: int) -> None:
+def _serve(connection: Connection, memory_mb: int) -> None:
     """The child: compile and evaluate on request until the parent goes away."""
+    memory_bytes = memory_mb * 1024 * 1024
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     engine = Engine()
@@ -72,6 +77,11 @@ class Sandbox:
         self._loaded: set[str] = set()
         self._drafts = 0
         self._pid = None
+
+    def close(self) -> None:
+        """Stop the child (it also stops by itself when this process ends)."""
+        with self._lock:
+            self._stop()
 
     def configure(self, timeout: float, memory_mb: int) -> None:
         """Take the budget from the settings; a child running under another is replaced."""
@@ -120,20 +130,28 @@ class Sandbox:
             raise EngineError(payload)
 
     def _start(self, memory_mb: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(child, memory_mb * 1024 * 1024), daemon=True
+        # A fresh interpreter (not fork: this process has threads and the engine's state;
+        # not multiprocessing's spawn: it would re-run the caller's main script).
+        parent, child = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[2])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "app.rules.sandbox", str(child.fileno()), str(memory_mb)],
+            pass_fds=[child.fileno()],
+            env=env,
+            stdin=subprocess.DEVNULL,
         )
-        self._process.start()
         child.close()
-        self._connection = parent
+        self._connection = Connection(parent.detach())
         self._pid = os.getpid()
 
     def _stop(self) -> None:
         if self._process is not None:
             self._process.kill()
-            self._process.join(5)
+            self._process.wait(5)
             self._connection.close()
         self._forget()
 
@@ -156,3 +174,7 @@ def _evaluation(payload: dict) -> Evaluation:
         tags=payload["tags"],
         flags=payload["flags"],
     )
+
+
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1])), int(sys.argv[2]))
