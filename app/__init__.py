@@ -40,8 +40,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     errors.init_app(app)
+    from app import vault
     from app.rules.runtime import SANDBOX
 
+    app.extensions["dom.vault"] = vault.from_config(values)
     SANDBOX.configure(values["EVALUATION_TIMEOUT_SECONDS"], values["EVALUATION_MEMORY_MB"])
     init_api(app)
 

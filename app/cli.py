@@ -15,7 +15,7 @@ import click
 from app import auth, settings
 from app import db as database
 from app.dispatch.worker import Dispatcher
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 
 
 def _config() -> dict:
@@ -133,6 +133,37 @@ def dispatch():
 
 
 @main.group()
+def secrets():
+    """Webhook and subscription secrets, encrypted at rest.
+
+    \b
+    Example:
+        DOM_SECRET_KEYS=NEWKEY,OLDKEY dom secrets rotate
+    """
+
+
+@secrets.command("rotate")
+@with_db
+def secrets_rotate(db):
+    """Encrypt every stored secret again under the first key of DOM_SECRET_KEYS.
+
+    Put the new key first and keep the old ones after it; once this has run, the old
+    keys can go.
+
+    \b
+    Example:
+        DOM_SECRET_KEYS=NEWKEY,OLDKEY dom secrets rotate
+    """
+    from app import vault
+    from app.dispatch import subscriptions
+    from app.network import nodes
+
+    sealer = vault.from_config(_config())
+    count = nodes.reseal_secrets(db, sealer) + subscriptions.reseal_secrets(db, sealer)
+    click.echo(f"re-encrypted the secrets of {count} endpoints")
+
+
+@main.group()
 def db():
     """Database commands.
 
@@ -226,40 +257,69 @@ def keys():
 @keys.command("create")
 @click.option("--role", type=click.Choice(auth.ROLES), required=True, help="What the key may do.")
 @click.option("--node", "node_id", default=None, help="The node a node key is bound to.")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    help="A channel a channel key serves (required for channel keys; repeat for several).",
+)
 @click.option("--label", default=None, help="A note saying who holds the key.")
 @with_db
-def keys_create(db, role: str, node_id: str | None, label: str | None):
+def keys_create(db, role: str, node_id: str | None, channels: tuple, label: str | None):
     """Create an API key; the key is printed once, on the last line.
 
     \b
     Example:
         dom keys create --role node --node DC-LON
+        dom keys create --role channel --channel web --channel app --label web-shop
     """
+    if role == "channel" and not channels:
+        raise click.UsageError("a channel key serves named channels: give --channel (repeatable)")
     try:
-        key_id, key = auth.create_key(db, role, node_id, label)
+        key_id, key = auth.create_key(db, role, node_id, label, channels=list(channels) or None)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     except NotFound as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"created {key_id} ({role}{' for ' + node_id if node_id else ''})", err=True)
+    bound = f" for {node_id}" if node_id else f" for {', '.join(channels)}" if channels else ""
+    click.echo(f"created {key_id} ({role}{bound})", err=True)
     click.echo(key)
+
+
+@keys.command("list")
+@with_db
+def keys_list(db):
+    """List API keys (never the keys themselves): id, prefix, role, binding, label, state.
+
+    \b
+    Example:
+        dom keys list
+    """
+    for key in auth.list_keys(db):
+        bound = key["node_id"] or ",".join(key["channels"] or []) or "-"
+        state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+        click.echo(
+            f"{key['key_id']}  {key['key_prefix'] or '?':<12}  {key['role']:<7}  {bound:<20}"
+            f"  {state:<10}  {key['created_at']}  {key['label'] or ''}"
+        )
 
 
 @keys.command("revoke")
 @click.argument("key_id")
 @with_db
 def keys_revoke(db, key_id: str):
-    """Revoke an API key by its id.
+    """Revoke an API key by its id, or by the start of the key (at least 12 characters).
 
     \b
     Example:
         dom keys revoke key_3f2a9c01b7e4
+        dom keys revoke dom_AbCdEfGh
     """
     try:
-        auth.revoke_key(db, key_id)
-    except NotFound as exc:
+        revoked = auth.revoke_key(db, key_id)
+    except (NotFound, Conflict) as exc:
         raise click.ClickException(exc.message) from exc
-    click.echo(f"revoked {key_id}")
+    click.echo(f"revoked {revoked}")
 
 
 @main.group()

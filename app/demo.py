@@ -268,10 +268,17 @@ def load(db: sqlite_utils.Database, seed: int = 7, store_personal_data: bool = T
     }
 
 
+# The demo's channel key serves every channel, so the README's examples work with one key.
+DEMO_CHANNELS = ("web", "app", "store", "call_center", "marketplace", "social")
+
+
 def ensure_keys(db: sqlite_utils.Database) -> dict[str, str]:
     """Create the fixed demo keys that do not exist yet; return them by role."""
     for label, key in DEMO_KEYS.items():
         role, _, node_id = label.partition(" ")
         if not auth.key_exists(db, key):
-            auth.create_key(db, role, node_id or None, label=f"demo {label}", key=key)
+            channels = list(DEMO_CHANNELS) if role == "channel" else None
+            auth.create_key(
+                db, role, node_id or None, label=f"demo {label}", key=key, channels=channels
+            )
     return dict(DEMO_KEYS)

@@ -142,6 +142,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("DISPATCH_POLL_SECONDS", 0.5, "How often an idle dispatcher looks for work.", float),
     Setting(
+        "SECRET_KEYS",
+        "",
+        "Fernet keys that encrypt webhook and subscription secrets at rest, comma-separated;"
+        " the first encrypts, all decrypt. Empty: a key file beside the SQLite database.",
+        str,
+    ),
+    Setting(
         "EVALUATION_TIMEOUT_SECONDS",
         5.0,
         "The longest one rules evaluation may run (compilation included); past it the"

@@ -50,7 +50,7 @@ class Sink:
         self.server.server_close()
 
 
-def hook_every_node(db, url: str) -> None:
+def hook_every_node(db, url: str, vault) -> None:
     secret = signing.new_secret()
     for node in nodes.list_nodes(db):
         document = {
@@ -66,7 +66,8 @@ def hook_every_node(db, url: str) -> None:
                 "timezone",
             )
         }
-        nodes.put(db, node["node_id"], {**document, "webhook": {"url": url, "secret": secret}})
+        webhook = {"url": url, "secret": secret}
+        nodes.put(db, node["node_id"], {**document, "webhook": webhook}, vault)
 
 
 def deliveries_per_second(folder: str, sink: Sink) -> float:
@@ -74,7 +75,7 @@ def deliveries_per_second(folder: str, sink: Sink) -> float:
     app = create_app({"DATABASE": path, "WEBHOOK_ALLOW": "127.0.0.1", "LOG_LEVEL": "WARNING"})
     db = database.connect(path)
     demo.load(db)
-    hook_every_node(db, sink.url)
+    hook_every_node(db, sink.url, app.extensions["dom.vault"])
     payload = {
         "shipment_id": "shp_x",
         "order_id": "o",
@@ -97,10 +98,10 @@ def deliveries_per_second(folder: str, sink: Sink) -> float:
 
 def lag_under_load(folder: str, sink: Sink) -> tuple[float, list[float], int]:
     path = str(Path(folder) / "lag.db")
-    create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
+    app = create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
     db = database.connect(path)
     demo.load(db)
-    hook_every_node(db, sink.url)
+    hook_every_node(db, sink.url, app.extensions["dom.vault"])
     key = auth.create_key(db, "channel")[1]
     setup = {
         "skus": [f"SKU-{n:04d}" for n in range(1, 501)],

@@ -44,11 +44,31 @@ def test_migrate_then_up_to_date(env):
 
 
 def test_keys_create_prints_the_key_last(env):
-    result = CliRunner().invoke(main, ["keys", "create", "--role", "channel"])
+    unbound = CliRunner().invoke(main, ["keys", "create", "--role", "channel"])
+    assert unbound.exit_code != 0 and "--channel" in unbound.output
+    result = CliRunner().invoke(
+        main, ["keys", "create", "--role", "channel", "--channel", "web", "--channel", "app"]
+    )
     assert result.exit_code == 0, result.output
     key = result.output.strip().splitlines()[-1]
     connection = database.connect(env)
-    assert auth.authenticate(connection, f"Bearer {key}").role == "channel"
+    principal = auth.authenticate(connection, f"Bearer {key}")
+    assert (principal.role, principal.channels) == ("channel", ("app", "web"))
+
+
+def test_keys_are_listed_without_the_key_and_revoked_by_prefix(env):
+    runner = CliRunner()
+    key = runner.invoke(main, ["keys", "create", "--role", "analyst", "--label", "ann"])
+    key = key.output.strip().splitlines()[-1]
+    listed = runner.invoke(main, ["keys", "list"]).output
+    assert key[:12] in listed and key not in listed and "ann" in listed
+    assert runner.invoke(main, ["keys", "revoke", key[:6]]).exit_code != 0  # too short to find
+    revoked = runner.invoke(main, ["keys", "revoke", key[:12]])
+    assert revoked.exit_code == 0, revoked.output
+    connection = database.connect(env)
+    with pytest.raises(auth.Unauthorized):
+        auth.authenticate(connection, f"Bearer {key}")
+    assert "revoked" in runner.invoke(main, ["keys", "list"]).output
 
 
 def test_node_key_needs_an_existing_node(env):

@@ -42,12 +42,14 @@ def test_webhook_secret_is_write_only(admin, caplog):
     assert SECRET not in caplog.text
 
 
-def test_webhook_url_change_keeps_the_secret(admin, db):
+def test_webhook_url_change_keeps_the_secret_encrypted_at_rest(app, admin, db):
     body = {**NODE_DC, "webhook": {"url": "https://a.example.com/h", "secret": SECRET}}
     admin.put("/v1/nodes/DC1", json=body)
     admin.put("/v1/nodes/DC1", json={**NODE_DC, "webhook": {"url": "https://b.example.com/h"}})
-    stored = db.execute("SELECT webhook_url, webhook_secret FROM nodes").fetchone()
-    assert tuple(stored) == ("https://b.example.com/h", SECRET)
+    url, stored = db.execute("SELECT webhook_url, webhook_secret FROM nodes").fetchone()
+    assert url == "https://b.example.com/h"
+    assert stored.startswith("fernet:") and SECRET not in stored
+    assert app.extensions["dom.vault"].unseal(stored) == SECRET
 
 
 @pytest.mark.parametrize(

@@ -112,8 +112,20 @@ def subscribe(body: dict):
         urls.check(body["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)
     except urls.UnsafeURL as exc:
         raise InvalidInput([field_error(("url",), str(exc))]) from exc
+    principal = g.principal
+    if principal.role == "channel" and principal.channels is not None:
+        # A channel key hears about its own channels' orders only.
+        if body.get("channel") is None and len(principal.channels) == 1:
+            body["channel"] = principal.channels[0]
+        elif body.get("channel") is None:
+            raise InvalidInput(
+                [field_error(("channel",), f"name one of {', '.join(principal.channels)}")]
+            )
+        principal.require_channel(body["channel"])
     secret = body.get("secret") or signing.new_secret()
-    created = subscriptions.create(get_db(), g.principal.key_id, body, secret)
+    created = subscriptions.create(
+        get_db(), principal.key_id, body, secret, current_app.extensions["dom.vault"]
+    )
     if "secret" not in body:
         created["secret"] = secret
     return jsonify(created), 201

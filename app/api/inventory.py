@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, g, jsonify
 
 from app.api import READERS, Param, created_or_ok, endpoint, query_args
 from app.db import get_db, now
-from app.errors import InvalidInput, field_error
+from app.errors import InvalidInput, NotFound, field_error
 from app.network import availability, skus, stock, transfers
 from app.sourcing import holds, lifecycle
 
@@ -84,7 +84,15 @@ def post_transfer(body: dict):
     responses={200: "The transfer", 404: "No such transfer"},
 )
 def get_transfer(transfer_id: str):
-    return jsonify(transfers.get(get_db(), transfer_id))
+    transfer = transfers.get(get_db(), transfer_id)
+    principal = g.principal
+    if principal.role == "node" and principal.node_id not in (
+        transfer["origin_node_id"],
+        transfer["destination_node_id"],
+    ):
+        # A node reads only the transfers it is party to; others look as if absent.
+        raise NotFound(f"transfer {transfer_id!r} does not exist")
+    return jsonify(transfer)
 
 
 @endpoint(

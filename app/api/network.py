@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, g, jsonify
 
 from app.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
 from app.db import atomic, get_db
@@ -39,7 +39,11 @@ def put_node(node_id: str, body: dict):
     db = get_db()
     with atomic(db):
         node, created = nodes.put(
-            db, node_id, body, current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"]
+            db,
+            node_id,
+            body,
+            current_app.extensions["dom.vault"],
+            current_app.config["WEBHOOK_SECRET_GRACE_SECONDS"],
         )
         # An active node (perhaps just reactivated, or able to do more) may serve back-orders.
         if node["active"]:
@@ -65,7 +69,14 @@ def _check_timezone(name: str) -> None:
     responses={200: "The node", 404: "No such node"},
 )
 def get_node(node_id: str):
-    return jsonify(nodes.get(get_db(), node_id))
+    return jsonify(_for_role(nodes.get(get_db(), node_id)))
+
+
+def _for_role(node: dict) -> dict:
+    """A node as this key may see it: its webhook (URL, failures) is for admins only."""
+    if g.principal.role != "admin":
+        node.pop("webhook", None)
+    return node
 
 
 @endpoint(
@@ -83,7 +94,7 @@ def list_nodes():
         raise InvalidInput(
             [field_error(("type",), f"must be one of {', '.join(nodes.NODE_TYPES)}")]
         )
-    found = nodes.list_nodes(get_db(), args.get("type"), args.get("active"))
+    found = [_for_role(n) for n in nodes.list_nodes(get_db(), args.get("type"), args.get("active"))]
     return jsonify({"nodes": found, "count": len(found)})
 
 

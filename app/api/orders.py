@@ -7,10 +7,10 @@ import logging
 from flask import Blueprint, current_app, g, jsonify, make_response
 
 from app import db as database
-from app import decisions
+from app import decisions, orders, privacy
 from app.api import created_or_ok, endpoint, schemas
 from app.db import get_db
-from app.errors import Forbidden
+from app.errors import Forbidden, NotFound
 from app.rules import registry, runtime
 from app.sourcing import decide, explain, lifecycle
 
@@ -36,6 +36,7 @@ READERS = ("admin", "analyst", "channel")
     },
 )
 def post_order(body: dict):
+    g.principal.require_channel(body["channel"])
     deferred: list = []
     decision, created = decide.decide_order(get_db(), body, deferred)
     response = created_or_ok(decision, created)
@@ -72,6 +73,7 @@ def simulate(body: dict):
     db = get_db()
     draft = body.pop("draft_ruleset", None)
     number = body.pop("ruleset_version", None)
+    g.principal.require_channel(body["channel"])
     if g.principal.role == "channel" and (draft is not None or number is not None):
         # Trying rules is an analyst's tool; a channel asks what the live rules decide.
         raise Forbidden("channel keys simulate under the active ruleset only")
@@ -93,7 +95,29 @@ def simulate(body: dict):
     responses={200: "The order", 404: "No such order"},
 )
 def get_order(order_id: str):
-    return jsonify(lifecycle.view(get_db(), order_id))
+    db = get_db()
+    visible_order(db, order_id)
+    view = lifecycle.view(db, order_id)
+    if g.principal.role == "analyst":
+        view["delivery"] = privacy.delivery_for_analysts(view["delivery"])
+    return jsonify(view)
+
+
+def visible_order(db, order_id: str) -> None:
+    """404 for an order this key may not see: a channel key sees its channels' orders only
+    (as if the others did not exist, so their ids reveal nothing)."""
+    order = orders.require(db, order_id)
+    if not g.principal.sees_channel(order["channel"]):
+        raise NotFound(f"order {order_id!r} does not exist")
+
+
+def visible_decision(db, decision_id: str) -> dict:
+    """The stored decision, if this key may see its order (or its simulated order)."""
+    record = decisions.get(db, decision_id)
+    channel = next((f.get("channel") for f in record["facts"] if f.get("fact") == "order"), None)
+    if not g.principal.sees_channel(channel):
+        raise NotFound(f"decision {decision_id!r} does not exist")
+    return record
 
 
 @endpoint(
@@ -110,6 +134,7 @@ def get_order(order_id: str):
 )
 def cancel_order(order_id: str):
     db = get_db()
+    visible_order(db, order_id)
     view = lifecycle.cancel(db, order_id)
     lifecycle.resume_raised_safely(db, [line["sku"] for line in view["lines"]])
     return jsonify(view)
@@ -124,7 +149,7 @@ def cancel_order(order_id: str):
     responses={200: "The decision", 404: "No such decision"},
 )
 def get_decision(decision_id: str):
-    return jsonify(decisions.get(get_db(), decision_id)["decision"])
+    return jsonify(visible_decision(get_db(), decision_id)["decision"])
 
 
 @endpoint(
@@ -136,7 +161,7 @@ def get_decision(decision_id: str):
     responses={200: "The answer, line by line", 404: "No such decision"},
 )
 def why_not(decision_id: str, node_id: str):
-    return jsonify(explain.why_not(decisions.get(get_db(), decision_id)["decision"], node_id))
+    return jsonify(explain.why_not(visible_decision(get_db(), decision_id)["decision"], node_id))
 
 
 @endpoint(

@@ -9,6 +9,7 @@ import sqlite_utils
 
 from app import db as database
 from app.errors import Forbidden, NotFound
+from app.vault import Vault
 
 EVENT_TYPES = ("order.status_changed",)
 
@@ -25,7 +26,10 @@ def _public(row) -> dict:
     }
 
 
-def create(db: sqlite_utils.Database, key_id: str, document: dict, secret: str) -> dict:
+def create(
+    db: sqlite_utils.Database, key_id: str, document: dict, secret: str, vault: Vault
+) -> dict:
+    """Store a subscription, its signing secret sealed."""
     subscription_id = "sub_" + secrets.token_hex(8)
     with database.atomic(db):
         db.execute(
@@ -35,7 +39,7 @@ def create(db: sqlite_utils.Database, key_id: str, document: dict, secret: str) 
                 subscription_id,
                 key_id,
                 document["url"],
-                secret,
+                vault.seal(secret),
                 json.dumps(sorted(set(document["event_types"]))),
                 document.get("channel"),
                 database.now(),
@@ -87,7 +91,7 @@ def matching(db: sqlite_utils.Database, event_type: str, channel: str | None) ->
     ]
 
 
-def endpoint(db: sqlite_utils.Database, subscription_id: str) -> dict | None:
+def endpoint(db: sqlite_utils.Database, subscription_id: str, vault: Vault) -> dict | None:
     """Where and how to deliver: url, secrets, whether disabled."""
     row = db.execute(
         "SELECT url, secret, disabled_at, deleted_at FROM subscriptions WHERE subscription_id = ?",
@@ -97,7 +101,7 @@ def endpoint(db: sqlite_utils.Database, subscription_id: str) -> dict | None:
         return None
     return {
         "url": row["url"],
-        "secrets": [row["secret"]],
+        "secrets": [vault.unseal(row["secret"])],
         "disabled": bool(row["disabled_at"] or row["deleted_at"]),
     }
 
@@ -118,3 +122,15 @@ def note_failures(db, subscription_id: str, failures: int) -> None:
         "UPDATE subscriptions SET failures = ? WHERE subscription_id = ?",
         [failures, subscription_id],
     )
+
+
+def reseal_secrets(db: sqlite_utils.Database, vault: Vault) -> int:
+    """Encrypt every stored subscription secret again under the vault's first key."""
+    with database.atomic(db):
+        rows = db.execute("SELECT subscription_id, secret FROM subscriptions").fetchall()
+        for row in rows:
+            db.execute(
+                "UPDATE subscriptions SET secret = ? WHERE subscription_id = ?",
+                [vault.rotate(row["secret"]), row["subscription_id"]],
+            )
+    return len(rows)

@@ -21,7 +21,7 @@ import time
 from datetime import UTC, datetime
 
 from app import db as database
-from app import shipments
+from app import shipments, vault
 from app.dispatch import circuits, deliver, outbox, subscriptions
 from app.network import nodes
 
@@ -37,6 +37,7 @@ class Dispatcher:
 
     def __init__(self, config, worker: str | None = None, rng: random.Random | None = None):
         self.config = config
+        self.vault = vault.from_config(config)
         self.worker = worker or f"{os.getpid()}-{secrets.token_hex(3)}"
         self.rng = rng or random.Random()
         self.stopping = threading.Event()
@@ -85,9 +86,9 @@ class Dispatcher:
         if attempt_id is None:
             return None
         target = (
-            nodes.endpoint(db, message["node_id"])
+            nodes.endpoint(db, message["node_id"], self.vault)
             if message["node_id"]
-            else subscriptions.endpoint(db, message["subscription_id"])
+            else subscriptions.endpoint(db, message["subscription_id"], self.vault)
         )
         if target is None or target["disabled"] or not target["secrets"]:
             reason = (

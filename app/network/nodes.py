@@ -10,6 +10,7 @@ import sqlite_utils
 from app import db as database
 from app.dispatch import circuits
 from app.errors import NotFound
+from app.vault import Vault
 
 NODE_TYPES = ("store", "dc", "3pl", "supplier")
 
@@ -100,9 +101,13 @@ def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
 
 
 def put(
-    db: sqlite_utils.Database, node_id: str, document: dict, secret_grace_seconds: int = 86400
+    db: sqlite_utils.Database,
+    node_id: str,
+    document: dict,
+    vault: Vault | None = None,
+    secret_grace_seconds: int = 86400,
 ) -> tuple[dict, bool]:
-    """Create or replace a node; return ``(node, created)``.
+    """Create or replace a node; return ``(node, created)``. Secrets are stored sealed.
 
     A webhook given without a secret keeps the stored secret, so clients can
     update the URL without ever having to read the secret back. A new secret
@@ -117,10 +122,15 @@ def put(
         previous = db.execute(
             "SELECT webhook_secret, created_at FROM nodes WHERE node_id = ?", [node_id]
         ).fetchone()
-        secret = None
-        old_secret = previous["webhook_secret"] if previous else None
+        old_sealed = previous["webhook_secret"] if previous else None
+        sealed, rotated = None, False
         if webhook:
+            if vault is None:
+                raise ValueError("a node's webhook secret is stored sealed: pass the vault")
+            old_secret = vault.unseal(old_sealed)
             secret = webhook.get("secret") or old_secret
+            rotated = bool(old_secret) and secret != old_secret
+            sealed = old_sealed if not rotated and old_sealed else vault.seal(secret)
         db.execute(
             "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
             " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
@@ -144,19 +154,19 @@ def put(
                 int(document.get("active", True)),
                 document["timezone"],
                 webhook["url"] if webhook else None,
-                secret,
+                sealed,
                 now,
                 now,
             ],
         )
-        if old_secret and secret != old_secret:
+        if rotated:
             until = database.format_time(
                 database.parse_time(now) + timedelta(seconds=secret_grace_seconds)
             )
             db.execute(
                 "UPDATE nodes SET webhook_previous_secret = ?, webhook_previous_until = ?"
                 " WHERE node_id = ?",
-                [old_secret, until, node_id],
+                [old_sealed, until, node_id],
             )
         if webhook:
             db.execute(
@@ -168,7 +178,7 @@ def put(
     return get(db, node_id), previous is None
 
 
-def endpoint(db: sqlite_utils.Database, node_id: str) -> dict | None:
+def endpoint(db: sqlite_utils.Database, node_id: str, vault: Vault) -> dict | None:
     """Where and how to deliver to a node: url, the secrets to sign with, whether disabled."""
     row = db.execute(
         "SELECT webhook_url, webhook_secret, webhook_previous_secret, webhook_previous_until,"
@@ -177,9 +187,9 @@ def endpoint(db: sqlite_utils.Database, node_id: str) -> dict | None:
     ).fetchone()
     if row is None or not row["webhook_url"]:
         return None
-    secrets_in_use = [row["webhook_secret"]] if row["webhook_secret"] else []
+    secrets_in_use = [vault.unseal(row["webhook_secret"])] if row["webhook_secret"] else []
     if row["webhook_previous_secret"] and (row["webhook_previous_until"] or "") > database.now():
-        secrets_in_use.append(row["webhook_previous_secret"])
+        secrets_in_use.append(vault.unseal(row["webhook_previous_secret"]))
     return {
         "url": row["webhook_url"],
         "secrets": secrets_in_use,
@@ -210,3 +220,25 @@ def reenable_webhook(db: sqlite_utils.Database, node_id: str) -> None:
             [node_id],
         )
         circuits.reset(db, circuits.key(node_id, None))
+
+
+def reseal_secrets(db: sqlite_utils.Database, vault: Vault) -> int:
+    """Encrypt every stored webhook secret again under the vault's first key; return how many."""
+    count = 0
+    with database.atomic(db):
+        rows = db.execute(
+            "SELECT node_id, webhook_secret, webhook_previous_secret FROM nodes"
+            " WHERE webhook_secret IS NOT NULL OR webhook_previous_secret IS NOT NULL"
+        ).fetchall()
+        for row in rows:
+            db.execute(
+                "UPDATE nodes SET webhook_secret = ?, webhook_previous_secret = ?"
+                " WHERE node_id = ?",
+                [
+                    vault.rotate(row["webhook_secret"]),
+                    vault.rotate(row["webhook_previous_secret"]),
+                    row["node_id"],
+                ],
+            )
+            count += 1
+    return count

@@ -49,7 +49,8 @@ def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
     node_id = feed["node_id"]
     with database.immediate(db):
         seen = db.execute(
-            "SELECT body_hash, result FROM feeds WHERE feed_id = ?", [feed["feed_id"]]
+            "SELECT body_hash, result FROM feeds WHERE node_id = ? AND feed_id = ?",
+            [node_id, feed["feed_id"]],
         ).fetchone()
         if seen is not None:
             if seen["body_hash"] != digest:
