@@ -42,14 +42,16 @@ format: venv
 bench: venv
 	$(BIN)/python -m bench
 
-# Long runs: thousands of stateful steps. SEED=N replays one run; the seed is printed first.
+# Long runs: thousands of stateful steps, and every API operation fuzzed 500 times. SEED=N replays one run; the seed is printed first.
 SOAK_EXAMPLES ?= 1000
 SOAK_STEPS ?= 100
+FUZZ_EXAMPLES ?= 500
 soak: venv
 	@seed=$${SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
 	echo "soak seed: $$seed (make soak SEED=$$seed replays it)"; \
 	DOM_SOAK_EXAMPLES=$(SOAK_EXAMPLES) DOM_SOAK_STEPS=$(SOAK_STEPS) \
-	$(BIN)/python -m pytest tests/test_stateful.py --hypothesis-seed=$$seed \
+	DOM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) \
+	$(BIN)/python -m pytest tests/test_stateful.py tests/test_fuzz_api.py --hypothesis-seed=$$seed \
 	--hypothesis-show-statistics -q $(PYTEST_ARGS) || { echo "soak failed with seed $$seed"; exit 1; }
 
 clean:

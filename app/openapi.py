@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app.schemas import catalogue
 
@@ -25,7 +26,8 @@ def openapi_path(rule: str) -> str:
 
 
 def routes(app: Flask):
-    """Yield ``(path, method, spec)`` for every route of the service."""
+    """Yield ``(path, method, spec, arguments)`` for every route of the service;
+    ``arguments`` maps each path parameter to ``integer`` or ``string``."""
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
@@ -34,11 +36,79 @@ def routes(app: Flask):
         if spec is None:
             raise MissingSpec(f"route {rule.rule} has no spec; declare it with app.api.endpoint")
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            yield openapi_path(rule.rule), method, spec, list(rule.arguments)
+            arguments = {
+                name: "integer" if isinstance(converter, IntegerConverter) else "string"
+                for name, converter in rule._converters.items()
+            }
+            yield openapi_path(rule.rule), method, spec, arguments
+
+
+def bundle(documents: dict[str, dict]) -> dict[str, dict]:
+    """The schemas as OpenAPI components: every ``$ref`` points inside the document.
+
+    A schema file refers to others by file name (``common.schema.json#/$defs/id``)
+    and to itself by fragment (``#/$defs/x``); tools that read the OpenAPI document
+    resolve neither, so both become ``#/components/schemas/<name>/...``.
+    """
+    names = {f"{name}.schema.json": name for name in documents}
+
+    def rewrite(node, own: str):
+        if isinstance(node, dict):
+            out = {}
+            for key, value in node.items():
+                if key in ("$id", "$schema"):
+                    continue
+                if key == "$ref" and isinstance(value, str):
+                    target, _, fragment = value.partition("#")
+                    name = names.get(target.rsplit("/", 1)[-1], own) if target else own
+                    out[key] = f"#/components/schemas/{name}{fragment}"
+                else:
+                    out[key] = rewrite(value, own)
+            return out
+        if isinstance(node, list):
+            return [rewrite(item, own) for item in node]
+        return node
+
+    return {name: rewrite(schema, name) for name, schema in documents.items()}
+
+
+# Path parameters: ids follow common.schema.json#/$defs/id; numbers are versions.
+PATH_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}
+PATH_NUMBER = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
+
+
+def _path_parameter(name: str, kind: str) -> dict:
+    schema = PATH_NUMBER if kind == "integer" else PATH_ID
+    return {"name": name, "in": "path", "required": True, "schema": dict(schema)}
+
+
+def _query_parameter(param) -> dict:
+    schema: dict = {"type": param.type}
+    if param.enum:
+        schema["enum"] = list(param.enum)
+    if param.format:
+        schema["format"] = param.format
+    if param.minimum is not None:
+        schema["minimum"] = param.minimum
+    if param.maximum is not None:
+        schema["maximum"] = param.maximum
+    if param.type == "integer":
+        schema.setdefault("minimum", -(2**31 - 1))
+        schema.setdefault("maximum", 2**31 - 1)
+    if param.repeated:
+        schema = {"type": "array", "items": schema}
+    return {
+        "name": param.name,
+        "in": "query",
+        "required": param.required,
+        "description": param.description,
+        "schema": schema,
+        **({"explode": True} if param.repeated else {}),
+    }
 
 
 def document(app: Flask) -> dict:
-    schemas = catalogue(app.config["SCHEMAS_DIR"]).documents
+    schemas = bundle(catalogue(app.config["SCHEMAS_DIR"]).documents)
     paths: dict[str, dict] = {}
     for path, method, spec, arguments in routes(app):
         operation: dict = {
@@ -47,23 +117,8 @@ def document(app: Flask) -> dict:
             ).replace("}", ""),
             "summary": spec.summary,
             "tags": [spec.tag],
-            "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in sorted(arguments)
-            ]
-            + [
-                {
-                    "name": p.name,
-                    "in": "query",
-                    "required": p.required,
-                    "description": p.description,
-                    "schema": {"type": "array", "items": {"type": p.type}}
-                    if p.repeated
-                    else {"type": p.type},
-                    **({"explode": True} if p.repeated else {}),
-                }
-                for p in spec.query
-            ],
+            "parameters": [_path_parameter(name, kind) for name, kind in sorted(arguments.items())]
+            + [_query_parameter(p) for p in spec.query],
             "responses": {},
         }
         if spec.roles is None:
@@ -87,6 +142,14 @@ def document(app: Flask) -> dict:
             responses.setdefault(413, "Body too large")
             responses.setdefault(415, "Not application/json")
             responses.setdefault(422, "Invalid body")
+        if arguments:
+            responses.setdefault(404, "No such resource")
+        if arguments or spec.query:
+            responses.setdefault(422, "Invalid path or query parameters")
+        if spec.roles is not None:
+            responses.setdefault(
+                503, "The service cannot take this now (e.g. rules over their evaluation budget)"
+            )
         for status, description in sorted(responses.items()):
             if status < 400:
                 content = {"application/json": {"schema": {"type": "object"}}}

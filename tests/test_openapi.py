@@ -49,8 +49,9 @@ def test_bodies_reference_schemas_from_the_folder(document):
                     schema = response["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/error"}
     assert refs >= {"node", "sku", "inventory-feed", "transfer", "customer", "safety-stock"}
+    bundled = openapi.bundle(files)
     for name in refs:
-        assert document["components"]["schemas"][name] == files[name]
+        assert document["components"]["schemas"][name] == bundled[name]
 
 
 def test_schemas_are_served(admin):
@@ -67,3 +68,43 @@ def test_every_schema_is_valid_2020_12_with_descriptions():
         Draft202012Validator.check_schema(schema)
         assert schema["$schema"].endswith("2020-12/schema"), name
         assert schema.get("description"), name
+
+
+def test_the_document_validates_as_openapi_3_1(document):
+    from openapi_spec_validator import validate
+
+    validate(document)
+
+
+def test_every_ref_points_inside_the_document(document):
+    refs = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "$ref":
+                    refs.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(document)
+    assert refs and all(ref.startswith("#/") for ref in refs)
+    for ref in refs:
+        target = document
+        for part in ref[2:].split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+
+
+def test_parameters_carry_their_constraints(document):
+    deliveries = {p["name"]: p for p in document["paths"]["/v1/deliveries"]["get"]["parameters"]}
+    assert deliveries["status"]["schema"]["enum"] == ["pending", "delivered", "dead"]
+    assert deliveries["since"]["schema"]["format"] == "date-time"
+    assert deliveries["limit"]["schema"]["maximum"] == 1000
+    version = document["paths"]["/v1/rulesets/{name}/versions/{version}"]["get"]
+    by_name = {p["name"]: p["schema"] for p in version["parameters"]}
+    assert by_name["version"]["type"] == "integer" and by_name["name"]["pattern"]
+    assert "422" in document["paths"]["/v1/deliveries"]["get"]["responses"]
+    assert "404" in document["paths"]["/v1/experiments/{experiment_id}/stop"]["post"]["responses"]

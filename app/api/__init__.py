@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from app import auth
-from app.db import get_db
+from app.db import get_db, normalize_time
 from app.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, field_error
 from app.schemas import catalogue, parse_json
 
@@ -25,13 +25,17 @@ READERS = ("admin", "analyst", "channel")
 
 @dataclass(frozen=True)
 class Param:
-    """A query parameter, for the OpenAPI document."""
+    """A query parameter: how it is parsed and checked, and what the OpenAPI document says."""
 
     name: str
     description: str
     type: str = "string"
     required: bool = False
     repeated: bool = False
+    enum: tuple[str, ...] | None = None
+    format: str | None = None
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -179,9 +183,15 @@ def query_args(params: tuple[Param, ...]) -> dict:
         converted = []
         for text in raw:
             try:
-                converted.append(_convert(param.type, text))
+                value = _convert(param.type, text)
             except ValueError:
                 problems.append(field_error((param.name,), f"must be a {param.type}"))
+                continue
+            problem = _out_of_range(param, value)
+            if problem:
+                problems.append(field_error((param.name,), problem))
+            else:
+                converted.append(value)
         values[param.name] = converted if param.repeated else converted[-1] if converted else None
     known = {p.name for p in params}
     problems.extend(
@@ -192,6 +202,22 @@ def query_args(params: tuple[Param, ...]) -> dict:
     if problems:
         raise InvalidInput(problems, "the query string has invalid parameters")
     return values
+
+
+def _out_of_range(param: Param, value) -> str | None:
+    """What is wrong with a parsed value by the parameter's enum, format and bounds."""
+    if param.enum and value not in param.enum:
+        return f"must be one of {', '.join(param.enum)}"
+    if param.format == "date-time":
+        try:
+            normalize_time(value)
+        except ValueError as exc:
+            return str(exc)
+    if param.minimum is not None and value < param.minimum:
+        return f"must be at least {param.minimum:g}"
+    if param.maximum is not None and value > param.maximum:
+        return f"must be at most {param.maximum:g}"
+    return None
 
 
 def _convert(kind: str, text: str):

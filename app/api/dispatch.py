@@ -16,14 +16,19 @@ bp = Blueprint("dispatch", __name__, url_prefix="/v1")
 
 DELIVERY_QUERY = (
     Param("node_id", "Only messages for this node."),
-    Param("status", "pending, delivered or dead."),
+    Param("status", "pending, delivered or dead.", enum=outbox.STATUSES),
     Param("event", "Only this event type, e.g. fulfillment.requested."),
-    Param("since", "Created at or after this time (RFC 3339)."),
-    Param("until", "Created before this time (RFC 3339)."),
-    Param("limit", "At most this many (default 100, at most 1000).", "integer"),
+    Param("since", "Created at or after this time (RFC 3339).", format="date-time"),
+    Param("until", "Created before this time (RFC 3339).", format="date-time"),
+    Param("limit", "At most this many (default 100).", "integer", minimum=1, maximum=1000),
 )
 RECOVER_QUERY = (
-    Param("since", "Replay dead messages created at or after this time.", required=True),
+    Param(
+        "since",
+        "Replay dead messages created at or after this time (RFC 3339).",
+        required=True,
+        format="date-time",
+    ),
 )
 
 
@@ -47,8 +52,6 @@ def _times(args: dict) -> dict:
 )
 def list_deliveries():
     args = _times(query_args(DELIVERY_QUERY))
-    if args.get("status") and args["status"] not in outbox.STATUSES:
-        raise InvalidInput([field_error(("status",), "must be pending, delivered or dead")])
     limit = min(max(args.get("limit", 100), 1), 1000)
     found = outbox.search(get_db(), args, limit)
     return jsonify({"deliveries": found, "count": len(found)})

@@ -16,9 +16,23 @@ AVAILABILITY_QUERY = (
     Param(
         "sku", "A SKU to report; repeat for several (at most 100).", required=True, repeated=True
     ),
-    Param("lat", "Latitude of the point to measure distance from.", "number"),
-    Param("lon", "Longitude of the point to measure distance from.", "number"),
-    Param("radius_km", "Only nodes within this distance of lat/lon.", "number"),
+    Param(
+        "lat", "Latitude of the point to measure distance from.", "number", minimum=-90, maximum=90
+    ),
+    Param(
+        "lon",
+        "Longitude of the point to measure distance from.",
+        "number",
+        minimum=-180,
+        maximum=180,
+    ),
+    Param(
+        "radius_km",
+        "Only nodes within this distance of lat/lon.",
+        "number",
+        minimum=0,
+        maximum=40_075,
+    ),
 )
 MAX_AVAILABILITY_SKUS = 100
 
@@ -186,12 +200,8 @@ def get_availability():
     has_point = "lat" in args or "lon" in args
     if has_point and not ("lat" in args and "lon" in args):
         problems.append(field_error(("lat" if "lat" not in args else "lon",), "give lat and lon"))
-    if "lat" in args and not -90 <= args["lat"] <= 90:
-        problems.append(field_error(("lat",), "must be between -90 and 90"))
-    if "lon" in args and not -180 <= args["lon"] <= 180:
-        problems.append(field_error(("lon",), "must be between -180 and 180"))
-    if "radius_km" in args and (not has_point or args["radius_km"] < 0):
-        problems.append(field_error(("radius_km",), "needs lat and lon, and must be positive"))
+    if "radius_km" in args and not has_point:
+        problems.append(field_error(("radius_km",), "needs lat and lon"))
     if problems:
         raise InvalidInput(problems, "the query string has invalid parameters")
     moment = now()

@@ -15,7 +15,7 @@ from app.network import nodes, skus, stock
 bp = Blueprint("network", __name__, url_prefix="/v1")
 
 NODE_QUERY = (
-    Param("type", "Only nodes of this type: store, dc, 3pl or supplier."),
+    Param("type", "Only nodes of this type.", enum=nodes.NODE_TYPES),
     Param("active", "Only active (true) or inactive (false) nodes.", "boolean"),
 )
 

@@ -67,7 +67,12 @@ def _run_deferred(config, jobs: list) -> None:
     summary="What would happen: decide without reserving, under a version or a draft",
     roles=READERS,
     body="decision-simulation",
-    responses={200: "The simulated decision", 422: "Invalid order or draft ruleset"},
+    responses={
+        200: "The simulated decision",
+        403: "A channel key sent a draft or a version, or another channel's order",
+        404: "No such ruleset version",
+        422: "Invalid order or draft ruleset",
+    },
 )
 def simulate(body: dict):
     db = get_db()

@@ -13,8 +13,8 @@ bp = Blueprint("rulesets", __name__, url_prefix="/v1")
 
 AUTHORS = ("admin", "analyst")
 DIFF_QUERY = (
-    Param("from", "The older version.", "integer", required=True),
-    Param("to", "The newer version.", "integer", required=True),
+    Param("from", "The older version.", "integer", required=True, minimum=1),
+    Param("to", "The newer version.", "integer", required=True, minimum=1),
 )
 
 

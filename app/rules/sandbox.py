@@ -18,6 +18,7 @@ is replaced. Calls are serialised, as the engine's own are.
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
 import socket
@@ -77,6 +78,7 @@ class Sandbox:
         self._loaded: set[str] = set()
         self._drafts = 0
         self._pid = None
+        atexit.register(self.close)
 
     def close(self) -> None:
         """Stop the child (it also stops by itself when this process ends)."""
