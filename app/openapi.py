@@ -150,18 +150,21 @@ def document(app: Flask) -> dict:
             responses.setdefault(
                 503, "The service cannot take this now (e.g. rules over their evaluation budget)"
             )
+        answers = schemas["responses"]["$defs"]
         for status, description in sorted(responses.items()):
-            if status < 400:
-                content = {"application/json": {"schema": {"type": "object"}}}
-                if spec.response_schema and status in (200, 201):
-                    content = {
-                        "application/json": {
-                            "schema": {"$ref": f"#/components/schemas/{spec.response_schema}"}
-                        }
-                    }
+            entry: dict = {"description": description}
+            if status == 204:
+                pass  # no content
+            elif status < 400:
+                name = spec.response_schema or f"responses/$defs/{operation['operationId']}"
+                if name.startswith("responses/") and name.rsplit("/", 1)[1] not in answers:
+                    raise MissingSpec(f"{method} {path} has no schema for what it answers")
+                schema = {"$ref": f"#/components/schemas/{name}"}
+                entry["content"] = {"application/json": {"schema": schema}}
             else:
-                content = {"application/json": {"schema": {"$ref": "#/components/schemas/error"}}}
-            operation["responses"][str(status)] = {"description": description, "content": content}
+                schema = {"$ref": "#/components/schemas/error"}
+                entry["content"] = {"application/json": {"schema": schema}}
+            operation["responses"][str(status)] = entry
         paths.setdefault(path, {})[method.lower()] = operation
     return {
         "openapi": "3.1.0",

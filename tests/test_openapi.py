@@ -108,3 +108,15 @@ def test_parameters_carry_their_constraints(document):
     assert by_name["version"]["type"] == "integer" and by_name["name"]["pattern"]
     assert "422" in document["paths"]["/v1/deliveries"]["get"]["responses"]
     assert "404" in document["paths"]["/v1/experiments/{experiment_id}/stop"]["post"]["responses"]
+
+
+def test_every_answer_has_its_schema(document):
+    answers = document["components"]["schemas"]["responses"]["$defs"]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status == "204" or int(status) >= 400:
+                    continue
+                ref = response["content"]["application/json"]["schema"]["$ref"]
+                assert ref == f"#/components/schemas/responses/$defs/{operation['operationId']}"
+                assert operation["operationId"] in answers, (method, path)
