@@ -330,3 +330,30 @@ def test_what_the_server_answers_before_the_app_is_json_and_chunked_bodies_are_l
         )
         assert status == 413, body
         assert json.loads(body)["error"]["code"] == "payload_too_large"
+
+
+def test_every_number_in_the_schemas_has_a_documented_maximum():
+    from app.schemas import Catalogue
+
+    missing = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            kinds = node.get("type")
+            kinds = kinds if isinstance(kinds, list) else [kinds]
+            if {"integer", "number"} & {k for k in kinds if isinstance(k, str)} and not {
+                "maximum",
+                "const",
+                "enum",
+            } & set(node):
+                missing.append(path)
+            for key, child in node.items():
+                walk(child, f"{path}/{key}")
+        elif isinstance(node, list):
+            for index, child in enumerate(node):
+                walk(child, f"{path}/{index}")
+
+    for name, document in Catalogue("schemas").documents.items():
+        if name != "responses":  # what the service answers, not what it takes
+            walk(document, name)
+    assert missing == []

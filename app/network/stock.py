@@ -24,6 +24,8 @@ from app import db as database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, skus
 
+# The most one node may hold of one SKU (feeds accept up to 10**9 per item).
+MAX_ON_HAND = 10**12
 # How many skipped items a feed result lists; the count is always complete.
 SKIPPED_LISTED = 1000
 
@@ -152,6 +154,14 @@ def plan_feed(
                 continue
             before = row["on_hand"] if row is not None else 0
             after = before + item["delta"]
+            if after > MAX_ON_HAND:
+                problems.append(
+                    field_error(
+                        ("items", index, "delta"),
+                        f"would take on-hand of {sku!r} past {MAX_ON_HAND}",
+                    )
+                )
+                continue
             if after < 0:
                 problems.append(
                     field_error(
