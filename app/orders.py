@@ -171,6 +171,15 @@ def timeline(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     ]
 
 
+def waiting_skus(db: sqlite_utils.Database) -> set[str]:
+    """The SKUs that back-ordered or partially sourced orders still miss."""
+    rows = db.execute(
+        "SELECT DISTINCT l.sku FROM orders o JOIN order_lines l ON l.order_id = o.order_id"
+        " WHERE o.status IN ('backordered', 'partially_sourced') AND l.qty_allocated < l.qty"
+    )
+    return {row[0] for row in rows}
+
+
 def waiting_for(
     db: sqlite_utils.Database, skus: list[str], limit: int = 100, after: tuple | None = None
 ) -> list[tuple[str, str]]:

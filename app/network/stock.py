@@ -261,23 +261,17 @@ def note_raised(db: sqlite_utils.Database, sku_list: Iterable[str]) -> None:
 
 def raised(db: sqlite_utils.Database, sku_list: Iterable[str] | None = None) -> list[dict]:
     """SKUs noted as raised (of ``sku_list``, or all), oldest first: ``[{sku, raised_at}]``."""
-    if sku_list is None:
-        rows = db.execute("SELECT sku, raised_at FROM atp_raised ORDER BY raised_at, sku")
-    else:
-        wanted = sorted(set(sku_list))
-        if not wanted:
-            return []
-        rows = db.execute(
-            f"SELECT sku, raised_at FROM atp_raised WHERE sku IN ({','.join('?' * len(wanted))})"
-            " ORDER BY raised_at, sku",
-            wanted,
-        )
-    return [dict(row) for row in rows]
+    rows = db.execute("SELECT sku, raised_at FROM atp_raised ORDER BY raised_at, sku")
+    wanted = None if sku_list is None else set(sku_list)
+    return [dict(row) for row in rows if wanted is None or row["sku"] in wanted]
 
 
-def clear_raised(db: sqlite_utils.Database, sku: str, raised_at: str) -> None:
-    """Forget a raise once its back-orders ran; a newer raise of the SKU stays."""
-    db.execute("DELETE FROM atp_raised WHERE sku = ? AND raised_at <= ?", [sku, raised_at])
+def clear_raised(db: sqlite_utils.Database, entries: list[dict]) -> None:
+    """Forget raises once their back-orders ran; a newer raise of a SKU stays."""
+    db.conn.executemany(
+        "DELETE FROM atp_raised WHERE sku = ? AND raised_at <= ?",
+        [(entry["sku"], entry["raised_at"]) for entry in entries],
+    )
 
 
 # Safety stock --------------------------------------------------------------------------

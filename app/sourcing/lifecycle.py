@@ -83,10 +83,18 @@ def resume_raised(db: sqlite_utils.Database, sku_list: list[str] | None = None) 
     (the dispatcher's sweep calls this too). Returns the orders that got shipments.
     """
     resumed = []
-    for entry in stock.raised(db, sku_list):
-        resumed.extend(resume_backorders(db, [entry["sku"]]))
-        with database.immediate(db):
-            stock.clear_raised(db, entry["sku"], entry["raised_at"])
+    entries = stock.raised(db, sku_list)
+    if not entries:
+        return []
+    # Most raised SKUs have nobody waiting for them: look only at those that do.
+    waiting = orders.waiting_skus(db)
+    for entry in entries:
+        if entry["sku"] in waiting:
+            resumed.extend(resume_backorders(db, [entry["sku"]]))
+            with database.immediate(db):
+                stock.clear_raised(db, [entry])
+    with database.immediate(db):
+        stock.clear_raised(db, entries)
     return list(dict.fromkeys(resumed))
 
 
