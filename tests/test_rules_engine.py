@@ -356,3 +356,12 @@ def test_100000_evaluations_memory_stays_flat():
     grown = rss_kb() - before
     # A leak of one session's state (~1 KB) per evaluation would add ~90 MB.
     assert grown < 8 * 1024, f"resident memory grew {grown} KB over 90,000 evaluations"
+
+
+def test_numbers_the_engine_would_misread_never_reach_it():
+    from app.rules.engine import _prepare
+
+    [_, fact] = _prepare([{"fact": "candidate", "key": "c", "distance_km": 0.00001}], "s1")
+    assert fact["distance_km"] == 0.0  # "1e-05" would be misread; it is as good as 0
+    with pytest.raises(ValueError, match="out of range"):
+        _prepare([{"fact": "order", "key": "o", "total": 1e20}], "s1")

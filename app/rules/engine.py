@@ -35,6 +35,8 @@ from app.rules.patterns import passes, pattern_matches
 SENTINEL = {"fact": "$sentinel", "id": "$sentinel"}
 # Derived facts one evaluation may assert; far above any sane ruleset.
 MAX_DERIVED_FACTS = 10_000
+SMALLEST_NUMBER = 0.0001
+LARGEST_NUMBER = 1e15
 
 
 class EngineError(RuntimeError):
@@ -190,6 +192,14 @@ def _prepare(facts: list[dict], sid: str) -> list[dict]:
         for name, value in clean.items():
             if not isinstance(value, _PLAIN):
                 raise ValueError(f"fact {key}: field {name} is not a plain value")
+            if isinstance(value, float):
+                # The engine reads numbers as plain decimals: what Python writes with an
+                # exponent it misreads. Below 0.0001 is as good as 0; 10**15 and more is no
+                # quantity, price or distance this service has.
+                if not abs(value) < LARGEST_NUMBER:
+                    raise ValueError(f"fact {key}: field {name} is out of range ({value!r})")
+                if abs(value) < SMALLEST_NUMBER:
+                    clean[name] = 0.0
         clean.update(sid=sid, id=str(key), fact=kind)
         prepared.append(clean)
     return prepared

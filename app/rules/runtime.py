@@ -23,7 +23,7 @@ from app.errors import (
     pointer,
 )
 from app.rules import registry, scenarios
-from app.rules.engine import Evaluation
+from app.rules.engine import EngineError, Evaluation
 from app.rules.language import FactCatalogue, content_hash
 from app.rules.sandbox import Sandbox
 from app.rules.validate import problems
@@ -37,6 +37,13 @@ RULESET_FILE = "ruleset.json"
 
 class ScenariosFailed(Conflict):
     code = "scenarios_failed"
+
+
+class RulesFailed(ApiError):
+    """The engine could not finish an evaluation (e.g. more derived facts than it takes)."""
+
+    status = 503
+    code = "rules_failed"
 
 
 def facts_catalogue(schemas: Catalogue) -> FactCatalogue:
@@ -86,9 +93,12 @@ def evaluate(version: dict, facts: list[dict]) -> Evaluation:
     The engine runs in this process's sandbox child (``sandbox.py``), which compiles
     each version once; a draft (``version["draft"]``) never compiles in this process.
     """
-    return SANDBOX.evaluate(
-        engine_name(version), version["document"], facts, draft=bool(version.get("draft"))
-    )
+    try:
+        return SANDBOX.evaluate(
+            engine_name(version), version["document"], facts, draft=bool(version.get("draft"))
+        )
+    except EngineError as exc:
+        raise RulesFailed(f"the rules could not be evaluated: {exc}") from exc
 
 
 def active_version(db: sqlite_utils.Database, name: str) -> dict:
