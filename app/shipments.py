@@ -73,18 +73,6 @@ def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     return [{**dict(row), "lines": json.loads(row["lines"])} for row in rows]
 
 
-def cancel_open(db: sqlite_utils.Database, order_id: str) -> list[dict]:
-    """Cancel the order's shipments that have not shipped; return them as they were."""
-    marks = ",".join("?" * len(OPEN))
-    open_shipments = [s for s in for_order(db, order_id) if s["status"] in OPEN]
-    db.execute(
-        f"UPDATE shipments SET status = 'cancelled', updated_at = ?"
-        f" WHERE order_id = ? AND status IN ({marks})",
-        [database.now(), order_id, *OPEN],
-    )
-    return open_shipments
-
-
 # Shipment states, advanced by node callbacks (and by delivery of the request).
 TRANSITIONS = {
     "pending": {"requested", "accepted", "rejected", "cancelled"},
