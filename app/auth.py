@@ -12,9 +12,8 @@ import json
 import secrets
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
 
 ROLES = ("admin", "analyst", "channel", "node")
@@ -56,7 +55,7 @@ def hash_key(key: str) -> str:
 
 
 def create_key(
-    db: sqlite_utils.Database,
+    db: Database,
     role: str,
     node_id: str | None = None,
     label: str | None = None,
@@ -98,7 +97,7 @@ def create_key(
     return key_id, key
 
 
-def list_keys(db: sqlite_utils.Database) -> list[dict]:
+def list_keys(db: Database) -> list[dict]:
     """Every key, newest first: id, prefix, role, binding, label, when made and revoked."""
     rows = db.execute(
         "SELECT key_id, key_prefix, role, node_id, channels, label, created_at, revoked_at"
@@ -110,11 +109,11 @@ def list_keys(db: sqlite_utils.Database) -> list[dict]:
     ]
 
 
-def key_exists(db: sqlite_utils.Database, key: str) -> bool:
+def key_exists(db: Database, key: str) -> bool:
     return bool(db.execute("SELECT 1 FROM api_keys WHERE key_hash = ?", [hash_key(key)]).fetchone())
 
 
-def revoke_key(db: sqlite_utils.Database, key_id_or_prefix: str) -> str:
+def revoke_key(db: Database, key_id_or_prefix: str) -> str:
     """Revoke the one active key with this id or key prefix; return its id."""
     with database.atomic(db):
         rows = db.execute(
@@ -135,7 +134,7 @@ def revoke_key(db: sqlite_utils.Database, key_id_or_prefix: str) -> str:
     return rows[0]["key_id"]
 
 
-def authenticate(db: sqlite_utils.Database, header: str | None) -> Principal:
+def authenticate(db: Database, header: str | None) -> Principal:
     """Return the principal of an ``Authorization: Bearer`` header, or raise 401."""
     if not header:
         raise Unauthorized("send an API key: Authorization: Bearer <key>")

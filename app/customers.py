@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import InvalidInput, NotFound, field_error
 from app.network import nodes
 
 PERSONAL_FIELDS = ("email", "phone")
 
 
-def get(db: sqlite_utils.Database, customer_id: str) -> dict:
+def get(db: Database, customer_id: str) -> dict:
     row = db.execute("SELECT * FROM customers WHERE customer_id = ?", [customer_id]).fetchone()
     if row is None:
         raise NotFound(f"customer {customer_id!r} does not exist")
@@ -65,7 +64,7 @@ def profile_for_decisions(customer: dict) -> dict:
     }
 
 
-def check(db: sqlite_utils.Database, document: dict) -> list[dict]:
+def check(db: Database, document: dict) -> list[dict]:
     """Return the problems a schema cannot see: references and duplicate addresses."""
     problems = []
     address_ids = [a["address_id"] for a in document.get("addresses", [])]
@@ -92,7 +91,7 @@ def check(db: sqlite_utils.Database, document: dict) -> list[dict]:
 
 
 def put(
-    db: sqlite_utils.Database, customer_id: str, document: dict, store_personal_data: bool
+    db: Database, customer_id: str, document: dict, store_personal_data: bool
 ) -> tuple[dict, bool]:
     """Create or replace a customer and their addresses; return ``(customer, created)``."""
     problems = check(db, document)

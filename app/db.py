@@ -1,61 +1,464 @@
-"""The only place that opens database connections, applies migrations and starts transactions.
+"""The data layer: the only place that opens connections, applies migrations and starts
+transactions, for SQLite and for PostgreSQL alike.
 
-Views call ``get_db()``; the connection lives on ``flask.g`` for one request and
-is closed at teardown. Everything that writes goes through ``atomic`` (one
-transaction, or a savepoint inside one). Every transaction takes SQLite's write
-lock before its first statement (``BEGIN IMMEDIATE``): a deferred transaction that
-reads and then writes cannot wait for a lock another writer holds, and fails with
-"database is locked" under load instead of queueing behind it.
+Domain modules write plain SQL with ``?`` placeholders, in the subset both databases
+share, and keep it in the module that owns the table. What differs between the two
+lives here and nowhere else: placeholders and ``%``, row shapes, how a transaction
+begins and what it locks, advisory locks for jobs, the DDL of migrations, and which
+errors mean "try again" or "the database is away".
+
+- SQLite (the default, a file path): every transaction takes SQLite's write lock
+  before its first statement (``BEGIN IMMEDIATE``), so a transaction that reads and
+  then writes queues behind another writer instead of failing. ``lock_rows`` and
+  ``job_lock`` are no-ops: the write lock already covers them.
+- PostgreSQL (``postgresql://...``): psycopg 3 with a pool per process
+  (``psycopg_pool``); transactions run at READ COMMITTED and lock what they touch
+  (``lock_rows``: ``SELECT ... ORDER BY key FOR UPDATE``, always in key order, so two
+  transactions cannot wait on each other in a cycle). Jobs that one server at a time
+  should run take a transaction-scoped advisory lock (``job_lock``). A deadlock, a
+  serialization failure or a unique-key race aborts the transaction; the request is
+  run again from the start (``retrying``) and the retry is counted (``STATS``).
+
+Views call ``get_db()``; the connection lives on ``flask.g`` for one request and goes
+back at teardown. Everything that writes goes through ``atomic`` (one transaction, or
+a savepoint inside one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import random
 import re
 import sqlite3
-from collections.abc import Iterator
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 from flask import Flask, current_app, g
 
+from app.errors import Unavailable
+
 MIGRATION_SET = "dom"
+MIGRATIONS_TABLE = "dom_migrations"
+
+# What the data layer saw in this process: retries by cause, lock waits, outages.
+STATS: Counter = Counter()
 
 
-def connect(path: str, busy_timeout_ms: int = 10000) -> sqlite_utils.Database:
-    """Open the database file in WAL mode with foreign keys on.
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached (restart, failover, pool exhausted): 503, retry soon."""
+
+    code = "database_unavailable"
+    retry_after = 2
+
+
+class Retry(Exception):
+    """The transaction lost a race the database detected; run the whole unit again."""
+
+    def __init__(self, cause: str):
+        super().__init__(cause)
+        self.cause = cause
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+# SQLite --------------------------------------------------------------------------------
+
+
+class Database:
+    """One connection to SQLite; the interface every domain module uses.
+
+    ``execute`` returns a cursor (``fetchone``, ``fetchall``, iteration, ``rowcount``)
+    whose rows can be read by position or by column name, and turned into dicts.
+    """
+
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+        self._savepoints = 0
+
+    def execute(self, sql: str, params: Sequence = ()):
+        return self.conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
+        self.conn.executemany(sql, rows)
+
+    def script(self, sql: str) -> None:
+        """Run several statements (a migration) inside the open transaction."""
+        for statement in split_statements(sql):
+            self.conn.execute(statement)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def lock_rows(self, table: str, columns: Sequence[str], keys: Iterable[Sequence]) -> None:
+        """Lock rows of ``table`` by key until the transaction ends (SQLite: already held)."""
+
+    def job_lock(self, name: str) -> bool:
+        """Take the lock of job ``name`` for this transaction; False if another has it."""
+        return True
+
+    def wait_job_lock(self, name: str) -> None:
+        """Wait for the lock of job ``name``, held until the transaction ends."""
+
+    def after_migration(self) -> None:
+        """Bring the database's own bookkeeping up to date after a migration ran."""
+
+    def table_names(self) -> set[str]:
+        rows = self.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {row[0] for row in rows}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    @property
+    def sqlite(self) -> sqlite_utils.Database:
+        """The file through sqlite-utils, for the few SQLite-only tools (backups, dumps)."""
+        return sqlite_utils.Database(self.conn)
+
+
+def connect(path: str, busy_timeout_ms: int = 10000) -> Database:
+    """Open a SQLite file in WAL mode with foreign keys on.
 
     A new file is readable by its owner only (0600): it holds customers' personal
     data and webhook secrets. SQLite gives its -wal and -shm files the same mode.
     """
     if path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    # IMMEDIATE: the transactions Python opens by itself before a write take the lock too.
+    # isolation_level=None: transactions begin only where ``atomic`` begins them.
     conn = sqlite3.connect(
-        path,
-        timeout=busy_timeout_ms / 1000,
-        check_same_thread=False,
-        isolation_level="IMMEDIATE",
+        path, timeout=busy_timeout_ms / 1000, check_same_thread=False, isolation_level=None
     )
     conn.row_factory = sqlite3.Row
-    db = sqlite_utils.Database(conn)
-    with db.ensure_autocommit_on():
-        # WAL lets readers run while one writer commits; NORMAL sync is durable in WAL mode
-        # across application crashes (only an OS crash can lose the last transactions).
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-    return db
+    # WAL lets readers run while one writer commits; NORMAL sync is durable in WAL mode
+    # across application crashes (only an OS crash can lose the last transactions).
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    return Database(conn)
 
 
-def open_from_config(config) -> sqlite_utils.Database:
-    return connect(config["DATABASE"], config["SQLITE_BUSY_TIMEOUT_MS"])
+# PostgreSQL ----------------------------------------------------------------------------
 
 
-def get_db() -> sqlite_utils.Database:
+class Row:
+    """A PostgreSQL row that reads like ``sqlite3.Row``: by position, by name, as a dict."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[str, int], values: tuple):
+        self._index = index
+        self._values = values
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return self._values[self._index[key]]
+        return self._values[key]
+
+    def keys(self) -> list[str]:
+        return list(self._index)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other) -> bool:
+        return tuple(self) == tuple(other)
+
+    def __repr__(self) -> str:
+        return f"Row({dict(zip(self._index, self._values, strict=True))!r})"
+
+
+def _row_factory(cursor):
+    names = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return functools.partial(Row, names)
+
+
+@functools.lru_cache(maxsize=4096)
+def to_postgres(sql: str) -> str:
+    """Rewrite ``?`` placeholders as ``%s`` and escape ``%``, outside quoted text."""
+    out = []
+    quote = None
+    for ch in sql:
+        if ch == "%":
+            out.append("%%")
+        elif quote:
+            out.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _param(value):
+    # Flags are INTEGER 0/1 columns on both databases; PostgreSQL will not cast a boolean.
+    return int(value) if isinstance(value, bool) else value
+
+
+class PostgresDatabase(Database):
+    """One pooled PostgreSQL connection behind the same interface."""
+
+    dialect = "postgresql"
+
+    def __init__(self, pool, conn):
+        self.pool = pool
+        self.conn = conn
+        self._savepoints = 0
+
+    def execute(self, sql: str, params: Sequence = ()):
+        with _translate_errors():
+            return self.conn.execute(to_postgres(sql), [_param(p) for p in params])
+
+    def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
+        with _translate_errors(), self.conn.cursor() as cursor:
+            cursor.executemany(to_postgres(sql), [[_param(p) for p in row] for row in rows])
+
+    def script(self, sql: str) -> None:
+        with _translate_errors():
+            for statement in split_statements(postgres_ddl(sql)):
+                self.conn.execute(statement)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.conn.info.transaction_status in (
+            TransactionStatus.INTRANS,
+            TransactionStatus.INERROR,
+        )
+
+    def begin(self) -> None:
+        with _translate_errors():
+            self.conn.execute("BEGIN")
+
+    def commit(self) -> None:
+        with _translate_errors():
+            self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.closed or self.conn.broken:
+            return
+        # A connection that died meanwhile cannot roll back; the pool discards it.
+        with contextlib.suppress(Exception):
+            self.conn.rollback()
+
+    def lock_rows(self, table: str, columns: Sequence[str], keys: Iterable[Sequence]) -> None:
+        keys = sorted({tuple(key) for key in keys})
+        if not keys:
+            return
+        key = ", ".join(columns)
+        marks = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(keys))
+        started = time.perf_counter()
+        self.execute(
+            f"SELECT 1 FROM {table} WHERE ({key}) IN ({marks}) ORDER BY {key} FOR UPDATE",
+            [value for k in keys for value in k],
+        )
+        STATS["lock_wait_ms"] += round((time.perf_counter() - started) * 1000)
+        STATS["row_locks"] += 1
+
+    def job_lock(self, name: str) -> bool:
+        row = self.execute("SELECT pg_try_advisory_xact_lock(hashtext(?))", [name]).fetchone()
+        return bool(row[0])
+
+    def wait_job_lock(self, name: str) -> None:
+        self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", [name])
+
+    def after_migration(self) -> None:
+        # A table rebuilt by copying rows keeps their ids; its identity must go on after them.
+        columns = self.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND is_identity = 'YES'"
+        ).fetchall()
+        for table, column in columns:
+            self.execute(
+                f"SELECT setval(pg_get_serial_sequence(?, ?), COALESCE(MAX({column}), 0) + 1,"
+                f" false) FROM {table}",
+                [table, column],
+            )
+
+    def table_names(self) -> set[str]:
+        rows = self.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return {row[0] for row in rows}
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        self.pool.putconn(conn)
+
+    @property
+    def sqlite(self):
+        raise TypeError("this is a PostgreSQL database")
+
+
+def _classify(exc: BaseException) -> str | None:
+    """'retry', 'unavailable' or None for a psycopg error."""
+    import psycopg
+    from psycopg import errors
+
+    if isinstance(exc, errors.DeadlockDetected):
+        return "retry:deadlock"
+    if isinstance(exc, errors.SerializationFailure):
+        return "retry:serialization"
+    if isinstance(exc, errors.UniqueViolation):
+        return "retry:unique"
+    if isinstance(exc, errors.LockNotAvailable):
+        return "retry:lock_timeout"
+    if isinstance(exc, errors.QueryCanceled):
+        return None  # the statement timeout: a bug or an overload, not a race
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return "unavailable"
+    if isinstance(exc, errors.AdminShutdown | errors.CannotConnectNow):
+        return "unavailable"
+    return None
+
+
+@contextlib.contextmanager
+def _translate_errors():
+    """Turn a lost race into ``Retry`` and a lost server into ``DatabaseUnavailable``."""
+    from psycopg_pool import PoolTimeout
+
+    try:
+        yield
+    except PoolTimeout as exc:
+        STATS["unavailable"] += 1
+        raise DatabaseUnavailable(f"no database connection could be had: {exc}") from exc
+    except Exception as exc:
+        kind = _classify(exc) if type(exc).__module__.startswith("psycopg") else None
+        if kind is None:
+            raise
+        if kind == "unavailable":
+            STATS["unavailable"] += 1
+            raise DatabaseUnavailable(f"the database is unavailable: {exc}") from exc
+        raise Retry(kind.split(":", 1)[1]) from exc
+
+
+_POOLS: dict[tuple[int, str], object] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(url: str, config) -> object:
+    """This process's pool for ``url`` (a forked worker makes its own)."""
+    key = (os.getpid(), url)
+    pool = _POOLS.get(key)
+    if pool is not None:
+        return pool
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _open_pool(url, config)
+            _POOLS[key] = pool
+    return pool
+
+
+def _open_pool(url: str, config):
+    from psycopg_pool import ConnectionPool
+
+    options = (
+        f"-c statement_timeout={int(config.get('STATEMENT_TIMEOUT_MS', 30000))}"
+        f" -c lock_timeout={int(config.get('LOCK_TIMEOUT_MS', 10000))}"
+        " -c idle_in_transaction_session_timeout=60000"
+    )
+
+    def configure(conn) -> None:
+        conn.row_factory = _row_factory
+        _load_numbers_as_python(conn)
+
+    return ConnectionPool(
+        url,
+        min_size=1,
+        max_size=int(config.get("DATABASE_POOL_SIZE", 10)),
+        kwargs={"autocommit": True, "options": options, "connect_timeout": 5},
+        configure=configure,
+        # A connection left from before a restart is found dead here, not by a request.
+        check=ConnectionPool.check_connection,
+        timeout=float(config.get("DATABASE_WAIT_SECONDS", 5)),
+        reconnect_timeout=0,
+        open=True,
+        name=f"dom-{os.getpid()}",
+    )
+
+
+def _load_numbers_as_python(conn) -> None:
+    """SUM and AVG of integers come back as NUMERIC; give Python ints (or floats)."""
+    from psycopg.types.numeric import NumericLoader
+
+    class Numbers(NumericLoader):
+        def load(self, data):
+            value = super().load(data)
+            if value == value.to_integral_value():
+                return int(value)
+            return float(value)
+
+    conn.adapters.register_loader("numeric", Numbers)
+
+
+def close_pools(url: str | None = None) -> None:
+    """Close this process's pools (all, or the one for ``url``)."""
+    with _POOLS_LOCK:
+        for key in [k for k in _POOLS if url is None or k[1] == url]:
+            _POOLS.pop(key).close()
+
+
+def connect_postgres(url: str, config=None) -> PostgresDatabase:
+    pool = _pool(url, config or {})
+    with _translate_errors():
+        conn = pool.getconn()
+    return PostgresDatabase(pool, conn)
+
+
+# Either ----------------------------------------------------------------------------------
+
+
+def open_database(url: str, config=None) -> Database:
+    """Open ``url``: a PostgreSQL URL, or the path of a SQLite file."""
+    if is_postgres(url):
+        return connect_postgres(url, config)
+    return connect(url, int((config or {}).get("SQLITE_BUSY_TIMEOUT_MS", 10000)))
+
+
+def open_from_config(config) -> Database:
+    return open_database(config["DATABASE"], config)
+
+
+def get_db() -> Database:
     """Return this request's connection, opening it on first use."""
     if "db" not in g:
         g.db = open_from_config(current_app.config)
@@ -65,23 +468,33 @@ def get_db() -> sqlite_utils.Database:
 def close_db(_exc: BaseException | None = None) -> None:
     db = g.pop("db", None)
     if db is not None:
+        db.rollback()
         db.close()
 
 
 @contextlib.contextmanager
-def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """Run the block in one transaction that holds the write lock from its first statement.
+def atomic(db: Database) -> Iterator[Database]:
+    """Run the block in one transaction (SQLite: holding the write lock from its start).
 
-    A deferred transaction that reads and then writes can be overtaken by another
-    writer between the read and the write, and cannot wait for the lock it then
-    needs; ``BEGIN IMMEDIATE`` closes that gap and waits up to the busy timeout.
     Inside an open transaction it nests as a savepoint of the outer one.
     """
-    if db.conn.in_transaction:
-        with db.atomic():
+    if db.in_transaction:
+        db._savepoints += 1
+        name = f"dom_{db._savepoints}"
+        db.execute(f"SAVEPOINT {name}")
+        try:
             yield db
+        except BaseException:
+            with contextlib.suppress(Exception):
+                db.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                db.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        else:
+            db.execute(f"RELEASE SAVEPOINT {name}")
+        finally:
+            db._savepoints -= 1
         return
-    db.conn.execute("BEGIN IMMEDIATE")
+    db.begin()
     try:
         yield db
     except BaseException:
@@ -89,7 +502,7 @@ def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
         raise
     else:
         try:
-            db.conn.execute("COMMIT")
+            db.commit()
         except BaseException:
             db.rollback()
             raise
@@ -97,6 +510,23 @@ def atomic(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
 
 # Reservations, feeds and decisions read and then write: the name says why they need it.
 immediate = atomic
+
+
+def retrying(work: Callable[[], object], attempts: int = 8):
+    """Run ``work`` (a whole transaction) again when it lost a race; count each retry."""
+    for attempt in range(attempts):
+        try:
+            return work()
+        except Retry as exc:
+            STATS[f"retry_{exc.cause}"] += 1
+            STATS["retries"] += 1
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))
+    raise AssertionError("unreachable")
+
+
+# Time --------------------------------------------------------------------------------
 
 
 def now() -> str:
@@ -165,40 +595,116 @@ def observed_time(text: str, path: tuple) -> str:
 # Migrations ---------------------------------------------------------------------------
 
 
+def split_statements(sql: str) -> list[str]:
+    """Split a script on the semicolons that end statements (not in quotes or comments)."""
+    statements, current, quote, i = [], [], None, 0
+    while i < len(sql):
+        ch = sql[i]
+        if quote:
+            current.append(ch)
+            if ch == quote:
+                quote = None
+        elif ch == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end == -1 else end
+            continue
+        elif ch in "'\"":
+            quote = ch
+            current.append(ch)
+        elif ch == ";":
+            statements.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    statements.append("".join(current).strip())
+    return [s for s in statements if s]
+
+
+_DDL = (
+    (
+        re.compile(r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b"),
+        "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+    ),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    # Byte order, as SQLite compares text: ids and times sort the same on both.
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+)
+
+
+def postgres_ddl(sql: str) -> str:
+    """The PostgreSQL form of a migration written in the DDL both databases share."""
+    for pattern, replacement in _DDL:
+        sql = pattern.sub(replacement, sql)
+    return sql
+
+
 def migration_files(directory: str | Path) -> list[Path]:
-    """Return the numbered ``NNNN_name.sql`` files in order."""
+    """Return the numbered ``NNNN_name.sql`` files in order (not the per-database variants)."""
     files = sorted(Path(directory).glob("[0-9][0-9][0-9][0-9]_*.sql"))
-    return files
+    return [path for path in files if "." not in path.stem]
 
 
-def migrations(directory: str | Path) -> sqlite_utils.Migrations:
-    """Build the migration set: one transactional migration per SQL file."""
-    migration_set = sqlite_utils.Migrations(MIGRATION_SET)
-    for path in migration_files(directory):
-        sql = path.read_text()
-
-        def apply(db, sql=sql):
-            db.executescript(sql)
-
-        migration_set(name=path.stem)(apply)
-    return migration_set
+def migration_sql(path: Path, dialect: str) -> str:
+    """A migration's SQL for ``dialect``: ``NNNN_name.<dialect>.sql`` when it exists."""
+    variant = path.with_name(f"{path.stem}.{dialect}.sql")
+    return (variant if variant.exists() else path).read_text()
 
 
-def migrate(db: sqlite_utils.Database, directory: str | Path) -> list[str]:
-    """Apply pending migrations in order; return the names applied now."""
-    migration_set = migrations(directory)
-    # One process at a time: several servers may start together on one file.
+def _ensure_migrations_table(db: Database) -> None:
+    tables = db.table_names()
+    if MIGRATIONS_TABLE in tables:
+        return
+    db.execute(
+        f"CREATE TABLE {MIGRATIONS_TABLE} (migration_set TEXT NOT NULL, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL, PRIMARY KEY (migration_set, name))"
+    )
+    if "_sqlite_migrations" in tables:  # files made before this table: keep their history
+        db.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (migration_set, name, applied_at)"
+            " SELECT migration_set, name, applied_at FROM _sqlite_migrations"
+        )
+
+
+def _applied(db: Database) -> list[str]:
+    if MIGRATIONS_TABLE not in db.table_names():
+        return []
+    rows = db.execute(
+        f"SELECT name FROM {MIGRATIONS_TABLE} WHERE migration_set = ? ORDER BY name",
+        [MIGRATION_SET],
+    )
+    return [row[0] for row in rows]
+
+
+def migrate(db: Database, directory: str | Path) -> list[str]:
+    """Apply pending migrations in order, all in one transaction; return the names applied.
+
+    Several servers may start together: one migrates, the others wait and find nothing
+    left to do.
+    """
     with immediate(db):
-        pending = [m.name for m in migration_set.pending(db)]
-        migration_set.apply(db)
-    return pending
+        db.wait_job_lock("dom migrations")
+        _ensure_migrations_table(db)
+        done = set(_applied(db))
+        pending = [path for path in migration_files(directory) if path.stem not in done]
+        for path in pending:
+            db.script(migration_sql(path, db.dialect))
+            db.after_migration()
+            db.execute(
+                f"INSERT INTO {MIGRATIONS_TABLE} (migration_set, name, applied_at)"
+                " VALUES (?, ?, ?)",
+                [MIGRATION_SET, path.stem, now()],
+            )
+    return [path.stem for path in pending]
 
 
-def migration_status(db: sqlite_utils.Database, directory: str | Path) -> dict:
-    migration_set = migrations(directory)
+def migration_status(db: Database, directory: str | Path) -> dict:
+    applied = _applied(db)
     return {
-        "applied": [m.name for m in migration_set.applied(db)],
-        "pending": [m.name for m in migration_set.pending(db)],
+        "applied": applied,
+        "pending": [p.stem for p in migration_files(directory) if p.stem not in set(applied)],
     }
 
 

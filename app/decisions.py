@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import NotFound
 
 
-def record(db: sqlite_utils.Database, decision: dict, kind: str, facts: list, context: dict):
+def record(db: Database, decision: dict, kind: str, facts: list, context: dict):
     """Store a decision; call inside the decision's transaction (or alone, for simulations)."""
     experiment = decision.get("experiment") or {}
     db.execute(
@@ -40,7 +39,7 @@ def record(db: sqlite_utils.Database, decision: dict, kind: str, facts: list, co
     )
 
 
-def get(db: sqlite_utils.Database, decision_id: str) -> dict:
+def get(db: Database, decision_id: str) -> dict:
     """The stored record: ``{"decision", "facts", "context", "kind", ...}``."""
     row = db.execute("SELECT * FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()
     if row is None:
@@ -54,7 +53,7 @@ def get(db: sqlite_utils.Database, decision_id: str) -> dict:
     }
 
 
-def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+def for_order(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT decision_id, kind, status, ruleset, ruleset_version, created_at FROM decisions"
         " WHERE order_id = ? AND kind != 'simulation' ORDER BY created_at, decision_id",
@@ -63,23 +62,23 @@ def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def first_result(db: sqlite_utils.Database, order_id: str) -> dict | None:
+def first_result(db: Database, order_id: str) -> dict | None:
     """The decision made when the order arrived: what a replayed POST returns."""
     row = db.execute(
         "SELECT result FROM decisions WHERE order_id = ? AND kind = 'order'"
-        " ORDER BY created_at, rowid LIMIT 1",
+        " ORDER BY created_at, decision_id LIMIT 1",
         [order_id],
     ).fetchone()
     return json.loads(row[0]) if row else None
 
 
-def count(db: sqlite_utils.Database, order_id: str, kind: str) -> int:
+def count(db: Database, order_id: str, kind: str) -> int:
     return db.execute(
         "SELECT COUNT(*) FROM decisions WHERE order_id = ? AND kind = ?", [order_id, kind]
     ).fetchone()[0]
 
 
-def for_experiment(db: sqlite_utils.Database, experiment_id: str) -> list[dict]:
+def for_experiment(db: Database, experiment_id: str) -> list[dict]:
     """The real decisions made under an experiment, with their variant."""
     rows = db.execute(
         "SELECT decision_id, variant, result FROM decisions WHERE experiment_id = ?"
@@ -91,9 +90,7 @@ def for_experiment(db: sqlite_utils.Database, experiment_id: str) -> list[dict]:
     ]
 
 
-def select(
-    db: sqlite_utils.Database, ruleset: str, since=None, until=None, ids=None, limit=None
-) -> list[str]:
+def select(db: Database, ruleset: str, since=None, until=None, ids=None, limit=None) -> list[str]:
     """Decision ids for a replay: by time range or a list, newest first."""
     sql = "SELECT decision_id FROM decisions WHERE ruleset = ? AND kind != 'simulation'"
     params: list = [ruleset]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from app import auth, customers
+from app.db import Database
 from app.network import nodes, skus, stock
 
 DEMO_KEYS = {
@@ -93,7 +92,7 @@ TIERS = [("standard", 70), ("silver", 15), ("gold", 10), ("vip", 5)]
 SEGMENTS = ["new", "loyal", "price_sensitive", "click_and_collect", "b2b", "student"]
 
 
-def is_empty(db: sqlite_utils.Database) -> bool:
+def is_empty(db: Database) -> bool:
     return db.execute("SELECT COUNT(*) FROM nodes").fetchone()[0] == 0
 
 
@@ -249,7 +248,7 @@ def network(seed: int = 7, as_of: datetime | None = None) -> dict:
     return {"nodes": node_docs, "skus": sku_docs, "feeds": feeds, "customers": customer_docs}
 
 
-def load(db: sqlite_utils.Database, seed: int = 7, store_personal_data: bool = True) -> dict:
+def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
     """Write the demo through the domain functions; return what was loaded, by kind."""
     data = network(seed)
     for node_id, document in data["nodes"].items():
@@ -272,7 +271,7 @@ def load(db: sqlite_utils.Database, seed: int = 7, store_personal_data: bool = T
 DEMO_CHANNELS = ("web", "app", "store", "call_center", "marketplace", "social")
 
 
-def ensure_keys(db: sqlite_utils.Database) -> dict[str, str]:
+def ensure_keys(db: Database) -> dict[str, str]:
     """Create the fixed demo keys that do not exist yet; return them by role."""
     for label, key in DEMO_KEYS.items():
         role, _, node_id = label.partition(" ")

@@ -14,10 +14,9 @@ import json
 import logging
 from collections import Counter
 
-import sqlite_utils
-
 from app import db as database
 from app import decisions, metrics, shipments
+from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.rules import registry, runtime
 from app.schemas import Catalogue
@@ -38,7 +37,7 @@ def _public(row) -> dict:
     return experiment
 
 
-def get(db: sqlite_utils.Database, experiment_id: str) -> dict:
+def get(db: Database, experiment_id: str) -> dict:
     row = db.execute(
         "SELECT * FROM experiments WHERE experiment_id = ?", [experiment_id]
     ).fetchone()
@@ -47,11 +46,11 @@ def get(db: sqlite_utils.Database, experiment_id: str) -> dict:
     return _public(row)
 
 
-def list_all(db: sqlite_utils.Database) -> list[dict]:
+def list_all(db: Database) -> list[dict]:
     return [_public(r) for r in db.execute("SELECT * FROM experiments ORDER BY created_at")]
 
 
-def running(db: sqlite_utils.Database, ruleset: str, now: str | None = None) -> dict | None:
+def running(db: Database, ruleset: str, now: str | None = None) -> dict | None:
     """The experiment in force for a ruleset now, if any."""
     now = now or database.now()
     row = db.execute(
@@ -62,7 +61,7 @@ def running(db: sqlite_utils.Database, ruleset: str, now: str | None = None) -> 
     return _public(row) if row else None
 
 
-def create(db: sqlite_utils.Database, schemas: Catalogue, document: dict, by: str) -> dict:
+def create(db: Database, schemas: Catalogue, document: dict, by: str) -> dict:
     """Start an experiment once both versions exist and pass their ruleset's scenarios."""
     name = document["ruleset"]
     if document["champion"] == document["challenger"]:
@@ -118,9 +117,7 @@ def create(db: sqlite_utils.Database, schemas: Catalogue, document: dict, by: st
     return get(db, document["experiment_id"])
 
 
-def stop(
-    db: sqlite_utils.Database, experiment_id: str, reason: str, status: str = "stopped"
-) -> dict:
+def stop(db: Database, experiment_id: str, reason: str, status: str = "stopped") -> dict:
     with database.immediate(db):
         experiment = get(db, experiment_id)
         if experiment["status"] != "running":
@@ -136,7 +133,7 @@ def stop(
     return get(db, experiment_id)
 
 
-def promote(db: sqlite_utils.Database, schemas: Catalogue, experiment_id: str, by: str) -> dict:
+def promote(db: Database, schemas: Catalogue, experiment_id: str, by: str) -> dict:
     """Activate the challenger and end the experiment."""
     experiment = get(db, experiment_id)
     if experiment["status"] != "running":
@@ -190,8 +187,11 @@ def record_shadow(
     agrees, difference = compare(champion, challenger)
     with database.atomic(db):
         db.execute(
-            "INSERT OR REPLACE INTO shadow_decisions (decision_id, experiment_id, result, agrees,"
-            " difference, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO shadow_decisions (decision_id, experiment_id, result, agrees,"
+            " difference, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (decision_id)"
+            " DO UPDATE SET experiment_id = excluded.experiment_id, result = excluded.result,"
+            " agrees = excluded.agrees, difference = excluded.difference,"
+            " created_at = excluded.created_at",
             [
                 decision_id,
                 experiment_id,
@@ -222,7 +222,7 @@ def shadows(db, experiment_id: str) -> dict[str, dict]:
 # Reports -------------------------------------------------------------------------------
 
 
-def report(db: sqlite_utils.Database, experiment_id: str) -> dict:
+def report(db: Database, experiment_id: str) -> dict:
     experiment = get(db, experiment_id)
     real = decisions.for_experiment(db, experiment_id)
     if experiment["mode"] == "split":
@@ -287,7 +287,7 @@ def report(db: sqlite_utils.Database, experiment_id: str) -> dict:
     }
 
 
-def check_guardrails(db: sqlite_utils.Database, experiment_id: str) -> str | None:
+def check_guardrails(db: Database, experiment_id: str) -> str | None:
     """Stop the experiment when a guardrail is crossed with enough evidence; return why."""
     experiment = get(db, experiment_id)
     rails = experiment["guardrails"]

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.dispatch import outbox, subscriptions
 from app.errors import Conflict, NotFound
 
@@ -44,7 +43,7 @@ def check_transition(order_id: str, current: str, target: str) -> None:
         raise IllegalTransition(order_id, current, target)
 
 
-def find(db: sqlite_utils.Database, order_id: str) -> dict | None:
+def find(db: Database, order_id: str) -> dict | None:
     row = db.execute("SELECT * FROM orders WHERE order_id = ?", [order_id]).fetchone()
     if row is None:
         return None
@@ -53,14 +52,14 @@ def find(db: sqlite_utils.Database, order_id: str) -> dict | None:
     return order
 
 
-def require(db: sqlite_utils.Database, order_id: str) -> dict:
+def require(db: Database, order_id: str) -> dict:
     order = find(db, order_id)
     if order is None:
         raise NotFound(f"order {order_id!r} does not exist")
     return order
 
 
-def create(db: sqlite_utils.Database, body: dict, body_hash: str) -> None:
+def create(db: Database, body: dict, body_hash: str) -> None:
     """Record a new order as received, with its lines; call inside a transaction."""
     now = database.now()
     db.execute(
@@ -76,17 +75,18 @@ def create(db: sqlite_utils.Database, body: dict, body_hash: str) -> None:
             now,
         ],
     )
-    db.conn.executemany(
-        "INSERT INTO order_lines (order_id, line_id, sku, qty, unit_price) VALUES (?,?,?,?,?)",
+    db.executemany(
+        "INSERT INTO order_lines (order_id, line_id, sku, qty, unit_price, position)"
+        " VALUES (?,?,?,?,?,?)",
         [
-            (body["order_id"], line["line_id"], line["sku"], line["qty"], line["unit_price"])
-            for line in body["lines"]
+            (body["order_id"], line["line_id"], line["sku"], line["qty"], line["unit_price"], i)
+            for i, line in enumerate(body["lines"])
         ],
     )
     add_event(db, body["order_id"], "received", {"channel": body["channel"]})
 
 
-def set_status(db: sqlite_utils.Database, order_id: str, target: str, detail: dict) -> str:
+def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
     """Move the order to ``target`` (checked), and put it on the timeline; return the old status."""
     current = db.execute(
         "SELECT status, channel FROM orders WHERE order_id = ?", [order_id]
@@ -111,23 +111,23 @@ def set_status(db: sqlite_utils.Database, order_id: str, target: str, detail: di
     return current[0]
 
 
-def add_event(db: sqlite_utils.Database, order_id: str, event_type: str, detail: dict) -> None:
+def add_event(db: Database, order_id: str, event_type: str, detail: dict) -> None:
     db.execute(
         "INSERT INTO order_events (order_id, type, detail, created_at) VALUES (?, ?, ?, ?)",
         [order_id, event_type, json.dumps(detail), database.now()],
     )
 
 
-def lines(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+def lines(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT line_id, sku, qty, unit_price, qty_allocated FROM order_lines"
-        " WHERE order_id = ? ORDER BY rowid",
+        " WHERE order_id = ? ORDER BY position",
         [order_id],
     )
     return [dict(row) for row in rows]
 
 
-def missing(db: sqlite_utils.Database, order_id: str, line_ids=None) -> list[dict]:
+def missing(db: Database, order_id: str, line_ids=None) -> list[dict]:
     """The unallocated part of each line (of ``line_ids``, or all), as order lines."""
     return [
         {
@@ -141,7 +141,7 @@ def missing(db: sqlite_utils.Database, order_id: str, line_ids=None) -> list[dic
     ]
 
 
-def allocate(db: sqlite_utils.Database, order_id: str, quantities: dict[str, int]) -> None:
+def allocate(db: Database, order_id: str, quantities: dict[str, int]) -> None:
     """Add allocated quantities to lines; call inside the decision's transaction."""
     for line_id, qty in quantities.items():
         db.execute(
@@ -151,17 +151,17 @@ def allocate(db: sqlite_utils.Database, order_id: str, quantities: dict[str, int
         )
 
 
-def deallocate(db: sqlite_utils.Database, order_id: str, quantities: dict[str, int]) -> None:
+def deallocate(db: Database, order_id: str, quantities: dict[str, int]) -> None:
     """Take back allocated quantities (a node rejected them); call inside a transaction."""
     for line_id, qty in quantities.items():
         db.execute(
-            "UPDATE order_lines SET qty_allocated = MAX(0, qty_allocated - ?)"
-            " WHERE order_id = ? AND line_id = ?",
-            [qty, order_id, line_id],
+            "UPDATE order_lines SET qty_allocated = CASE WHEN qty_allocated > ?"
+            " THEN qty_allocated - ? ELSE 0 END WHERE order_id = ? AND line_id = ?",
+            [qty, qty, order_id, line_id],
         )
 
 
-def timeline(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+def timeline(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT type, detail, created_at FROM order_events WHERE order_id = ? ORDER BY event_id",
         [order_id],
@@ -171,7 +171,7 @@ def timeline(db: sqlite_utils.Database, order_id: str) -> list[dict]:
     ]
 
 
-def waiting_skus(db: sqlite_utils.Database) -> set[str]:
+def waiting_skus(db: Database) -> set[str]:
     """The SKUs that back-ordered or partially sourced orders still miss."""
     rows = db.execute(
         "SELECT DISTINCT l.sku FROM orders o JOIN order_lines l ON l.order_id = o.order_id"
@@ -181,7 +181,7 @@ def waiting_skus(db: sqlite_utils.Database) -> set[str]:
 
 
 def waiting_for(
-    db: sqlite_utils.Database, skus: list[str], limit: int = 100, after: tuple | None = None
+    db: Database, skus: list[str], limit: int = 100, after: tuple | None = None
 ) -> list[tuple[str, str]]:
     """Back-ordered or partially sourced orders missing any of these SKUs, oldest first:
     ``[(order_id, created_at)]``, starting after ``(created_at, order_id)`` when given."""

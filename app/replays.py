@@ -14,10 +14,9 @@ import logging
 import secrets
 import threading
 
-import sqlite_utils
-
 from app import db as database
 from app import decisions, metrics
+from app.db import Database
 from app.errors import NotFound
 from app.experiments import compare
 from app.rules import registry, runtime
@@ -27,7 +26,7 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 25
 
 
-def versions_for(db: sqlite_utils.Database, request: dict) -> tuple[dict, dict]:
+def versions_for(db: Database, request: dict) -> tuple[dict, dict]:
     a = registry.get(db, request["ruleset"], request["a"])
     if "draft" in request:
         b = runtime.draft_version(request["draft"])
@@ -36,7 +35,7 @@ def versions_for(db: sqlite_utils.Database, request: dict) -> tuple[dict, dict]:
     return a, b
 
 
-def create(db: sqlite_utils.Database, request: dict, by: str) -> dict:
+def create(db: Database, request: dict, by: str) -> dict:
     replay_id = "rpl_" + secrets.token_hex(8)
     selected = select(db, request)
     with database.atomic(db):
@@ -48,7 +47,7 @@ def create(db: sqlite_utils.Database, request: dict, by: str) -> dict:
     return get(db, replay_id)
 
 
-def select(db: sqlite_utils.Database, request: dict) -> list[str]:
+def select(db: Database, request: dict) -> list[str]:
     ids = decisions.select(
         db,
         request["ruleset"],
@@ -67,7 +66,7 @@ def _channel(db, decision_id: str) -> str | None:
     return next((f["channel"] for f in facts if f["fact"] == "order"), None)
 
 
-def get(db: sqlite_utils.Database, replay_id: str) -> dict:
+def get(db: Database, replay_id: str) -> dict:
     row = db.execute("SELECT * FROM replays WHERE replay_id = ?", [replay_id]).fetchone()
     if row is None:
         raise NotFound(f"replay {replay_id!r} does not exist")
@@ -80,7 +79,7 @@ def get(db: sqlite_utils.Database, replay_id: str) -> dict:
     return replay
 
 
-def run(db: sqlite_utils.Database, replay_id: str, progress=None) -> dict:
+def run(db: Database, replay_id: str, progress=None) -> dict:
     """Do the replay now, storing progress as it goes; return the finished replay."""
     replay = get(db, replay_id)
     request = replay["request"]

@@ -6,9 +6,8 @@ import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 
 OPEN = ("pending", "requested", "accepted", "picked")
 
@@ -18,7 +17,7 @@ def node_day(timezone: str, moment: datetime) -> str:
     return moment.astimezone(ZoneInfo(timezone)).date().isoformat()
 
 
-def used_today(db: sqlite_utils.Database, days: dict[str, str]) -> dict[str, int]:
+def used_today(db: Database, days: dict[str, str]) -> dict[str, int]:
     """Shipments assigned to each node on its own day: ``{node_id: count}``."""
     used: dict[str, int] = {}
     nodes = sorted(days)
@@ -38,7 +37,7 @@ def used_today(db: sqlite_utils.Database, days: dict[str, str]) -> dict[str, int
     return used
 
 
-def create(db: sqlite_utils.Database, shipment: dict) -> None:
+def create(db: Database, shipment: dict) -> None:
     """Insert a shipment; call inside the decision's transaction."""
     now = database.now()
     db.execute(
@@ -62,7 +61,7 @@ def create(db: sqlite_utils.Database, shipment: dict) -> None:
     )
 
 
-def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+def for_order(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT shipment_id, decision_id, node_id, status, method, service_level, lines,"
         " estimated_cost, distance_km, carrier, tracking_number, requested_at, withdrawn_reason,"
@@ -86,7 +85,7 @@ TRANSITIONS = {
 }
 
 
-def get(db: sqlite_utils.Database, shipment_id: str) -> dict:
+def get(db: Database, shipment_id: str) -> dict:
     from app.errors import NotFound
 
     row = db.execute("SELECT * FROM shipments WHERE shipment_id = ?", [shipment_id]).fetchone()
@@ -95,7 +94,7 @@ def get(db: sqlite_utils.Database, shipment_id: str) -> dict:
     return {**dict(row), "lines": json.loads(row["lines"])}
 
 
-def set_status(db: sqlite_utils.Database, shipment_id: str, status: str, **fields) -> None:
+def set_status(db: Database, shipment_id: str, status: str, **fields) -> None:
     """Move a shipment (the caller checked the transition); call inside a transaction."""
     assignments = ", ".join(f"{name} = ?" for name in fields)
     db.execute(
@@ -105,7 +104,7 @@ def set_status(db: sqlite_utils.Database, shipment_id: str, status: str, **field
     )
 
 
-def mark_requested(db: sqlite_utils.Database, shipment_id: str) -> None:
+def mark_requested(db: Database, shipment_id: str) -> None:
     """The node received the request: the acknowledgement clock starts."""
     db.execute(
         "UPDATE shipments SET status = 'requested', requested_at = ?, updated_at = ?"
@@ -114,7 +113,7 @@ def mark_requested(db: sqlite_utils.Database, shipment_id: str) -> None:
     )
 
 
-def unacknowledged(db: sqlite_utils.Database, older_than: str) -> list[dict]:
+def unacknowledged(db: Database, older_than: str) -> list[dict]:
     """Requested shipments whose node has not accepted them since before ``older_than``."""
     rows = db.execute(
         "SELECT shipment_id FROM shipments WHERE status = 'requested' AND requested_at < ?",
@@ -127,7 +126,7 @@ def unacknowledged(db: sqlite_utils.Database, older_than: str) -> list[dict]:
 NODE_FAILURES = ("ack_timeout", "hold_lapsed")
 
 
-def excluded_nodes(db: sqlite_utils.Database, order_id: str) -> dict[str, set[str]]:
+def excluded_nodes(db: Database, order_id: str) -> dict[str, set[str]]:
     """Per line of the order, the nodes that rejected it or let it lapse."""
     marks = ",".join("?" * len(NODE_FAILURES))
     rows = db.execute(
@@ -142,13 +141,13 @@ def excluded_nodes(db: sqlite_utils.Database, order_id: str) -> dict[str, set[st
     return excluded
 
 
-def live(db: sqlite_utils.Database, shipment_ids: list[str]) -> list[dict]:
+def live(db: Database, shipment_ids: list[str]) -> list[dict]:
     """Those of these shipments that are still open, in the order given."""
     found = [get(db, shipment_id) for shipment_id in shipment_ids]
     return [s for s in found if s["status"] in OPEN]
 
 
-def rejection_counts(db: sqlite_utils.Database, decision_ids: list[str]) -> tuple[int, int]:
+def rejection_counts(db: Database, decision_ids: list[str]) -> tuple[int, int]:
     """(rejected, all) shipments of these decisions: the node rejection rate."""
     rejected = total = 0
     for start in range(0, len(decision_ids), 500):

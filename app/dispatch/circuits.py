@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 
 
 def key(node_id: str | None, subscription_id: str | None) -> str:
@@ -91,7 +90,7 @@ def after(circuit: Circuit, ok: bool, now: datetime, limits: Limits) -> tuple[Ci
     return updated, too_long
 
 
-def get(db: sqlite_utils.Database, endpoint: str) -> Circuit:
+def get(db: Database, endpoint: str) -> Circuit:
     row = db.execute(
         "SELECT state, failures, failing_since, open_until, opened_count, probe_message_id"
         " FROM endpoint_circuits WHERE endpoint = ?",
@@ -100,7 +99,7 @@ def get(db: sqlite_utils.Database, endpoint: str) -> Circuit:
     return Circuit(**dict(row)) if row else Circuit()
 
 
-def put(db: sqlite_utils.Database, endpoint: str, circuit: Circuit) -> None:
+def put(db: Database, endpoint: str, circuit: Circuit) -> None:
     """Store a circuit; call inside a transaction."""
     db.execute(
         "INSERT INTO endpoint_circuits (endpoint, state, failures, failing_since, open_until,"
@@ -123,7 +122,7 @@ def put(db: sqlite_utils.Database, endpoint: str, circuit: Circuit) -> None:
 
 
 def record(
-    db: sqlite_utils.Database, endpoint: str, ok: bool, now: datetime, limits: Limits
+    db: Database, endpoint: str, ok: bool, now: datetime, limits: Limits
 ) -> tuple[Circuit, bool]:
     """Apply an attempt's result; return the circuit and whether the endpoint failed too long."""
     circuit, too_long = after(get(db, endpoint), ok, now, limits)
@@ -136,9 +135,7 @@ def may_send(circuit: Circuit, message_id: str) -> bool:
     return circuit.state == "closed" or circuit.probe_message_id == message_id
 
 
-def admit(
-    db: sqlite_utils.Database, endpoint: str, message_id: str, now: str, probe_until: str
-) -> bool:
+def admit(db: Database, endpoint: str, message_id: str, now: str, probe_until: str) -> bool:
     """At claim time: may this message go? An open circuit whose wait is over (or whose
     probe was lost with its worker) lets this one through as its probe."""
     circuit = get(db, endpoint)
@@ -156,6 +153,6 @@ def admit(
     return True
 
 
-def reset(db: sqlite_utils.Database, endpoint: str) -> None:
+def reset(db: Database, endpoint: str) -> None:
     """Close a circuit (an operator re-enabled or changed the endpoint)."""
     db.execute("DELETE FROM endpoint_circuits WHERE endpoint = ?", [endpoint])

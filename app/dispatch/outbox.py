@@ -14,9 +14,8 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.dispatch import circuits
 from app.errors import Conflict, NotFound
 
@@ -24,7 +23,7 @@ STATUSES = ("pending", "delivered", "dead")
 
 
 def enqueue(
-    db: sqlite_utils.Database,
+    db: Database,
     event_type: str,
     payload: dict,
     node_id: str | None = None,
@@ -38,11 +37,25 @@ def enqueue(
     body = json.dumps(
         {"type": event_type, "timestamp": now, "data": payload}, separators=(",", ":")
     )
+    # Messages of one shipment go out in the order written; the shipment's order row is
+    # locked by the transaction that writes them, so the positions cannot collide.
     db.execute(
         "INSERT INTO outbox (message_id, event_type, node_id, shipment_id, order_id, payload,"
-        " status, created_at, subscription_id, next_attempt_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-        [message_id, event_type, node_id, shipment_id, order_id, body, now, subscription_id, now],
+        " status, created_at, subscription_id, next_attempt_at, position)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?,"
+        " (SELECT COALESCE(MAX(position), 0) + 1 FROM outbox WHERE shipment_id = ?))",
+        [
+            message_id,
+            event_type,
+            node_id,
+            shipment_id,
+            order_id,
+            body,
+            now,
+            subscription_id,
+            now,
+            shipment_id,
+        ],
     )
     return message_id
 
@@ -55,7 +68,7 @@ def _public(row) -> dict:
     return message
 
 
-def get(db: sqlite_utils.Database, message_id: str) -> dict:
+def get(db: Database, message_id: str) -> dict:
     row = db.execute("SELECT * FROM outbox WHERE message_id = ?", [message_id]).fetchone()
     if row is None:
         raise NotFound(f"delivery {message_id!r} does not exist")
@@ -71,7 +84,7 @@ def get(db: sqlite_utils.Database, message_id: str) -> dict:
     return message
 
 
-def search(db: sqlite_utils.Database, filters: dict, limit: int = 100) -> list[dict]:
+def search(db: Database, filters: dict, limit: int = 100) -> list[dict]:
     where, params = [], []
     for column, key in (("node_id", "node_id"), ("status", "status"), ("event_type", "event")):
         if filters.get(key):
@@ -90,7 +103,7 @@ def search(db: sqlite_utils.Database, filters: dict, limit: int = 100) -> list[d
     return [_public(row) for row in rows]
 
 
-def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
+def for_order(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT * FROM outbox WHERE order_id = ? ORDER BY created_at, message_id", [order_id]
     )
@@ -98,7 +111,7 @@ def for_order(db: sqlite_utils.Database, order_id: str) -> list[dict]:
 
 
 def claim(
-    db: sqlite_utils.Database,
+    db: Database,
     worker: str,
     lease_seconds: float,
     limit: int,
@@ -121,7 +134,7 @@ def claim(
             " AND (o.lease_until IS NULL OR o.lease_until < ?)"
             " AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE o.shipment_id IS NOT NULL"
             "   AND earlier.shipment_id = o.shipment_id AND earlier.status = 'pending'"
-            "   AND earlier.rowid < o.rowid)"
+            "   AND earlier.position < o.position)"
             " ORDER BY o.next_attempt_at, o.created_at LIMIT ?",
             [stamp, stamp, limit * 5],
         ).fetchall()
@@ -156,9 +169,7 @@ def claim(
         ]
 
 
-def begin_attempt(
-    db: sqlite_utils.Database, message: dict, worker: str, lease_seconds: float
-) -> int | None:
+def begin_attempt(db: Database, message: dict, worker: str, lease_seconds: float) -> int | None:
     """Renew the lease and log the attempt before it is made; return the attempt's id.
 
     None when the message is no longer this worker's to send: its lease passed to
@@ -194,15 +205,15 @@ def begin_attempt(
             " WHERE message_id = ? AND finished_at IS NULL",
             [stamp, message["message_id"]],
         )
-        cursor = db.execute(
-            "INSERT INTO delivery_attempts (message_id, started_at, worker) VALUES (?, ?, ?)",
+        return db.execute(
+            "INSERT INTO delivery_attempts (message_id, started_at, worker) VALUES (?, ?, ?)"
+            " RETURNING attempt_id",
             [message["message_id"], stamp, worker],
-        )
-        return cursor.lastrowid
+        ).fetchone()[0]
 
 
 def finish_attempt(
-    db: sqlite_utils.Database,
+    db: Database,
     attempt_id: int,
     message: dict,
     worker: str,
@@ -246,7 +257,7 @@ def finish_attempt(
     return cursor.rowcount == 1
 
 
-def release(db: sqlite_utils.Database, worker: str) -> int:
+def release(db: Database, worker: str) -> int:
     """Give back every lease a stopping worker holds, so others deliver those messages now."""
     with database.atomic(db):
         cursor = db.execute(
@@ -257,7 +268,7 @@ def release(db: sqlite_utils.Database, worker: str) -> int:
     return cursor.rowcount
 
 
-def retry(db: sqlite_utils.Database, message_id: str) -> dict:
+def retry(db: Database, message_id: str) -> dict:
     """Send a message again now, with a fresh schedule (dead ones too)."""
     with database.immediate(db):
         message = get(db, message_id)
@@ -271,7 +282,7 @@ def retry(db: sqlite_utils.Database, message_id: str) -> dict:
     return get(db, message_id)
 
 
-def recover(db: sqlite_utils.Database, node_id: str, since: str) -> int:
+def recover(db: Database, node_id: str, since: str) -> int:
     """Make every dead message of a node since a time due again; return how many."""
     with database.immediate(db):
         cursor = db.execute(
@@ -282,7 +293,7 @@ def recover(db: sqlite_utils.Database, node_id: str, since: str) -> int:
     return cursor.rowcount
 
 
-def oldest_pending_age(db: sqlite_utils.Database) -> float:
+def oldest_pending_age(db: Database) -> float:
     """Seconds since the oldest undelivered message was written: the outbox lag."""
     row = db.execute("SELECT MIN(created_at) FROM outbox WHERE status = 'pending'").fetchone()
     if row[0] is None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import secrets
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import Forbidden, NotFound
 from app.vault import Vault
 
@@ -26,9 +25,7 @@ def _public(row) -> dict:
     }
 
 
-def create(
-    db: sqlite_utils.Database, key_id: str, document: dict, secret: str, vault: Vault
-) -> dict:
+def create(db: Database, key_id: str, document: dict, secret: str, vault: Vault) -> dict:
     """Store a subscription, its signing secret sealed."""
     subscription_id = "sub_" + secrets.token_hex(8)
     with database.atomic(db):
@@ -48,7 +45,7 @@ def create(
     return get(db, subscription_id)
 
 
-def get(db: sqlite_utils.Database, subscription_id: str, key_id: str | None = None) -> dict:
+def get(db: Database, subscription_id: str, key_id: str | None = None) -> dict:
     row = db.execute(
         "SELECT * FROM subscriptions WHERE subscription_id = ? AND deleted_at IS NULL",
         [subscription_id],
@@ -60,7 +57,7 @@ def get(db: sqlite_utils.Database, subscription_id: str, key_id: str | None = No
     return _public(row)
 
 
-def list_for(db: sqlite_utils.Database, key_id: str | None) -> list[dict]:
+def list_for(db: Database, key_id: str | None) -> list[dict]:
     sql = "SELECT * FROM subscriptions WHERE deleted_at IS NULL"
     params: list = []
     if key_id is not None:
@@ -69,7 +66,7 @@ def list_for(db: sqlite_utils.Database, key_id: str | None) -> list[dict]:
     return [_public(row) for row in db.execute(sql + " ORDER BY created_at", params)]
 
 
-def delete(db: sqlite_utils.Database, subscription_id: str, key_id: str | None) -> None:
+def delete(db: Database, subscription_id: str, key_id: str | None) -> None:
     get(db, subscription_id, key_id)
     with database.atomic(db):
         db.execute(
@@ -78,7 +75,7 @@ def delete(db: sqlite_utils.Database, subscription_id: str, key_id: str | None) 
         )
 
 
-def matching(db: sqlite_utils.Database, event_type: str, channel: str | None) -> list[str]:
+def matching(db: Database, event_type: str, channel: str | None) -> list[str]:
     """Active subscriptions that want this event for an order of this channel."""
     rows = db.execute(
         "SELECT subscription_id, event_types, channel FROM subscriptions"
@@ -91,7 +88,7 @@ def matching(db: sqlite_utils.Database, event_type: str, channel: str | None) ->
     ]
 
 
-def endpoint(db: sqlite_utils.Database, subscription_id: str, vault: Vault) -> dict | None:
+def endpoint(db: Database, subscription_id: str, vault: Vault) -> dict | None:
     """Where and how to deliver: url, secrets, whether disabled."""
     row = db.execute(
         "SELECT url, secret, disabled_at, deleted_at FROM subscriptions WHERE subscription_id = ?",
@@ -124,7 +121,7 @@ def note_failures(db, subscription_id: str, failures: int) -> None:
     )
 
 
-def reseal_secrets(db: sqlite_utils.Database, vault: Vault) -> int:
+def reseal_secrets(db: Database, vault: Vault) -> int:
     """Encrypt every stored subscription secret again under the vault's first key."""
     with database.atomic(db):
         rows = db.execute("SELECT subscription_id, secret FROM subscriptions").fetchall()

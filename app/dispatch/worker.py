@@ -64,7 +64,7 @@ class Dispatcher:
                     done += 1
             except Exception:  # one message must never hold up the others
                 log.exception("delivering %s failed", message["message_id"])
-                if db.conn.in_transaction:
+                if db.in_transaction:
                     db.rollback()
         if self.stopping.is_set():
             outbox.release(db, self.worker)
@@ -178,7 +178,7 @@ class Dispatcher:
                 step()
             except Exception:  # a failed sweep must not stop deliveries, nor the next step
                 log.exception("dispatcher sweep failed")
-                if db.conn.in_transaction:
+                if db.in_transaction:
                     db.rollback()
         try:
             if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:

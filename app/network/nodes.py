@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.dispatch import circuits
 from app.errors import NotFound
 from app.vault import Vault
@@ -50,7 +49,7 @@ def _public(row) -> dict:
     }
 
 
-def get(db: sqlite_utils.Database, node_id: str) -> dict:
+def get(db: Database, node_id: str) -> dict:
     row = db.execute(f"SELECT {_COLUMNS} FROM nodes WHERE node_id = ?", [node_id]).fetchone()
     if row is None:
         raise NotFound(f"node {node_id!r} does not exist")
@@ -58,7 +57,7 @@ def get(db: sqlite_utils.Database, node_id: str) -> dict:
 
 
 def list_nodes(
-    db: sqlite_utils.Database, node_type: str | None = None, active: bool | None = None
+    db: Database, node_type: str | None = None, active: bool | None = None
 ) -> list[dict]:
     where, params = [], []
     if node_type is not None:
@@ -73,7 +72,7 @@ def list_nodes(
     return [_public(row) for row in db.execute(sql + " ORDER BY node_id", params)]
 
 
-def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
+def existing(db: Database, node_ids) -> dict[str, dict]:
     """Return ``{node_id: {"type", "capabilities", "lat", "lon", "active", "priority",
     "daily_capacity", "timezone"}}`` for the ids that exist."""
     ids = sorted(set(node_ids))
@@ -101,7 +100,7 @@ def existing(db: sqlite_utils.Database, node_ids) -> dict[str, dict]:
 
 
 def put(
-    db: sqlite_utils.Database,
+    db: Database,
     node_id: str,
     document: dict,
     vault: Vault | None = None,
@@ -178,7 +177,7 @@ def put(
     return get(db, node_id), previous is None
 
 
-def endpoint(db: sqlite_utils.Database, node_id: str, vault: Vault) -> dict | None:
+def endpoint(db: Database, node_id: str, vault: Vault) -> dict | None:
     """Where and how to deliver to a node: url, the secrets to sign with, whether disabled."""
     row = db.execute(
         "SELECT webhook_url, webhook_secret, webhook_previous_secret, webhook_previous_until,"
@@ -212,7 +211,7 @@ def note_webhook_failures(db, node_id: str, failures: int) -> None:
     db.execute("UPDATE nodes SET webhook_failures = ? WHERE node_id = ?", [failures, node_id])
 
 
-def reenable_webhook(db: sqlite_utils.Database, node_id: str) -> None:
+def reenable_webhook(db: Database, node_id: str) -> None:
     with database.atomic(db):
         db.execute(
             "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL,"
@@ -222,7 +221,7 @@ def reenable_webhook(db: sqlite_utils.Database, node_id: str) -> None:
         circuits.reset(db, circuits.key(node_id, None))
 
 
-def reseal_secrets(db: sqlite_utils.Database, vault: Vault) -> int:
+def reseal_secrets(db: Database, vault: Vault) -> int:
     """Encrypt every stored webhook secret again under the vault's first key; return how many."""
     count = 0
     with database.atomic(db):

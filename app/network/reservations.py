@@ -17,9 +17,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import Conflict, NotFound
 from app.network import stock, transfers
 
@@ -52,7 +51,7 @@ class Request:
 
 
 def reserve(
-    db: sqlite_utils.Database,
+    db: Database,
     requests: list[Request],
     ttl_seconds: int,
     now: datetime | None = None,
@@ -106,7 +105,7 @@ def reserve(
     return made
 
 
-def get(db: sqlite_utils.Database, reservation_id: str) -> dict:
+def get(db: Database, reservation_id: str) -> dict:
     row = db.execute(
         "SELECT * FROM reservations WHERE reservation_id = ?", [reservation_id]
     ).fetchone()
@@ -115,7 +114,7 @@ def get(db: sqlite_utils.Database, reservation_id: str) -> dict:
     return dict(row)
 
 
-def for_reference(db: sqlite_utils.Database, reference: str) -> list[dict]:
+def for_reference(db: Database, reference: str) -> list[dict]:
     rows = db.execute(
         "SELECT * FROM reservations WHERE reference = ? ORDER BY created_at, reservation_id",
         [reference],
@@ -123,12 +122,12 @@ def for_reference(db: sqlite_utils.Database, reference: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def release(db: sqlite_utils.Database, reservation_id: str) -> dict:
+def release(db: Database, reservation_id: str) -> dict:
     """Give the stock back; releasing twice is a no-op, releasing a consumed one is 409."""
     return _finish(db, reservation_id, "released")
 
 
-def consume(db: sqlite_utils.Database, reservation_id: str, at: str | None = None) -> dict:
+def consume(db: Database, reservation_id: str, at: str | None = None) -> dict:
     """The stock left the node at ``at``: take it out of on hand and close the reservation.
 
     A count taken after ``at`` already reflects it, and so does a count that showed
@@ -142,7 +141,7 @@ _TRANSITIONS = {("active", "released"), ("active", "consumed"), ("expired", "con
 
 
 def _finish(
-    db: sqlite_utils.Database,
+    db: Database,
     reservation_id: str,
     status: str,
     at: str | None = None,
@@ -179,7 +178,7 @@ class ReservationClosed(Conflict):
         super().__init__(f"reservation {reservation_id!r} is {current}; it cannot be {wanted}")
 
 
-def expire(db: sqlite_utils.Database, now: str | None = None) -> int:
+def expire(db: Database, now: str | None = None) -> int:
     """Expire the lapsed holds that no shipment counts on; return how many.
 
     Holds of shipments lapse with their shipment (``app/sourcing/holds.py``).
@@ -200,9 +199,7 @@ def expire(db: sqlite_utils.Database, now: str | None = None) -> int:
     return cursor.rowcount
 
 
-def release_for_shipments(
-    db: sqlite_utils.Database, shipment_ids: list[str], status: str = "released"
-) -> int:
+def release_for_shipments(db: Database, shipment_ids: list[str], status: str = "released") -> int:
     """Release (or mark ``expired``) every active reservation held for these shipments.
 
     Call inside a transaction; the SKUs freed are noted for the back-orders that wait.
@@ -225,7 +222,7 @@ def release_for_shipments(
 
 
 def extend_for_shipment(
-    db: sqlite_utils.Database, shipment_id: str, ttl_seconds: int, now: datetime | None = None
+    db: Database, shipment_id: str, ttl_seconds: int, now: datetime | None = None
 ) -> None:
     """The shipment is alive (its node acted on it): hold its stock ``ttl_seconds`` from now."""
     until = database.format_time((now or datetime.now(UTC)) + timedelta(seconds=ttl_seconds))
@@ -236,7 +233,7 @@ def extend_for_shipment(
     )
 
 
-def lapsed(db: sqlite_utils.Database, now: str) -> list[dict]:
+def lapsed(db: Database, now: str) -> list[dict]:
     """Active reservations whose hold ran out by ``now``, oldest expiry first."""
     rows = db.execute(
         "SELECT * FROM reservations WHERE status = 'active' AND expires_at <= ?"
@@ -246,7 +243,7 @@ def lapsed(db: sqlite_utils.Database, now: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def active_at(db: sqlite_utils.Database, node_id: str, sku: str) -> list[dict]:
+def active_at(db: Database, node_id: str, sku: str) -> list[dict]:
     """Active on-hand holds of one SKU at one node that count against it, oldest first."""
     rows = db.execute(
         "SELECT * FROM reservations WHERE node_id = ? AND sku = ? AND status = 'active'"
@@ -256,7 +253,7 @@ def active_at(db: sqlite_utils.Database, node_id: str, sku: str) -> list[dict]:
     return [dict(row) for row in rows]
 
 
-def count_out(db: sqlite_utils.Database, reservation_id: str) -> None:
+def count_out(db: Database, reservation_id: str) -> None:
     """A count no longer sees the held goods (they left with a picked parcel): the hold
     stays with its shipment but stops counting against on hand. Call in a transaction."""
     db.execute(
@@ -265,7 +262,7 @@ def count_out(db: sqlite_utils.Database, reservation_id: str) -> None:
     )
 
 
-def settle_in_transit(db: sqlite_utils.Database, node_id: str, sku: str, qty: int) -> None:
+def settle_in_transit(db: Database, node_id: str, sku: str, qty: int) -> None:
     """Received goods become on-hand: so do the in-transit reservations held against them.
 
     Call inside the receipt's transaction. Oldest reservations move first, up to ``qty``.
@@ -286,7 +283,7 @@ def settle_in_transit(db: sqlite_utils.Database, node_id: str, sku: str, qty: in
         left -= row["qty"]
 
 
-def in_transit_atp(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
+def in_transit_atp(db: Database, node_id: str, sku: str) -> int:
     """Units in transit to a node that are not yet promised to anyone."""
     promised = db.execute(
         "SELECT COALESCE(SUM(qty), 0) FROM reservations WHERE status = 'active'"
@@ -296,7 +293,7 @@ def in_transit_atp(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
     return max(0, transfers.incoming(db, node_id, sku) - promised)
 
 
-def for_shipment(db: sqlite_utils.Database, shipment_id: str) -> list[dict]:
+def for_shipment(db: Database, shipment_id: str) -> list[dict]:
     """The active reservations that hold stock for a shipment."""
     rows = db.execute(
         "SELECT * FROM reservations WHERE shipment_id = ? AND status IN ('active', 'expired')"

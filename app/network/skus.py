@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import InvalidInput, NotFound, field_error
 from app.network import nodes
 
 
-def get(db: sqlite_utils.Database, sku: str) -> dict:
+def get(db: Database, sku: str) -> dict:
     row = db.execute("SELECT * FROM skus WHERE sku = ?", [sku]).fetchone()
     if row is None:
         raise NotFound(f"SKU {sku!r} does not exist")
@@ -34,7 +33,7 @@ def get(db: sqlite_utils.Database, sku: str) -> dict:
     }
 
 
-def existing(db: sqlite_utils.Database, skus) -> set[str]:
+def existing(db: Database, skus) -> set[str]:
     """Return the subset of ``skus`` that exist."""
     wanted = sorted(set(skus))
     found: set[str] = set()
@@ -48,7 +47,7 @@ def existing(db: sqlite_utils.Database, skus) -> set[str]:
     return found
 
 
-def put(db: sqlite_utils.Database, sku: str, document: dict) -> tuple[dict, bool]:
+def put(db: Database, sku: str, document: dict) -> tuple[dict, bool]:
     """Create or replace a SKU and its supplier list; return ``(sku, created)``."""
     suppliers = document.get("suppliers", [])
     known = nodes.existing(db, [s["node_id"] for s in suppliers])
@@ -93,7 +92,7 @@ def put(db: sqlite_utils.Database, sku: str, document: dict) -> tuple[dict, bool
     return get(db, sku), created
 
 
-def details(db: sqlite_utils.Database, sku_list) -> dict[str, dict]:
+def details(db: Database, sku_list) -> dict[str, dict]:
     """Weight, category, hazmat and drop-ship suppliers of many SKUs at once."""
     wanted = sorted(set(sku_list))
     found: dict[str, dict] = {}

@@ -18,9 +18,8 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, skus
 
@@ -39,7 +38,7 @@ def body_hash(document: dict) -> str:
 # Feeds ---------------------------------------------------------------------------------
 
 
-def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
+def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
     """Apply an inventory feed all-or-nothing; return ``(result, replayed)``.
 
     The same ``feed_id`` with the same body returns the first result and changes
@@ -75,7 +74,7 @@ def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
         if feed["mode"] == "snapshot":
             later = movements_after(db, node_id, as_of)
             plan["set"] = [(sku, max(0, qty + later.get(sku, 0))) for sku, qty in plan["set"]]
-            db.conn.executemany(
+            db.executemany(
                 "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
                 " on_hand = excluded.on_hand, snapshot_as_of = excluded.snapshot_as_of,"
@@ -83,7 +82,7 @@ def apply_feed(db: sqlite_utils.Database, feed: dict) -> tuple[dict, bool]:
                 [(node_id, sku, qty, as_of, as_of, now) for sku, qty in plan["set"]],
             )
         else:
-            db.conn.executemany(
+            db.executemany(
                 "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
                 " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
                 " on_hand = excluded.on_hand, feed_as_of = max(feed_as_of, excluded.feed_as_of),"
@@ -195,7 +194,7 @@ def _skip(index: int, sku: str, newer: str) -> dict:
 
 
 def move(
-    db: sqlite_utils.Database,
+    db: Database,
     node_id: str,
     sku: str,
     qty: int,
@@ -236,7 +235,7 @@ def move(
     return not counted
 
 
-def movements_after(db: sqlite_utils.Database, node_id: str, as_of: str) -> dict[str, int]:
+def movements_after(db: Database, node_id: str, as_of: str) -> dict[str, int]:
     """Net units moved at a node after ``as_of``, per SKU: what a count then did not see."""
     rows = db.execute(
         "SELECT sku, SUM(qty) FROM stock_movements WHERE node_id = ? AND at > ? GROUP BY sku",
@@ -248,27 +247,27 @@ def movements_after(db: sqlite_utils.Database, node_id: str, as_of: str) -> dict
 # Raised stock: what waiting orders are decided again for --------------------------------
 
 
-def note_raised(db: sqlite_utils.Database, sku_list: Iterable[str]) -> None:
+def note_raised(db: Database, sku_list: Iterable[str]) -> None:
     """Record that stock of these SKUs may have become available; call in the transaction
     that raised it, so the back-orders that wait for it run at least once."""
     now = database.now()
-    db.conn.executemany(
+    db.executemany(
         "INSERT INTO atp_raised (sku, raised_at) VALUES (?, ?)"
         " ON CONFLICT (sku) DO UPDATE SET raised_at = excluded.raised_at",
         [(sku, now) for sku in sorted(set(sku_list))],
     )
 
 
-def raised(db: sqlite_utils.Database, sku_list: Iterable[str] | None = None) -> list[dict]:
+def raised(db: Database, sku_list: Iterable[str] | None = None) -> list[dict]:
     """SKUs noted as raised (of ``sku_list``, or all), oldest first: ``[{sku, raised_at}]``."""
     rows = db.execute("SELECT sku, raised_at FROM atp_raised ORDER BY raised_at, sku")
     wanted = None if sku_list is None else set(sku_list)
     return [dict(row) for row in rows if wanted is None or row["sku"] in wanted]
 
 
-def clear_raised(db: sqlite_utils.Database, entries: list[dict]) -> None:
+def clear_raised(db: Database, entries: list[dict]) -> None:
     """Forget raises once their back-orders ran; a newer raise of a SKU stays."""
-    db.conn.executemany(
+    db.executemany(
         "DELETE FROM atp_raised WHERE sku = ? AND raised_at <= ?",
         [(entry["sku"], entry["raised_at"]) for entry in entries],
     )
@@ -277,7 +276,7 @@ def clear_raised(db: sqlite_utils.Database, entries: list[dict]) -> None:
 # Safety stock --------------------------------------------------------------------------
 
 
-def set_safety_stock(db: sqlite_utils.Database, node_id: str, sku: str, quantity: int) -> dict:
+def set_safety_stock(db: Database, node_id: str, sku: str, quantity: int) -> dict:
     if not nodes.existing(db, [node_id]):
         raise NotFound(f"node {node_id!r} does not exist")
     if not skus.existing(db, [sku]):
@@ -293,7 +292,7 @@ def set_safety_stock(db: sqlite_utils.Database, node_id: str, sku: str, quantity
     return {"node_id": node_id, "sku": sku, "quantity": quantity}
 
 
-def set_default_safety_stock(db: sqlite_utils.Database, node_type: str, quantity: int) -> dict:
+def set_default_safety_stock(db: Database, node_type: str, quantity: int) -> dict:
     if node_type not in nodes.NODE_TYPES:
         raise NotFound(f"node type {node_type!r} does not exist")
     with database.atomic(db):
@@ -307,9 +306,7 @@ def set_default_safety_stock(db: sqlite_utils.Database, node_type: str, quantity
     return {"node_type": node_type, "quantity": quantity}
 
 
-def note_raised_at(
-    db: sqlite_utils.Database, node_id: str | None = None, node_type: str | None = None
-) -> None:
+def note_raised_at(db: Database, node_id: str | None = None, node_type: str | None = None) -> None:
     """Note every SKU held at a node (or at nodes of a type) as raised: the node came back
     into service or its safety stock fell. Call in that change's transaction."""
     column, value = ("s.node_id", node_id) if node_id else ("n.type", node_type)
@@ -321,7 +318,7 @@ def note_raised_at(
     note_raised(db, [row[0] for row in rows])
 
 
-def default_safety_stock(db: sqlite_utils.Database) -> dict[str, int]:
+def default_safety_stock(db: Database) -> dict[str, int]:
     rows = db.execute("SELECT node_type, quantity FROM safety_stock_defaults")
     return {row["node_type"]: row["quantity"] for row in rows}
 
@@ -330,7 +327,7 @@ def default_safety_stock(db: sqlite_utils.Database) -> dict[str, int]:
 
 
 def positions(
-    db: sqlite_utils.Database,
+    db: Database,
     sku_list: Iterable[str],
     node_ids: Iterable[str] | None = None,
 ) -> list[dict]:
@@ -394,14 +391,14 @@ def _position(row) -> dict:
     }
 
 
-def atp(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
+def atp(db: Database, node_id: str, sku: str) -> int:
     """Return ATP of one SKU at one node (0 when the node holds none)."""
     rows = positions(db, [sku], [node_id])
     return rows[0]["atp"] if rows else 0
 
 
 def overcommitted(
-    db: sqlite_utils.Database, node_id: str, sku_list: Iterable[str] | None = None
+    db: Database, node_id: str, sku_list: Iterable[str] | None = None
 ) -> list[tuple[str, int, int]]:
     """SKUs at a node whose active holds exceed on hand: ``[(sku, on_hand, held)]``."""
     params: list = [node_id]
@@ -427,6 +424,6 @@ def overcommitted(
     return [(row[0], row[1], row[2]) for row in rows]
 
 
-def any_atp(db: sqlite_utils.Database, sku_list: Iterable[str]) -> bool:
+def any_atp(db: Database, sku_list: Iterable[str]) -> bool:
     """Whether any active node can promise any of these SKUs now."""
     return any(p["atp"] > 0 and p["active"] for p in positions(db, sku_list))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, skus, stock
 
@@ -25,14 +24,14 @@ def _public(row) -> dict:
     }
 
 
-def get(db: sqlite_utils.Database, transfer_id: str) -> dict:
+def get(db: Database, transfer_id: str) -> dict:
     row = db.execute("SELECT * FROM transfers WHERE transfer_id = ?", [transfer_id]).fetchone()
     if row is None:
         raise NotFound(f"transfer {transfer_id!r} does not exist")
     return _public(row)
 
 
-def create(db: sqlite_utils.Database, document: dict) -> tuple[dict, bool]:
+def create(db: Database, document: dict) -> tuple[dict, bool]:
     """Record stock in transit; return ``(transfer, created)``. Idempotent on transfer_id."""
     digest = stock.body_hash(document)
     with database.immediate(db):
@@ -80,7 +79,7 @@ def create(db: sqlite_utils.Database, document: dict) -> tuple[dict, bool]:
     return get(db, document["transfer_id"]), True
 
 
-def receive(db: sqlite_utils.Database, transfer_id: str, document: dict) -> tuple[dict, bool]:
+def receive(db: Database, transfer_id: str, document: dict) -> tuple[dict, bool]:
     """Move a transfer's received quantity into on-hand at its destination.
 
     Returns ``(transfer, received_now)``. Receiving again with the same quantity
@@ -126,7 +125,7 @@ def receive(db: sqlite_utils.Database, transfer_id: str, document: dict) -> tupl
         return get(db, transfer_id), True
 
 
-def in_transit(db: sqlite_utils.Database, sku_list, node_ids=None) -> list[dict]:
+def in_transit(db: Database, sku_list, node_ids=None) -> list[dict]:
     """Return open transfers of the SKUs (optionally to some nodes), soonest first."""
     wanted = sorted(set(sku_list))
     if not wanted:
@@ -143,7 +142,7 @@ def in_transit(db: sqlite_utils.Database, sku_list, node_ids=None) -> list[dict]
     return [_public(row) for row in db.execute(sql + " ORDER BY eta, transfer_id", params)]
 
 
-def incoming(db: sqlite_utils.Database, node_id: str, sku: str) -> int:
+def incoming(db: Database, node_id: str, sku: str) -> int:
     """Units of a SKU in transit to a node."""
     return db.execute(
         "SELECT COALESCE(SUM(qty), 0) FROM transfers WHERE status = 'in_transit'"

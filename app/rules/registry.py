@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 
-import sqlite_utils
-
 from app import db as database
+from app.db import Database
 from app.errors import Conflict, NotFound
 from app.rules.language import canonical, content_hash
 
@@ -37,9 +36,7 @@ def _version(row, with_document: bool = True) -> dict:
     return version
 
 
-def store(
-    db: sqlite_utils.Database, document: dict, source: str, created_by: str
-) -> tuple[dict, bool]:
+def store(db: Database, document: dict, source: str, created_by: str) -> tuple[dict, bool]:
     """Store a validated version; return ``(version, created)``.
 
     The same content again is a no-op; other content under a stored number is a conflict.
@@ -75,7 +72,7 @@ def store(
     return get(db, name, number), True
 
 
-def get(db: sqlite_utils.Database, name: str, version: int) -> dict:
+def get(db: Database, name: str, version: int) -> dict:
     row = db.execute(
         "SELECT * FROM ruleset_versions WHERE name = ? AND version = ?", [name, version]
     ).fetchone()
@@ -84,7 +81,7 @@ def get(db: sqlite_utils.Database, name: str, version: int) -> dict:
     return _version(row)
 
 
-def versions(db: sqlite_utils.Database, name: str) -> list[dict]:
+def versions(db: Database, name: str) -> list[dict]:
     rows = db.execute(
         "SELECT * FROM ruleset_versions WHERE name = ? ORDER BY version", [name]
     ).fetchall()
@@ -93,7 +90,7 @@ def versions(db: sqlite_utils.Database, name: str) -> list[dict]:
     return [_version(row, with_document=False) for row in rows]
 
 
-def names(db: sqlite_utils.Database) -> list[str]:
+def names(db: Database) -> list[str]:
     return [row[0] for row in db.execute("SELECT DISTINCT name FROM ruleset_versions ORDER BY 1")]
 
 
@@ -110,7 +107,7 @@ def _activation(row) -> dict:
     }
 
 
-def active(db: sqlite_utils.Database, name: str, at: str | None = None) -> dict | None:
+def active(db: Database, name: str, at: str | None = None) -> dict | None:
     """Return the activation in force at ``at`` (default now), or None."""
     row = db.execute(
         "SELECT * FROM ruleset_activations WHERE name = ? AND effective_at <= ?"
@@ -120,7 +117,7 @@ def active(db: sqlite_utils.Database, name: str, at: str | None = None) -> dict 
     return _activation(row) if row is not None else None
 
 
-def activations(db: sqlite_utils.Database, name: str) -> list[dict]:
+def activations(db: Database, name: str) -> list[dict]:
     rows = db.execute(
         "SELECT * FROM ruleset_activations WHERE name = ? ORDER BY effective_at, activation_id",
         [name],
@@ -129,7 +126,7 @@ def activations(db: sqlite_utils.Database, name: str) -> list[dict]:
 
 
 def activate(
-    db: sqlite_utils.Database,
+    db: Database,
     name: str,
     version: int,
     created_by: str,
@@ -142,9 +139,9 @@ def activate(
     with database.immediate(db):
         get(db, name, version)
         current = active(db, name, effective_at)
-        cursor = db.execute(
+        row = db.execute(
             "INSERT INTO ruleset_activations (name, version, previous_version, kind,"
-            " effective_at, created_by, created_at) VALUES (?,?,?,?,?,?,?)",
+            " effective_at, created_by, created_at) VALUES (?,?,?,?,?,?,?) RETURNING *",
             [
                 name,
                 version,
@@ -154,14 +151,11 @@ def activate(
                 created_by,
                 now,
             ],
-        )
-        row = db.execute(
-            "SELECT * FROM ruleset_activations WHERE activation_id = ?", [cursor.lastrowid]
         ).fetchone()
     return _activation(row)
 
 
-def previous_version(db: sqlite_utils.Database, name: str) -> int:
+def previous_version(db: Database, name: str) -> int:
     """The version that was active before the current one: what a rollback restores."""
     current = active(db, name)
     if current is None:
@@ -179,7 +173,7 @@ def previous_version(db: sqlite_utils.Database, name: str) -> int:
 
 
 def put_scenario(
-    db: sqlite_utils.Database, name: str, scenario_id: str, document: dict, source: str
+    db: Database, name: str, scenario_id: str, document: dict, source: str
 ) -> tuple[dict, bool]:
     with database.atomic(db):
         created = not db.execute(
@@ -196,7 +190,7 @@ def put_scenario(
     return {"scenario_id": scenario_id, **document}, created
 
 
-def scenarios(db: sqlite_utils.Database, name: str) -> list[dict]:
+def scenarios(db: Database, name: str) -> list[dict]:
     rows = db.execute(
         "SELECT scenario_id, document FROM ruleset_scenarios WHERE name = ? ORDER BY scenario_id",
         [name],

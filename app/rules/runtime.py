@@ -12,8 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-import sqlite_utils
-
+from app.db import Database
 from app.errors import (
     ApiError,
     Conflict,
@@ -101,7 +100,7 @@ def evaluate(version: dict, facts: list[dict]) -> Evaluation:
         raise RulesFailed(f"the rules could not be evaluated: {exc}") from exc
 
 
-def active_version(db: sqlite_utils.Database, name: str) -> dict:
+def active_version(db: Database, name: str) -> dict:
     """The version in force now; read from the database every time, so an activation
     made by any process is seen by all of them at once."""
     activation = registry.active(db, name)
@@ -177,7 +176,7 @@ def _fact_problems(case: dict, schemas: Catalogue) -> list[str]:
 
 
 def activate(
-    db: sqlite_utils.Database,
+    db: Database,
     schemas: Catalogue,
     name: str,
     version_number: int,
@@ -205,7 +204,7 @@ def activate(
 # Shipped rulesets ----------------------------------------------------------------------
 
 
-def load_shipped(db: sqlite_utils.Database, directory: str | Path, schemas: Catalogue) -> list:
+def load_shipped(db: Database, directory: str | Path, schemas: Catalogue) -> list:
     """Load ``rulesets/<name>/ruleset.json`` and its scenarios; activate each first version.
 
     Returns one line of report per ruleset. A file with problems is reported and

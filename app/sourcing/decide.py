@@ -11,10 +11,9 @@ import secrets
 import time
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from app import customers, decisions, orders, shipments
 from app import db as database
+from app.db import Database
 from app.dispatch import outbox
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, reservations, skus, stock, transfers
@@ -30,7 +29,7 @@ RETRIES_OUTSIDE_LOCK = 1
 # Checking the order -------------------------------------------------------------------
 
 
-def check_references(db: sqlite_utils.Database, order: dict) -> None:
+def check_references(db: Database, order: dict) -> None:
     """422 with a pointer for an unknown customer, SKU or node, or a repeated line id."""
     problems = []
     try:
@@ -67,7 +66,7 @@ def check_references(db: sqlite_utils.Database, order: dict) -> None:
 # Gathering (reads) --------------------------------------------------------------------
 
 
-def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> NetworkView:
+def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
     """Read what the facts need: only the order's SKUs and the nodes that hold them."""
     sku_list = sorted({line["sku"] for line in order["lines"]})
     positions = stock.positions(db, sku_list)
@@ -97,9 +96,7 @@ def gather(db: sqlite_utils.Database, order: dict, settings: dict, now: str) -> 
     )
 
 
-def facts_for(
-    db: sqlite_utils.Database, order: dict, settings: dict, excluded_nodes=None
-) -> tuple[list, dict]:
+def facts_for(db: Database, order: dict, settings: dict, excluded_nodes=None) -> tuple[list, dict]:
     now = database.now()
     view = gather(db, order, settings, now)
     profile = customers.profile_for_decisions(customers.get(db, order["customer_id"]))
@@ -300,7 +297,7 @@ def new_id(prefix: str) -> str:
 
 
 def commit(
-    db: sqlite_utils.Database,
+    db: Database,
     order: dict,
     decision: dict,
     facts: list,
@@ -425,9 +422,7 @@ def _replay_or_conflict(db, body: dict, digest: str) -> dict | None:
     return decisions.first_result(db, body["order_id"])
 
 
-def decide_order(
-    db: sqlite_utils.Database, body: dict, deferred: list | None = None
-) -> tuple[dict, bool]:
+def decide_order(db: Database, body: dict, deferred: list | None = None) -> tuple[dict, bool]:
     """Decide a new order and commit it; return ``(decision, created)``.
 
     The same order again returns its first decision; a different body under the
@@ -561,7 +556,7 @@ def make_decision(
     return decision, facts, context
 
 
-def simulate(db: sqlite_utils.Database, body: dict, version: dict) -> dict:
+def simulate(db: Database, body: dict, version: dict) -> dict:
     """Decide without reserving; keep only a log entry (a decision of kind simulation)."""
     check_references(db, body)
     decision, facts, context = make_decision(

@@ -16,10 +16,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from app import db as database
 from app import orders, shipments
+from app.db import Database
 from app.errors import Conflict
 from app.network import reservations, stock
 from app.rules import runtime
@@ -42,7 +41,7 @@ class EventIdReused(Conflict):
     code = "event_id_reused"
 
 
-def record_event(db: sqlite_utils.Database, shipment_id: str, event: dict, config) -> tuple:
+def record_event(db: Database, shipment_id: str, event: dict, config) -> tuple:
     """Apply a node's event to a shipment; return ``(result, replayed)``.
 
     The same event id for this shipment with the same body returns the first result;
@@ -129,9 +128,7 @@ def _complete_if_done(db, order_id: str) -> None:
         orders.set_status(db, order_id, "completed", {"reason": "every shipment was delivered"})
 
 
-def expire_acknowledgements(
-    db: sqlite_utils.Database, config, now: datetime | None = None
-) -> list[str]:
+def expire_acknowledgements(db: Database, config, now: datetime | None = None) -> list[str]:
     """Shipments no node accepted within the ruleset's timeout count as rejected.
 
     The node is sent a cancellation (it may still hold the request), and the lines

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlite_utils
-
 from app import db as database
 from app import shipments
+from app.db import Database
 from app.network import reservations, stock
 from app.rules import runtime
 from app.sourcing import decide, resource
@@ -29,18 +28,18 @@ from app.sourcing import decide, resource
 DEFAULT_TTL_SECONDS = 86400
 
 
-def ttl_seconds(db: sqlite_utils.Database) -> int:
+def ttl_seconds(db: Database) -> int:
     """How long a hold lasts without news from the node: the active ruleset's setting."""
     settings = runtime.active_version(db, decide.RULESET)["document"]["settings"]
     return settings.get("reservation_ttl_seconds", DEFAULT_TTL_SECONDS)
 
 
-def extend(db: sqlite_utils.Database, shipment_id: str, now: datetime | None = None) -> None:
+def extend(db: Database, shipment_id: str, now: datetime | None = None) -> None:
     """The node acted on the shipment: its holds last another TTL from now."""
     reservations.extend_for_shipment(db, shipment_id, ttl_seconds(db), now)
 
 
-def lapse(db: sqlite_utils.Database, config, now: str | None = None) -> list[str]:
+def lapse(db: Database, config, now: str | None = None) -> list[str]:
     """Withdraw every live shipment whose hold ran out by ``now``; expire standalone holds.
 
     Each shipment goes in a transaction of its own. Returns the shipments withdrawn.
@@ -70,7 +69,7 @@ def lapse(db: sqlite_utils.Database, config, now: str | None = None) -> list[str
     return withdrawn
 
 
-def apply_feed(db: sqlite_utils.Database, feed: dict, config) -> tuple[dict, bool]:
+def apply_feed(db: Database, feed: dict, config) -> tuple[dict, bool]:
     """Apply an inventory feed and reconcile the holds it leaves uncovered, in one transaction."""
     with database.immediate(db):
         result, replayed = stock.apply_feed(db, feed)
@@ -83,9 +82,7 @@ def apply_feed(db: sqlite_utils.Database, feed: dict, config) -> tuple[dict, boo
     return result, replayed
 
 
-def reconcile(
-    db: sqlite_utils.Database, node_id: str, sku_list: list[str] | None, config
-) -> list[str]:
+def reconcile(db: Database, node_id: str, sku_list: list[str] | None, config) -> list[str]:
     """Make the holds at a node fit its on hand again; call inside the count's transaction.
 
     Returns the shipments withdrawn.

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-import sqlite_utils
-
 from app import db as database
 from app import decisions, orders, shipments
+from app.db import Database
 from app.errors import Conflict
 from app.network import reservations, stock
 from app.sourcing import decide, resource
@@ -17,7 +16,7 @@ BACKORDERS_PER_CALL = 100
 SHIPPED = ("shipped", "delivered")
 
 
-def view(db: sqlite_utils.Database, order_id: str) -> dict:
+def view(db: Database, order_id: str) -> dict:
     """The order with its lines, shipments and their states, decisions and timeline."""
     order = orders.require(db, order_id)
     body = order["body"]
@@ -42,7 +41,7 @@ class AlreadyShipped(Conflict):
     code = "already_shipped"
 
 
-def cancel(db: sqlite_utils.Database, order_id: str) -> dict:
+def cancel(db: Database, order_id: str) -> dict:
     """Cancel an order: withdraw its open shipments (their nodes are told), release its holds.
 
     Cancelling a cancelled order changes nothing (a retry). An order with goods
@@ -75,7 +74,7 @@ def cancel(db: sqlite_utils.Database, order_id: str) -> dict:
     return view(db, order_id)
 
 
-def resume_raised(db: sqlite_utils.Database, sku_list: list[str] | None = None) -> list[str]:
+def resume_raised(db: Database, sku_list: list[str] | None = None) -> list[str]:
     """Decide again the orders waiting for SKUs whose stock rose (of ``sku_list``, or all).
 
     Each raise was noted in the transaction that raised the stock; it is cleared only
@@ -98,11 +97,11 @@ def resume_raised(db: sqlite_utils.Database, sku_list: list[str] | None = None) 
     return list(dict.fromkeys(resumed))
 
 
-def resume_raised_safely(db: sqlite_utils.Database, sku_list: list[str] | None) -> list[str]:
+def resume_raised_safely(db: Database, sku_list: list[str] | None) -> list[str]:
     """``resume_raised`` right after a change that raised stock, without failing that change:
     it is committed, and whatever is left here is retried by the dispatcher's sweep."""
     try:
-        if not db.conn.in_transaction:
+        if not db.in_transaction:
             return resume_raised(db, sku_list)
         # Inside the caller's lock: a savepoint, so a failure here undoes only this part.
         with database.immediate(db):
@@ -112,7 +111,7 @@ def resume_raised_safely(db: sqlite_utils.Database, sku_list: list[str] | None) 
         return []
 
 
-def resume_backorders(db: sqlite_utils.Database, skus: list[str]) -> list[str]:
+def resume_backorders(db: Database, skus: list[str]) -> list[str]:
     """Decide again, oldest first, the missing lines of orders waiting for these SKUs.
 
     Returns the ids of the orders that got new shipments.
@@ -129,7 +128,7 @@ def resume_backorders(db: sqlite_utils.Database, skus: list[str]) -> list[str]:
             return resumed
 
 
-def resume(db: sqlite_utils.Database, order_id: str) -> dict | None:
+def resume(db: Database, order_id: str) -> dict | None:
     """Source what is still missing of one order, if stock now allows; None if nothing changed.
 
     Nodes that rejected a line, or let it lapse, are not asked for it again.

@@ -11,9 +11,8 @@ rounds the order is put on hold.
 
 from __future__ import annotations
 
-import sqlite_utils
-
 from app import decisions, orders, shipments
+from app.db import Database
 from app.dispatch import outbox
 from app.network import reservations
 from app.rules import runtime
@@ -24,7 +23,7 @@ WITHDRAWN = ("ack_timeout", "hold_lapsed", "recount", "order_cancelled")
 
 
 def withdraw(
-    db: sqlite_utils.Database,
+    db: Database,
     shipment: dict,
     reason: str,
     message: str,
@@ -70,7 +69,7 @@ def withdraw(
     return quantities
 
 
-def release(db: sqlite_utils.Database, shipment: dict, hold_status: str = "released") -> dict:
+def release(db: Database, shipment: dict, hold_status: str = "released") -> dict:
     """Free a shipment's holds and unallocate its lines; return ``{line_id: qty}``."""
     reservations.release_for_shipments(db, [shipment["shipment_id"]], hold_status)
     quantities: dict[str, int] = {}
@@ -80,7 +79,7 @@ def release(db: sqlite_utils.Database, shipment: dict, hold_status: str = "relea
     return quantities
 
 
-def decide_missing(db: sqlite_utils.Database, order: dict, missing: list[dict]) -> tuple:
+def decide_missing(db: Database, order: dict, missing: list[dict]) -> tuple:
     """Decide the missing part of an order's lines under the active version, never with a
     node that failed a line before; return ``(body, decision, facts, context, settings)``."""
     body = {**order["body"], "lines": missing}
