@@ -28,8 +28,18 @@ run: venv
 	$(BIN)/dom demo load --if-empty
 	$(BIN)/dom serve
 
+# The suite runs on SQLite, then on PostgreSQL when DOM_TEST_POSTGRES (default the local
+# server) answers; DOM_TEST_REQUIRE_POSTGRES=1 makes a missing server an error.
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if $(BIN)/python -m tests.databases; then \
+		echo "== the same suite on PostgreSQL"; \
+		DOM_TEST_BACKEND=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS); \
+	elif [ -n "$$DOM_TEST_REQUIRE_POSTGRES" ]; then \
+		echo "error: PostgreSQL does not answer at $${DOM_TEST_POSTGRES:-127.0.0.1:5432}" >&2; exit 1; \
+	else \
+		echo "PostgreSQL does not answer at $${DOM_TEST_POSTGRES:-127.0.0.1:5432}: its run is skipped"; \
+	fi
 
 lint: venv
 	$(BIN)/ruff check .

@@ -22,6 +22,25 @@ class StrictJSON(DefaultJSONProvider):
         return super().dumps(obj, **kwargs)
 
 
+class Service(Flask):
+    """Flask, running a request again from its start when the database reports a lost race
+    (a deadlock, a serialization failure, a key inserted by a racing request)."""
+
+    def dispatch_request(self):
+        from flask import g
+
+        from app import db
+
+        def roll_back() -> None:
+            connection = g.get("db")
+            if connection is not None:
+                connection.rollback()
+
+        return db.retrying(
+            super().dispatch_request, self.config["DATABASE_RETRIES"], before_retry=roll_back
+        )
+
+
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, error handlers, blueprints.
 
@@ -31,7 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app import db, errors
     from app.api import init_app as init_api
 
-    app = Flask(__name__)
+    app = Service(__name__)
     app.json = StrictJSON(app)
     values = settings.load(overrides=config)
     app.config.from_mapping(values)

@@ -163,6 +163,19 @@ def secrets_rotate(db):
     click.echo(f"re-encrypted the secrets of {count} endpoints")
 
 
+@secrets.command("new-key")
+def secrets_new_key():
+    """Print a new key for DOM_SECRET_KEYS (every server of one database shares the keys).
+
+    \b
+    Example:
+        export DOM_SECRET_KEYS=$(dom secrets new-key)
+    """
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
 @main.group()
 def db():
     """Database commands.

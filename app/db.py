@@ -114,6 +114,19 @@ class Database:
     def lock_rows(self, table: str, columns: Sequence[str], keys: Iterable[Sequence]) -> None:
         """Lock rows of ``table`` by key until the transaction ends (SQLite: already held)."""
 
+    def lock_matching(self, table: str, where: str, params: Sequence, order_by: str) -> None:
+        """Lock the rows of ``table`` that ``where`` selects, in ``order_by`` order."""
+
+    def skip_locked(self, alias: str) -> str:
+        """The clause that makes a SELECT claim rows other transactions have not claimed."""
+        return ""
+
+    @contextlib.contextmanager
+    def job(self, name: str) -> Iterator[bool]:
+        """Run job ``name`` on one connection of all servers at a time: yields False when
+        another has it (skip this round). SQLite: the write lock serialises the steps."""
+        yield True
+
     def job_lock(self, name: str) -> bool:
         """Take the lock of job ``name`` for this transaction; False if another has it."""
         return True
@@ -241,15 +254,15 @@ class PostgresDatabase(Database):
         self._savepoints = 0
 
     def execute(self, sql: str, params: Sequence = ()):
-        with _translate_errors():
+        with _translate_errors(self.conn):
             return self.conn.execute(to_postgres(sql), [_param(p) for p in params])
 
     def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
-        with _translate_errors(), self.conn.cursor() as cursor:
+        with _translate_errors(self.conn), self.conn.cursor() as cursor:
             cursor.executemany(to_postgres(sql), [[_param(p) for p in row] for row in rows])
 
     def script(self, sql: str) -> None:
-        with _translate_errors():
+        with _translate_errors(self.conn):
             for statement in split_statements(postgres_ddl(sql)):
                 self.conn.execute(statement)
 
@@ -263,11 +276,11 @@ class PostgresDatabase(Database):
         )
 
     def begin(self) -> None:
-        with _translate_errors():
+        with _translate_errors(self.conn):
             self.conn.execute("BEGIN")
 
     def commit(self) -> None:
-        with _translate_errors():
+        with _translate_errors(self.conn):
             self.conn.execute("COMMIT")
 
     def rollback(self) -> None:
@@ -290,6 +303,39 @@ class PostgresDatabase(Database):
         )
         STATS["lock_wait_ms"] += round((time.perf_counter() - started) * 1000)
         STATS["row_locks"] += 1
+
+    def lock_matching(self, table: str, where: str, params: Sequence, order_by: str) -> None:
+        started = time.perf_counter()
+        self.execute(f"SELECT 1 FROM {table} WHERE {where} ORDER BY {order_by} FOR UPDATE", params)
+        STATS["lock_wait_ms"] += round((time.perf_counter() - started) * 1000)
+        STATS["row_locks"] += 1
+
+    def skip_locked(self, alias: str) -> str:
+        return f" FOR UPDATE OF {alias} SKIP LOCKED"
+
+    @contextlib.contextmanager
+    def job(self, name: str) -> Iterator[bool]:
+        if self.in_transaction:
+            # Inside the caller's transaction: the lock ends with it.
+            acquired = self.job_lock(name)
+            if not acquired:
+                STATS["jobs_skipped"] += 1
+            yield acquired
+            return
+        # A session lock: the job runs several transactions. A server that dies drops it,
+        # and a connection going back to the pool drops any it still holds.
+        row = self.execute("SELECT pg_try_advisory_lock(hashtext(?))", [name]).fetchone()
+        if not row[0]:
+            STATS["jobs_skipped"] += 1
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            with contextlib.suppress(DatabaseUnavailable):
+                if self.in_transaction:  # a step failed half-way
+                    self.rollback()
+                self.execute("SELECT pg_advisory_unlock(hashtext(?))", [name])
 
     def job_lock(self, name: str) -> bool:
         row = self.execute("SELECT pg_try_advisory_xact_lock(hashtext(?))", [name]).fetchone()
@@ -328,7 +374,7 @@ class PostgresDatabase(Database):
         raise TypeError("this is a PostgreSQL database")
 
 
-def _classify(exc: BaseException) -> str | None:
+def _classify(exc: BaseException, broken: bool) -> str | None:
     """'retry', 'unavailable' or None for a psycopg error."""
     import psycopg
     from psycopg import errors
@@ -343,15 +389,18 @@ def _classify(exc: BaseException) -> str | None:
         return "retry:lock_timeout"
     if isinstance(exc, errors.QueryCanceled):
         return None  # the statement timeout: a bug or an overload, not a race
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return "unavailable"
     if isinstance(exc, errors.AdminShutdown | errors.CannotConnectNow):
+        return "unavailable"
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith("08") or state.startswith("57P"):
+        return "unavailable"  # connection exceptions; the server shutting down or starting
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and broken:
         return "unavailable"
     return None
 
 
 @contextlib.contextmanager
-def _translate_errors():
+def _translate_errors(conn=None):
     """Turn a lost race into ``Retry`` and a lost server into ``DatabaseUnavailable``."""
     from psycopg_pool import PoolTimeout
 
@@ -361,7 +410,9 @@ def _translate_errors():
         STATS["unavailable"] += 1
         raise DatabaseUnavailable(f"no database connection could be had: {exc}") from exc
     except Exception as exc:
-        kind = _classify(exc) if type(exc).__module__.startswith("psycopg") else None
+        if not type(exc).__module__.startswith("psycopg"):
+            raise
+        kind = _classify(exc, conn is None or conn.closed or conn.broken)
         if kind is None:
             raise
         if kind == "unavailable":
@@ -401,12 +452,16 @@ def _open_pool(url: str, config):
         conn.row_factory = _row_factory
         _load_numbers_as_python(conn)
 
+    def reset(conn) -> None:
+        conn.execute("SELECT pg_advisory_unlock_all()")
+
     return ConnectionPool(
         url,
         min_size=1,
         max_size=int(config.get("DATABASE_POOL_SIZE", 10)),
         kwargs={"autocommit": True, "options": options, "connect_timeout": 5},
         configure=configure,
+        reset=reset,
         # A connection left from before a restart is found dead here, not by a request.
         check=ConnectionPool.check_connection,
         timeout=float(config.get("DATABASE_WAIT_SECONDS", 5)),
@@ -512,16 +567,30 @@ def atomic(db: Database) -> Iterator[Database]:
 immediate = atomic
 
 
-def retrying(work: Callable[[], object], attempts: int = 8):
-    """Run ``work`` (a whole transaction) again when it lost a race; count each retry."""
+class DatabaseBusy(Unavailable):
+    """A request kept losing races for the same rows: 503, retry soon."""
+
+    code = "database_busy"
+    retry_after = 1
+
+
+def retrying(work: Callable[[], object], attempts: int = 8, before_retry=None):
+    """Run ``work`` (a whole unit of work) again when it lost a race; count each retry.
+
+    After ``attempts`` it gives up with ``DatabaseBusy``.
+    """
     for attempt in range(attempts):
         try:
             return work()
         except Retry as exc:
             STATS[f"retry_{exc.cause}"] += 1
             STATS["retries"] += 1
+            if before_retry is not None:
+                before_retry()
             if attempt == attempts - 1:
-                raise
+                raise DatabaseBusy(
+                    f"the request lost {attempts} races for the same rows ({exc.cause})"
+                ) from exc
             time.sleep(random.uniform(0, 0.005 * 2**attempt))
     raise AssertionError("unreachable")
 

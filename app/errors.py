@@ -119,7 +119,10 @@ _HTTP_CODES = {
 
 
 def response(error: ApiError):
-    return jsonify(error.body()), error.status
+    headers = {}
+    if getattr(error, "retry_after", None):
+        headers["Retry-After"] = str(error.retry_after)
+    return jsonify(error.body()), error.status, headers
 
 
 def init_app(app: Flask) -> None:
@@ -146,8 +149,7 @@ def init_app(app: Flask) -> None:
             api_error.message = (
                 f"the request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes"
             )
-        body, status = response(api_error)
-        headers = {}
+        body, status, headers = response(api_error)
         if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
             headers["Allow"] = ", ".join(error.valid_methods)
         return body, status, headers

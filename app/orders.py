@@ -43,6 +43,13 @@ def check_transition(order_id: str, current: str, target: str) -> None:
         raise IllegalTransition(order_id, current, target)
 
 
+def lock(db: Database, order_id: str) -> None:
+    """Hold the order until the transaction ends: one change to an order at a time.
+
+    An order is locked before its nodes and stock rows."""
+    db.lock_rows("orders", ("order_id",), [(order_id,)])
+
+
 def find(db: Database, order_id: str) -> dict | None:
     row = db.execute("SELECT * FROM orders WHERE order_id = ?", [order_id]).fetchone()
     if row is None:

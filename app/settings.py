@@ -47,7 +47,41 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("DATABASE", "dom.db", "Path of the SQLite database file."),
+    Setting(
+        "DATABASE",
+        "dom.db",
+        "Path of the SQLite database file, or a PostgreSQL URL (postgresql://user@host/db).",
+    ),
+    Setting(
+        "DATABASE_POOL_SIZE",
+        10,
+        "PostgreSQL: most connections each process keeps open.",
+        int,
+    ),
+    Setting(
+        "DATABASE_WAIT_SECONDS",
+        5.0,
+        "PostgreSQL: how long a request waits for a connection before 503.",
+        float,
+    ),
+    Setting(
+        "STATEMENT_TIMEOUT_MS",
+        30000,
+        "PostgreSQL: a statement running longer than this is cancelled.",
+        int,
+    ),
+    Setting(
+        "LOCK_TIMEOUT_MS",
+        10000,
+        "PostgreSQL: a transaction waiting longer than this for a row lock is run again.",
+        int,
+    ),
+    Setting(
+        "DATABASE_RETRIES",
+        8,
+        "PostgreSQL: times a request is run again after a deadlock or a lost race, then 503.",
+        int,
+    ),
     Setting("HOST", "127.0.0.1", "Address `dom serve` listens on."),
     Setting("PORT", 8000, "Port `dom serve` listens on.", int),
     Setting("WORKERS", 2, "Worker processes started by `dom serve`.", int),

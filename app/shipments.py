@@ -154,7 +154,7 @@ def rejection_counts(db: Database, decision_ids: list[str]) -> tuple[int, int]:
         chunk = decision_ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         row = db.execute(
-            f"SELECT SUM(status = 'rejected'), COUNT(*) FROM shipments"
+            f"SELECT SUM(CASE WHEN status = 'rejected' THEN 1 ELSE 0 END), COUNT(*) FROM shipments"
             f" WHERE decision_id IN ({marks})",
             chunk,
         ).fetchone()

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from app.db import is_postgres
+
 MARK = "fernet:"
 
 
@@ -64,6 +66,12 @@ def from_config(config) -> Vault:
     listed = [part.strip() for part in (config["SECRET_KEYS"] or "").split(",") if part.strip()]
     if listed:
         return Vault([key.encode() for key in listed])
+    if is_postgres(config["DATABASE"]):
+        # Every server must read what any server sealed: the key cannot be a local file.
+        raise ValueError(
+            "DOM_SECRET_KEYS must be set when DOM_DATABASE is a PostgreSQL URL"
+            " (make one with: dom secrets new-key)"
+        )
     return Vault([_key_file(Path(config["DATABASE"] + ".key"))])
 
 

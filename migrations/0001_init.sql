@@ -1,17 +1,6 @@
 -- The network, inventory, customers and API keys.
 -- Times are UTC ISO 8601 text ("2026-11-25T18:00:00.000000Z"), which sorts as text.
 
-CREATE TABLE api_keys (
-    key_id TEXT PRIMARY KEY,
-    key_hash TEXT NOT NULL UNIQUE,
-    role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'channel', 'node')),
-    node_id TEXT REFERENCES nodes (node_id),
-    label TEXT,
-    created_at TEXT NOT NULL,
-    revoked_at TEXT,
-    CHECK ((role = 'node') = (node_id IS NOT NULL))
-);
-
 CREATE TABLE nodes (
     node_id TEXT PRIMARY KEY,
     type TEXT NOT NULL CHECK (type IN ('store', 'dc', '3pl', 'supplier')),
@@ -30,6 +19,17 @@ CREATE TABLE nodes (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX nodes_type ON nodes (type, active);
+
+CREATE TABLE api_keys (
+    key_id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'analyst', 'channel', 'node')),
+    node_id TEXT REFERENCES nodes (node_id),
+    label TEXT,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT,
+    CHECK ((role = 'node') = (node_id IS NOT NULL))
+);
 
 CREATE TABLE skus (
     sku TEXT PRIMARY KEY,

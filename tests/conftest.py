@@ -1,4 +1,8 @@
-"""Shared fixtures: a service on a fresh SQLite file, a client, keys for every role."""
+"""Shared fixtures: a service on a fresh database, a client, keys for every role.
+
+The database is a SQLite file, or with ``DOM_TEST_BACKEND=postgresql`` a PostgreSQL
+database of the test's own (``tests/databases.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import pytest
 
 from app import auth, create_app
 from app import db as database
+from tests.databases import ON_POSTGRES, POSTGRES, reachable
 
 NODE_DC = {
     "type": "dc",
@@ -46,9 +51,46 @@ def store(lat: float, lon: float, city: str = "Leicester") -> dict:
 SKU = {"name": "Blue mug", "weight_kg": 0.4, "category": "home"}
 
 
+def pytest_sessionstart(session):
+    if ON_POSTGRES and not reachable():
+        raise pytest.UsageError(
+            "DOM_TEST_BACKEND=postgresql, but DOM_TEST_POSTGRES does not answer"
+        )
+
+
+def pytest_sessionfinish(session):
+    if ON_POSTGRES:
+        database.close_pools()
+        POSTGRES.finish()
+
+
+def pytest_report_header(config):
+    return f"database: {'PostgreSQL' if ON_POSTGRES else 'SQLite'}"
+
+
 @pytest.fixture
 def db_path(tmp_path):
-    return str(tmp_path / "dom.db")
+    """Where the test's data lives: a SQLite path, or a PostgreSQL URL."""
+    if not ON_POSTGRES:
+        yield str(tmp_path / "dom.db")
+        return
+    url = POSTGRES.create()
+    yield url
+    POSTGRES.drop(url)
+
+
+@pytest.fixture
+def empty_database(tmp_path):
+    """A database with nothing in it, not even the schema: a path or a URL."""
+    if not ON_POSTGRES:
+        yield str(tmp_path / "empty.db")
+        return
+    url = POSTGRES.empty()
+    yield url
+    POSTGRES.drop(url)
+
+
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about the SQLite file itself")
 
 
 @pytest.fixture

@@ -35,7 +35,8 @@ def env(db_path, monkeypatch):
     return db_path
 
 
-def test_migrate_then_up_to_date(env):
+def test_migrate_then_up_to_date(empty_database, monkeypatch):
+    monkeypatch.setenv("DOM_DATABASE", empty_database)
     runner = CliRunner()
     output = runner.invoke(main, ["db", "migrate"]).output
     assert "applied 0001_init" in output
@@ -51,7 +52,7 @@ def test_keys_create_prints_the_key_last(env):
     )
     assert result.exit_code == 0, result.output
     key = result.output.strip().splitlines()[-1]
-    connection = database.connect(env)
+    connection = database.open_database(env)
     principal = auth.authenticate(connection, f"Bearer {key}")
     assert (principal.role, principal.channels) == ("channel", ("app", "web"))
 
@@ -65,7 +66,7 @@ def test_keys_are_listed_without_the_key_and_revoked_by_prefix(env):
     assert runner.invoke(main, ["keys", "revoke", key[:6]]).exit_code != 0  # too short to find
     revoked = runner.invoke(main, ["keys", "revoke", key[:12]])
     assert revoked.exit_code == 0, revoked.output
-    connection = database.connect(env)
+    connection = database.open_database(env)
     with pytest.raises(auth.Unauthorized):
         auth.authenticate(connection, f"Bearer {key}")
     assert "revoked" in runner.invoke(main, ["keys", "list"]).output
@@ -88,7 +89,7 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     assert "demo-admin-key" in result.output
     again = runner.invoke(main, ["demo", "load", "--if-empty"])
     assert "not loaded" in again.output
-    connection = database.connect(env)
+    connection = database.open_database(env)
     counts = {
         table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
         for table in ("nodes", "skus", "stock", "customers", "api_keys")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app import create_app, customers
+from app import db as database
+from tests.databases import ON_POSTGRES
 
 ADDRESS = {
     "address_id": "home",
@@ -68,8 +70,13 @@ def test_personal_data_not_stored_when_disabled(db_path, keys):
     customer = client.get("/v1/customers/C1", headers=headers).get_json()
     assert customer["email"] is None
     assert customer["phone"] is None
-    with open(db_path, "rb") as raw:
-        assert b"ada@example.com" not in raw.read()
+    if ON_POSTGRES:
+        with database.open_database(db_path) as connection:
+            rows = connection.execute("SELECT * FROM customers").fetchall()
+        assert "ada@example.com" not in repr([tuple(row) for row in rows])
+    else:
+        with open(db_path, "rb") as raw:
+            assert b"ada@example.com" not in raw.read()
 
 
 def test_decision_profile_has_no_personal_data(admin, network, db):

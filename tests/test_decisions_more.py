@@ -208,7 +208,7 @@ def test_server_processes_racing_for_the_same_stock(tmp_path):
             thread.join()
     assert len(results) == 30
     assert results.count("sourced") == 12
-    connection = database.connect(path)
+    connection = database.open_database(path)
     reserved = connection.execute(
         "SELECT SUM(qty) FROM reservations WHERE status = 'active'"
     ).fetchone()[0]

@@ -283,7 +283,7 @@ def test_a_killed_worker_loses_nothing(tmp_path, receiver):
     ids = set()
     for number in range(30):
         admin.post("/v1/orders", json=order(f"k{number}", [("MUG", 1, 1.0)]))
-    connection = database.connect(path)
+    connection = database.open_database(path)
     ids = {row[0] for row in connection.execute("SELECT message_id FROM outbox")}
     env = {
         **os.environ,

@@ -170,7 +170,7 @@ def test_large_snapshot_applies_in_one_transaction(admin, network, db):
     from app import db as database
 
     with database.atomic(db):
-        db.conn.executemany(
+        db.executemany(
             "INSERT INTO skus (sku, name, weight_kg, category, created_at, updated_at)"
             " VALUES (?, 'bulk', 1, 'bulk', '', '')",
             [(f"B{i:06d}",) for i in range(100_000)],

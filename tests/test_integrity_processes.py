@@ -77,7 +77,7 @@ def test_daily_capacity_holds_under_racing_orders_on_two_servers(shop):
                 ports[n % 2], shop["key"], "POST", "/v1/orders", order(f"c{n}", [("MUG", 1, 9.0)])
             )["status"],
         )
-    connection = database.connect(shop["path"])
+    connection = database.open_database(shop["path"])
     used = dict(
         connection.execute(
             "SELECT node_id, COUNT(*) FROM shipments WHERE status != 'cancelled' GROUP BY node_id"
@@ -124,7 +124,7 @@ def hooked(shop, receiver: Receiver, orders: int) -> set[str]:
     set_stock(admin, "DC1", {"MUG": orders})
     for number in range(orders):
         assert admin.post("/v1/orders", json=order(f"h{number}", [("MUG", 1, 1.0)])).status_code
-    connection = database.connect(shop["path"])
+    connection = database.open_database(shop["path"])
     ids = {row[0] for row in connection.execute("SELECT message_id FROM outbox")}
     connection.close()
     assert len(ids) == orders
@@ -132,7 +132,7 @@ def hooked(shop, receiver: Receiver, orders: int) -> set[str]:
 
 
 def outbox_states(path: str) -> collections.Counter:
-    connection = database.connect(path)
+    connection = database.open_database(path)
     try:
         return collections.Counter(
             row[0] for row in connection.execute("SELECT status FROM outbox")
@@ -159,7 +159,7 @@ def test_two_dispatchers_never_send_one_message_twice(shop):
         assert set(sent) == ids
         assert max(sent.values()) == 1, [i for i, n in sent.items() if n > 1]
         assert receiver.overlaps == 0
-        connection = database.connect(shop["path"])
+        connection = database.open_database(shop["path"])
         attempts = connection.execute("SELECT COUNT(*) FROM delivery_attempts").fetchone()[0]
         connection.close()
         assert attempts == 30

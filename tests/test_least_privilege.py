@@ -15,7 +15,7 @@ from app import auth, create_app
 from app import db as database
 from app.cli import main
 from app.openapi import routes
-from tests.conftest import NODE_DC, Api, snapshot, store
+from tests.conftest import NODE_DC, Api, snapshot, sqlite_only, store
 from tests.sourcing_helpers import build_network, order, set_stock
 
 MARKERS = ("Zebedee Marker", "zeb@marker.example", "7700900123", "77 Marker Street", "MK1 1MK")
@@ -155,6 +155,7 @@ def test_only_admins_see_webhook_endpoints(admin, network, client, db):
             assert "wms.example.com" not in json.dumps(document), role
 
 
+@sqlite_only
 def test_the_database_file_is_readable_by_its_owner_only(app, db_path, admin):
     for path in (db_path, db_path + ".key"):
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path

@@ -59,7 +59,7 @@ def test_failed_reserve_in_an_outer_transaction_keeps_the_outer_work(db, mugs):
 
 
 def _reserve_until_refused(path: str, count: int, results) -> None:
-    connection = database.connect(path)
+    connection = database.open_database(path)
     try:
         for _ in range(count):
             try:

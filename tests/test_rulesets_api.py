@@ -221,7 +221,7 @@ def test_activation_reaches_every_server_process_within_a_second(tmp_path):
     """Three gunicorn workers; after one activates v2, every answer uses v2 at once."""
     path = str(tmp_path / "served.db")
     with serving(path, workers=3) as port:
-        connection = database.connect(path)
+        connection = database.open_database(path)
         key = auth.create_key(connection, "analyst")[1]
         connection.close()
         facts = {"facts": SCENARIO["facts"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.db import now
+from app.db import now, parse_time
 from app.network import reservations
 from tests.sourcing_helpers import LEICESTER, build_network, order, set_stock
 
@@ -200,9 +200,8 @@ def test_decision_records_everything_in_one_go(shop, db):
         ("DC1", "fulfillment.requested"),
         ("ST2", "fulfillment.requested"),
     ]
-    ttl = db.execute(
-        "SELECT MIN(julianday(expires_at) - julianday(created_at)) * 86400 FROM reservations"
-    ).fetchone()[0]
+    held = db.execute("SELECT created_at, expires_at FROM reservations").fetchall()
+    ttl = min((parse_time(e) - parse_time(c)).total_seconds() for c, e in held)
     assert ttl == pytest.approx(86400, abs=1)  # the shipped ruleset's reservation TTL
     stored = shop.get(f"/v1/decisions/{decision['decision_id']}").get_json()
     assert stored == decision

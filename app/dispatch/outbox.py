@@ -135,7 +135,7 @@ def claim(
             " AND NOT EXISTS (SELECT 1 FROM outbox earlier WHERE o.shipment_id IS NOT NULL"
             "   AND earlier.shipment_id = o.shipment_id AND earlier.status = 'pending'"
             "   AND earlier.position < o.position)"
-            " ORDER BY o.next_attempt_at, o.created_at LIMIT ?",
+            " ORDER BY o.next_attempt_at, o.created_at LIMIT ?" + db.skip_locked("o"),
             [stamp, stamp, limit * 5],
         ).fetchall()
         ids = []
@@ -156,8 +156,9 @@ def claim(
             return []
         marks = ",".join("?" * len(ids))
         db.execute(
-            f"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE message_id IN ({marks})",
-            [worker, until, *ids],
+            f"UPDATE outbox SET lease_owner = ?, lease_until = ? WHERE message_id IN ({marks})"
+            " AND (lease_until IS NULL OR lease_until < ?)",
+            [worker, until, *ids, stamp],
         )
         return [
             dict(row)

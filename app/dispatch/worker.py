@@ -166,28 +166,37 @@ class Dispatcher:
 
     def sweep(self, db) -> None:
         """Withdraw what nodes let lapse, and run the back-orders that freed stock waits for."""
-        from app import experiments
         from app.sourcing import fulfilment, holds, lifecycle
 
-        for step in (
-            lambda: holds.lapse(db, self.config),
-            lambda: fulfilment.expire_acknowledgements(db, self.config),
-            lambda: lifecycle.resume_raised(db),
-        ):
+        # Each job runs on one server at a time (an advisory lock on PostgreSQL); a server
+        # that finds it taken skips it this round.
+        steps = [
+            ("lapsed holds", lambda: holds.lapse(db, self.config)),
+            (
+                "acknowledgement timeouts",
+                lambda: fulfilment.expire_acknowledgements(db, self.config),
+            ),
+            ("back-orders", lambda: lifecycle.resume_raised(db)),
+        ]
+        if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
+            self._last_guardrails = time.monotonic()
+            steps.append(("guardrails", lambda: self._guardrails(db)))
+        for name, step in steps:
             try:
-                step()
+                with db.job(name) as mine:
+                    if mine:
+                        step()
             except Exception:  # a failed sweep must not stop deliveries, nor the next step
-                log.exception("dispatcher sweep failed")
+                log.exception("dispatcher sweep failed: %s", name)
                 if db.in_transaction:
                     db.rollback()
-        try:
-            if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
-                self._last_guardrails = time.monotonic()
-                for experiment in experiments.list_all(db):
-                    if experiment["status"] == "running":
-                        experiments.check_guardrails(db, experiment["experiment_id"])
-        except Exception:
-            log.exception("experiment guardrails check failed")
+
+    def _guardrails(self, db) -> None:
+        from app import experiments
+
+        for experiment in experiments.list_all(db):
+            if experiment["status"] == "running":
+                experiments.check_guardrails(db, experiment["experiment_id"])
 
     # Loops -------------------------------------------------------------------------
 

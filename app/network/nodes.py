@@ -72,6 +72,12 @@ def list_nodes(
     return [_public(row) for row in db.execute(sql + " ORDER BY node_id", params)]
 
 
+def lock(db: Database, node_ids) -> None:
+    """Hold these nodes (their day's capacity) until the transaction ends; nodes are
+    locked before stock rows, each kind in key order."""
+    db.lock_rows("nodes", ("node_id",), [(node_id,) for node_id in node_ids])
+
+
 def existing(db: Database, node_ids) -> dict[str, dict]:
     """Return ``{node_id: {"type", "capabilities", "lat", "lon", "active", "priority",
     "daily_capacity", "timezone"}}`` for the ids that exist."""

@@ -74,6 +74,11 @@ def reserve(
         wanted[key] = wanted.get(key, 0) + r.qty
     made = []
     with database.immediate(db):
+        # Only the rows this reservation touches, in key order (no waits in a cycle).
+        stock.lock(db, [(n, s) for n, s, supply in wanted if supply == "on_hand"])
+        transfers.lock_incoming(
+            db, sorted((n, s) for n, s, supply in wanted if supply != "on_hand")
+        )
         for (node_id, sku, supply), qty in sorted(wanted.items()):
             if supply == "in_transit":
                 available = in_transit_atp(db, node_id, sku)

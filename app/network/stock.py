@@ -85,7 +85,9 @@ def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
             db.executemany(
                 "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
                 " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
-                " on_hand = excluded.on_hand, feed_as_of = max(feed_as_of, excluded.feed_as_of),"
+                " on_hand = excluded.on_hand, feed_as_of = CASE WHEN stock.feed_as_of IS NULL"
+                " OR excluded.feed_as_of > stock.feed_as_of THEN excluded.feed_as_of"
+                " ELSE stock.feed_as_of END,"
                 " updated_at = excluded.updated_at",
                 [(node_id, sku, qty, as_of, now) for sku, qty in plan["set"]],
             )
@@ -222,7 +224,7 @@ def move(
         db.execute(
             "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
             " VALUES (?, ?, ?, NULL, ?, ?) ON CONFLICT (node_id, sku) DO UPDATE SET"
-            " on_hand = on_hand + ?, updated_at = excluded.updated_at",
+            " on_hand = stock.on_hand + ?, updated_at = excluded.updated_at",
             [node_id, sku, max(qty, 0), at, now, qty],
         )
     db.execute(
@@ -391,6 +393,22 @@ def _position(row) -> dict:
     }
 
 
+def lock(db: Database, pairs: Iterable[tuple[str, str]]) -> None:
+    """Hold these (node, SKU) stock rows until the transaction ends, in key order."""
+    db.lock_rows("stock", ("node_id", "sku"), pairs)
+
+
+def lock_skus(db: Database, sku_list: Iterable[str]) -> None:
+    """Hold every stock row of these SKUs, and first the nodes that hold them."""
+    wanted = sorted(set(sku_list))
+    if not wanted:
+        return
+    marks = ",".join("?" * len(wanted))
+    holders = db.execute(f"SELECT DISTINCT node_id FROM stock WHERE sku IN ({marks})", wanted)
+    nodes.lock(db, [row[0] for row in holders])
+    db.lock_matching("stock", f"sku IN ({marks})", wanted, "node_id, sku")
+
+
 def atp(db: Database, node_id: str, sku: str) -> int:
     """Return ATP of one SKU at one node (0 when the node holds none)."""
     rows = positions(db, [sku], [node_id])
@@ -401,12 +419,20 @@ def overcommitted(
     db: Database, node_id: str, sku_list: Iterable[str] | None = None
 ) -> list[tuple[str, int, int]]:
     """SKUs at a node whose active holds exceed on hand: ``[(sku, on_hand, held)]``."""
+    if sku_list is None:
+        return _overcommitted(db, node_id, None)
+    wanted = sorted(set(sku_list))
+    # Databases bound the parameters of one statement; a large feed asks in chunks.
+    found = []
+    for start in range(0, len(wanted), 500):
+        found.extend(_overcommitted(db, node_id, wanted[start : start + 500]))
+    return found
+
+
+def _overcommitted(db: Database, node_id: str, wanted: list[str] | None) -> list[tuple]:
     params: list = [node_id]
     sku_filter = ""
-    if sku_list is not None:
-        wanted = sorted(set(sku_list))
-        if not wanted:
-            return []
+    if wanted is not None:
         sku_filter = f" AND r.sku IN ({','.join('?' * len(wanted))})"
         params.extend(wanted)
     rows = db.execute(
@@ -416,7 +442,7 @@ def overcommitted(
         LEFT JOIN stock s ON s.node_id = r.node_id AND s.sku = r.sku
         WHERE r.node_id = ? AND r.status = 'active' AND r.supply = 'on_hand'
           AND r.counted_at IS NULL{sku_filter}
-        GROUP BY r.sku HAVING SUM(r.qty) > COALESCE(s.on_hand, 0)
+        GROUP BY r.sku, s.on_hand HAVING SUM(r.qty) > COALESCE(s.on_hand, 0)
         ORDER BY r.sku
         """,
         params,

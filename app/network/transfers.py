@@ -142,6 +142,19 @@ def in_transit(db: Database, sku_list, node_ids=None) -> list[dict]:
     return [_public(row) for row in db.execute(sql + " ORDER BY eta, transfer_id", params)]
 
 
+def lock_incoming(db: Database, pairs: list[tuple[str, str]]) -> None:
+    """Hold the transfers in transit to these (node, SKU) pairs, in transfer order."""
+    if not pairs:
+        return
+    marks = ",".join(["(?, ?)"] * len(pairs))
+    db.lock_matching(
+        "transfers",
+        f"status = 'in_transit' AND (destination_node_id, sku) IN ({marks})",
+        [value for pair in pairs for value in pair],
+        "transfer_id",
+    )
+
+
 def incoming(db: Database, node_id: str, sku: str) -> int:
     """Units of a SKU in transit to a node."""
     return db.execute(

@@ -386,6 +386,7 @@ def check_capacity(db, decision: dict, context: dict, now: datetime) -> None:
         wanted[shipment["node_id"]] = wanted.get(shipment["node_id"], 0) + 1
     if not wanted:
         return
+    nodes.lock(db, wanted)
     info = nodes.existing(db, wanted)
     days = {
         node_id: context["node_days"].get(node_id)
@@ -449,6 +450,8 @@ def decide_order(db: Database, body: dict, deferred: list | None = None) -> tupl
         try:
             if locked:
                 with database.immediate(db):
+                    # Decided under the locks of every stock row it could take.
+                    stock.lock_skus(db, sku_list)
                     _serve_waiting_orders(db, sku_list)
                     result = _decide_and_commit(db, body, digest, version, settings, experiment)
             else:

@@ -50,6 +50,7 @@ def record_event(db: Database, shipment_id: str, event: dict, config) -> tuple:
     """
     digest = stock.body_hash(event)
     with database.immediate(db):
+        orders.lock(db, shipments.get(db, shipment_id)["order_id"])
         seen = db.execute(
             "SELECT body_hash, result FROM shipment_events WHERE shipment_id = ? AND event_id = ?",
             [shipment_id, event["event_id"]],
@@ -141,6 +142,7 @@ def expire_acknowledgements(db: Database, config, now: datetime | None = None) -
     for candidate in shipments.unacknowledged(db, cutoff):
         with database.immediate(db):
             # Checked again under the lock: the node may have answered meanwhile.
+            orders.lock(db, candidate["order_id"])
             shipment = shipments.get(db, candidate["shipment_id"])
             if shipment["status"] != "requested":
                 continue

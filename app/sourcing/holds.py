@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from app import db as database
-from app import shipments
+from app import orders, shipments
 from app.db import Database
 from app.network import reservations, stock
 from app.rules import runtime
@@ -51,6 +51,7 @@ def lapse(db: Database, config, now: str | None = None) -> list[str]:
     withdrawn = []
     for shipment_id in shipment_ids:
         with database.immediate(db):
+            orders.lock(db, shipments.get(db, shipment_id)["order_id"])
             # Checked again under the lock: an event may have extended the hold meanwhile.
             if not any(r["shipment_id"] == shipment_id for r in reservations.lapsed(db, moment)):
                 continue

@@ -49,6 +49,7 @@ def cancel(db: Database, order_id: str) -> dict:
     instead); nor can a completed one.
     """
     with database.immediate(db):
+        orders.lock(db, order_id)
         order = orders.require(db, order_id)
         if order["status"] != "cancelled":
             orders.check_transition(order_id, order["status"], "cancelled")
@@ -81,6 +82,12 @@ def resume_raised(db: Database, sku_list: list[str] | None = None) -> list[str]:
     once its waiting orders have run, so a failure here is retried by the next call
     (the dispatcher's sweep calls this too). Returns the orders that got shipments.
     """
+    with db.job("back-orders") as mine:
+        # Another server is running them: what this call would do is left to it.
+        return _resume_raised(db, sku_list) if mine else []
+
+
+def _resume_raised(db: Database, sku_list: list[str] | None) -> list[str]:
     resumed = []
     entries = stock.raised(db, sku_list)
     if not entries:
@@ -134,6 +141,7 @@ def resume(db: Database, order_id: str) -> dict | None:
     Nodes that rejected a line, or let it lapse, are not asked for it again.
     """
     with database.immediate(db):
+        orders.lock(db, order_id)
         order = orders.require(db, order_id)
         if order["status"] not in ("backordered", "partially_sourced"):
             return None
