@@ -465,7 +465,6 @@ def _open_pool(url: str, config):
         # A connection left from before a restart is found dead here, not by a request.
         check=ConnectionPool.check_connection,
         timeout=float(config.get("DATABASE_WAIT_SECONDS", 5)),
-        reconnect_timeout=0,
         open=True,
         name=f"dom-{os.getpid()}",
     )

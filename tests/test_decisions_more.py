@@ -180,10 +180,10 @@ def test_threads_racing_for_the_same_stock(shop, db, app):
 
 
 @pytest.mark.slow
-def test_server_processes_racing_for_the_same_stock(tmp_path):
+def test_server_processes_racing_for_the_same_stock(db_path):
     from app import create_app
 
-    path = str(tmp_path / "race.db")
+    path = db_path
     app = create_app({"DATABASE": path})
     connection = database.open_from_config(app.config)
     key = auth.create_key(connection, "admin")[1]

@@ -267,8 +267,8 @@ def test_two_dispatchers_never_deliver_one_message_at_once(shop, app, receiver):
 
 
 @pytest.mark.slow
-def test_a_killed_worker_loses_nothing(tmp_path, receiver):
-    path = str(tmp_path / "kill.db")
+def test_a_killed_worker_loses_nothing(db_path, receiver):
+    path = db_path
     app = create_app({"DATABASE": path, **FAST})
     connection = database.open_from_config(app.config)
     from app import auth

@@ -24,9 +24,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def shop(tmp_path):
-    """A network on a database file, and an admin key for it."""
-    path = str(tmp_path / "shop.db")
+def shop(db_path):
+    """A network on the test's database, and an admin key for it."""
+    path = db_path
     app = create_app({"DATABASE": path, "WEBHOOK_ALLOW": "127.0.0.1"})
     connection = database.open_from_config(app.config)
     key = auth.create_key(connection, "admin")[1]

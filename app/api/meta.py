@@ -27,7 +27,8 @@ def healthz():
         status = database.migration_status(database.get_db(), config["MIGRATIONS_DIR"])
         database.get_db().execute("SELECT 1").fetchone()
     except Exception as exc:
-        return jsonify({"status": "unhealthy", "database": f"error: {exc}"}), 503
+        retry = {"Retry-After": str(getattr(exc, "retry_after", None) or 2)}
+        return jsonify({"status": "unhealthy", "database": f"error: {exc}"}), 503, retry
     healthy = not status["pending"]
     body = {
         "status": "ok" if healthy else "unhealthy",

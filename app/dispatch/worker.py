@@ -12,6 +12,7 @@ in time are withdrawn, and back-orders waiting for freed stock are decided again
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -202,18 +203,29 @@ class Dispatcher:
 
     def run(self) -> None:
         """Deliver until asked to stop; then hand back what is claimed."""
-        db = self.connect()
+        db = None
         try:
             while not self.stopping.is_set():
                 try:
+                    if db is None:
+                        db = self.connect()
                     if self.run_once(db) == 0:
                         self.stopping.wait(self.config["DISPATCH_POLL_SECONDS"])
+                except database.DatabaseUnavailable as exc:
+                    # The database restarted or failed over: a new connection when it is back.
+                    log.warning("dispatcher waiting for the database: %s", exc)
+                    if db is not None:
+                        db.close()
+                        db = None
+                    self.stopping.wait(max(1.0, self.config["DISPATCH_POLL_SECONDS"]))
                 except Exception:  # keep delivering after a bad round
                     log.exception("dispatcher round failed")
                     self.stopping.wait(self.config["DISPATCH_POLL_SECONDS"])
         finally:
-            outbox.release(db, self.worker)
-            db.close()
+            if db is not None:
+                with contextlib.suppress(database.DatabaseUnavailable):
+                    outbox.release(db, self.worker)
+                db.close()
 
     def start_thread(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name=f"dispatcher-{self.worker}", daemon=True)
