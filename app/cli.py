@@ -84,6 +84,9 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
         return
     from gunicorn.app.base import BaseApplication
 
+    # Workers open their own connections: none is shared across the fork.
+    database.close_pools()
+
     dispatchers = {}
 
     def start_dispatcher(worker):
@@ -94,6 +97,12 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
         if worker.pid in dispatchers:
             dispatchers[worker.pid].stop()
 
+    def worker_exit(server, worker):
+        stop_dispatcher(server, worker)
+        # What the data layer saw in this worker: lock waits, retries, outages.
+        if database.STATS:
+            server.log.info("database stats %s", json.dumps(dict(database.STATS), sort_keys=True))
+
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
@@ -103,7 +112,7 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
             self.cfg.set("worker_class", "app.serving.JsonErrorsWorker")
             if embedded:
                 self.cfg.set("post_worker_init", start_dispatcher)
-                self.cfg.set("worker_exit", stop_dispatcher)
+            self.cfg.set("worker_exit", worker_exit)
 
         def load(self):
             return app

@@ -179,7 +179,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SECRET_KEYS",
         "",
         "Fernet keys that encrypt webhook and subscription secrets at rest, comma-separated;"
-        " the first encrypts, all decrypt. Empty: a key file beside the SQLite database.",
+        " the first encrypts, all decrypt. Empty: a key file beside the SQLite database"
+        " (on PostgreSQL they must be set, the same on every server).",
         str,
     ),
     Setting(

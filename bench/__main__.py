@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import allocation, decisions, dispatch, experiments, inventory, rules
+from bench import allocation, decisions, dispatch, experiments, inventory, rules, scaling
 
 
 def main() -> None:
@@ -16,6 +16,7 @@ def main() -> None:
     decisions.main()
     dispatch.main()
     experiments.main()
+    scaling.main()
 
 
 if __name__ == "__main__":

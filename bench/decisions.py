@@ -37,7 +37,7 @@ def percentile(values: list[float], share: float) -> float:
 
 def demo_network(path: str) -> dict:
     create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
-    connection = database.connect(path)
+    connection = database.open_database(path)
     demo.load(connection)
     skus_list = [f"SKU-{n:04d}" for n in range(1, 501)]
     ids = [f"C{n:05d}" for n in range(1, 301)]
@@ -48,7 +48,7 @@ def demo_network(path: str) -> dict:
 def large_network(path: str, node_count: int = 1000, sku_count: int = 200) -> dict:
     """1,000 nodes across Great Britain; each SKU stocked at about a quarter of them."""
     create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
-    connection = database.connect(path)
+    connection = database.open_database(path)
     rng = random.Random(21)
     base = demo.network(7)
     template = base["nodes"]["ST-001"]
@@ -111,7 +111,7 @@ def large_network(path: str, node_count: int = 1000, sku_count: int = 200) -> di
 
 def orders(setup: dict, path: str, count: int, prefix: str, seed: int) -> list[dict]:
     rng = random.Random(seed)
-    connection = database.connect(path)
+    connection = database.open_database(path)
     homes = {}
     for customer_id in setup["customers"]:
         homes[customer_id] = customers.get(connection, customer_id)["addresses"][0]
@@ -141,7 +141,7 @@ def orders(setup: dict, path: str, count: int, prefix: str, seed: int) -> list[d
 
 
 def in_process(path: str, bodies: list[dict]) -> tuple[float, list[float]]:
-    connection = database.connect(path)
+    connection = database.open_database(path)
     latencies = []
     started = time.perf_counter()
     for body in bodies:
@@ -153,10 +153,8 @@ def in_process(path: str, bodies: list[dict]) -> tuple[float, list[float]]:
     return len(bodies) / elapsed, latencies
 
 
-def serve(command: list[str], env: dict, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT
-    )
+def serve(command: list[str], env: dict, port: int, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=ROOT)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -173,7 +171,7 @@ def serve(command: list[str], env: dict, port: int) -> subprocess.Popen:
 
 
 def load(
-    port: int,
+    port: int | list[int],
     path: str,
     key: str,
     bodies: list[dict],
@@ -181,10 +179,14 @@ def load(
     until: float | None = None,
 ) -> tuple[float, list[float]]:
     """POST the bodies from ``clients`` threads (until the queue or the ``until`` monotonic
-    deadline runs out); return requests per second and each request's latency."""
+    deadline runs out); return requests per second and each request's latency.
+
+    With several ports, requests go to each in turn, as a load balancer would send them.
+    """
     latencies: list[float] = []
     lock = threading.Lock()
     queue = list(bodies)
+    ports = port if isinstance(port, list) else [port]
 
     def worker():
         while until is None or time.monotonic() < until:
@@ -192,8 +194,9 @@ def load(
                 if not queue:
                     return
                 body = queue.pop()
+                target = ports[len(queue) % len(ports)]
             request = urllib.request.Request(
-                f"http://127.0.0.1:{port}{path}",
+                f"http://127.0.0.1:{target}{path}",
                 data=json.dumps(body).encode(),
                 method="POST",
                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
@@ -239,7 +242,7 @@ def orders_over_http(
 
 
 def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
-    connection = database.connect(db_path)
+    connection = database.open_database(db_path)
     key = auth.create_key(connection, "channel")[1]
     connection.close()
     env = {

@@ -73,7 +73,7 @@ def hook_every_node(db, url: str, vault) -> None:
 def deliveries_per_second(folder: str, sink: Sink) -> float:
     path = str(Path(folder) / "dispatch.db")
     app = create_app({"DATABASE": path, "WEBHOOK_ALLOW": "127.0.0.1", "LOG_LEVEL": "WARNING"})
-    db = database.connect(path)
+    db = database.open_database(path)
     demo.load(db)
     hook_every_node(db, sink.url, app.extensions["dom.vault"])
     payload = {
@@ -99,7 +99,7 @@ def deliveries_per_second(folder: str, sink: Sink) -> float:
 def lag_under_load(folder: str, sink: Sink) -> tuple[float, list[float], int]:
     path = str(Path(folder) / "lag.db")
     app = create_app({"DATABASE": path, "LOG_LEVEL": "WARNING"})
-    db = database.connect(path)
+    db = database.open_database(path)
     demo.load(db)
     hook_every_node(db, sink.url, app.extensions["dom.vault"])
     key = auth.create_key(db, "channel")[1]

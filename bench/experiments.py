@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = str(Path(folder) / "ab.db")
         setup = demo_network(path)
-        db = database.connect(path)
+        db = database.open_database(path)
         challenger(db)
         # Decisions to replay, made by version 1.
         in_process(path, orders(setup, path, 400, "hist-", 3))

@@ -56,6 +56,15 @@ def serving(database_path: str, workers: int = 3, **settings):
 
 
 @contextlib.contextmanager
+def several(database_path: str, count: int, workers: int = 2, **settings):
+    """Run ``count`` `dom serve` processes on one database; yield their ports."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(serving(database_path, workers, **settings)) for _ in range(count)
+        ]
+
+
+@contextlib.contextmanager
 def dispatching(database_path: str, count: int = 1, **settings):
     """Run ``count`` `dom dispatch` processes until the block ends; yield them."""
     env = {

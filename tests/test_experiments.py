@@ -36,8 +36,8 @@ def two_line_order(order_id, customer="C1"):
     return order(order_id, [("MUG", 1, 10.0), ("CUP", 1, 5.0)], customer)
 
 
-def experiment(analyst, **changes):
-    body = {
+def experiment_body(**changes) -> dict:
+    return {
         "experiment_id": "ab1",
         "ruleset": "sourcing",
         "champion": 1,
@@ -46,7 +46,10 @@ def experiment(analyst, **changes):
         "challenger_share": 0.5,
         **changes,
     }
-    return analyst.post("/v1/experiments", json=body)
+
+
+def experiment(analyst, **changes):
+    return analyst.post("/v1/experiments", json=experiment_body(**changes))
 
 
 def test_assignment_is_sticky_and_matches_the_share():

@@ -16,7 +16,7 @@ from app import auth, create_app
 from app import db as database
 from tests.conftest import NODE_DC, Api
 from tests.receiver import Receiver
-from tests.servers import call, dispatching, serving, status_of, wait_for
+from tests.servers import call, dispatching, serving, several, status_of, wait_for
 from tests.sourcing_helpers import CUSTOMERS, NODES, SKUS, build_network, order, set_stock
 from tests.test_dispatch import SECRET
 
@@ -60,21 +60,19 @@ def race(count: int, threads: int, work) -> list:
     return results
 
 
-def test_daily_capacity_holds_under_racing_orders_on_two_servers(shop):
+def test_daily_capacity_holds_under_racing_orders_on_three_servers(shop):
     admin = shop["admin"]
     for node_id in ("DC1", "PL1"):
         node = {**NODES[node_id], "daily_capacity": 10}
         assert admin.put(f"/v1/nodes/{node_id}", json=node).status_code == 200
     set_stock(admin, "DC1", {"MUG": 500})
     set_stock(admin, "PL1", {"MUG": 500})
-    quiet = {"DISPATCH_EMBEDDED": "false"}
-    with serving(shop["path"], 2, **quiet) as one, serving(shop["path"], 2, **quiet) as two:
-        ports = [one, two]
+    with several(shop["path"], 3, DISPATCH_EMBEDDED="false") as ports:
         statuses = race(
             80,
-            8,
+            12,
             lambda n: call(
-                ports[n % 2], shop["key"], "POST", "/v1/orders", order(f"c{n}", [("MUG", 1, 9.0)])
+                ports[n % 3], shop["key"], "POST", "/v1/orders", order(f"c{n}", [("MUG", 1, 9.0)])
             )["status"],
         )
     connection = database.open_database(shop["path"])

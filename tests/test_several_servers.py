@@ -1,8 +1,9 @@
 """Several servers on one PostgreSQL database, for real.
 
 Three `dom serve` processes on different ports and two `dom dispatch` processes share
-one database, as they would behind a load balancer. Orders race for one stock and for
-nodes' daily capacity across them; dispatchers (embedded and standalone) race for the
+one database, as they would behind a load balancer. Orders race for one stock across
+them (daily capacity across three servers is in ``test_integrity_processes``, which runs
+on both databases); dispatchers (embedded and standalone) race for the
 outbox; an activation made through one server must be in force on the others within a
 second; an experiment's assignment must not depend on the server that answers.
 """
@@ -10,7 +11,6 @@ second; an experiment's assignment must not depend on the server that answers.
 from __future__ import annotations
 
 import collections
-import contextlib
 import time
 
 import pytest
@@ -21,9 +21,10 @@ from tests.conftest import NODE_DC, Api
 from tests.databases import ON_POSTGRES
 from tests.receiver import Receiver
 from tests.rules_helpers import shipped
-from tests.servers import call, dispatching, serving, wait_for
-from tests.sourcing_helpers import NODES, build_network, order, set_stock
+from tests.servers import call, dispatching, several, wait_for
+from tests.sourcing_helpers import build_network, order, set_stock
 from tests.test_dispatch import SECRET
+from tests.test_experiments import experiment_body
 from tests.test_integrity_processes import outbox_states, race
 
 pytestmark = [
@@ -46,14 +47,8 @@ def shop(db_path):
     return {"url": db_path, "key": key, "analyst": analyst, "admin": admin}
 
 
-@contextlib.contextmanager
 def three_servers(url: str, **settings):
-    with (
-        serving(url, 2, **settings) as one,
-        serving(url, 2, **settings) as two,
-        serving(url, 2, **settings) as three,
-    ):
-        yield [one, two, three]
+    return several(url, 3, **settings)
 
 
 def query(url: str, sql: str, params=()) -> list:
@@ -78,31 +73,6 @@ def test_orders_racing_for_one_stock_across_three_servers_never_oversell(shop):
         " AND node_id = 'DC1' AND sku = 'MUG'",
     )
     assert held == 25
-
-
-def test_daily_capacity_is_never_exceeded_across_three_servers(shop):
-    admin = shop["admin"]
-    for node_id in ("DC1", "PL1"):
-        node = {**NODES[node_id], "daily_capacity": 10}
-        assert admin.put(f"/v1/nodes/{node_id}", json=node).status_code == 200
-    set_stock(admin, "DC1", {"MUG": 500})
-    set_stock(admin, "PL1", {"MUG": 500})
-    with three_servers(shop["url"], **QUIET) as ports:
-        statuses = race(
-            80,
-            12,
-            lambda n: call(
-                ports[n % 3], shop["key"], "POST", "/v1/orders", order(f"c{n}", [("MUG", 1, 9.0)])
-            )["status"],
-        )
-    used = dict(
-        query(
-            shop["url"],
-            "SELECT node_id, COUNT(*) FROM shipments WHERE status != 'cancelled' GROUP BY node_id",
-        )
-    )
-    assert used == {"DC1": 10, "PL1": 10}
-    assert collections.Counter(statuses) == {"sourced": 20, "backordered": 60}
 
 
 def test_eight_dispatchers_on_three_servers_and_two_processes_send_each_message_once(shop):
@@ -175,15 +145,7 @@ def test_an_experiments_assignment_is_the_same_on_every_server(shop):
     with three_servers(shop["url"], **QUIET) as ports:
         analyst = shop["analyst"]
         call(ports[0], analyst, "POST", "/v1/rulesets/sourcing/versions", two)
-        body = {
-            "experiment_id": "ab1",
-            "ruleset": "sourcing",
-            "champion": 1,
-            "challenger": 2,
-            "mode": "split",
-            "challenger_share": 0.5,
-        }
-        call(ports[1], analyst, "POST", "/v1/experiments", body)
+        call(ports[1], analyst, "POST", "/v1/experiments", experiment_body())
         seen = collections.Counter()
         for n in range(30):
             placed = order(f"s{n}", [("MUG", 1, 10.0), ("CUP", 1, 5.0)])

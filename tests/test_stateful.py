@@ -25,6 +25,7 @@ from app import db as database
 from app.dispatch.worker import Dispatcher
 from app.sourcing import fulfilment, holds, lifecycle
 from tests.conftest import Api
+from tests.databases import ON_POSTGRES, POSTGRES
 from tests.receiver import Receiver
 from tests.sourcing_helpers import CUSTOMERS, NODES, SKUS, order
 from tests.test_dispatch import SECRET
@@ -54,9 +55,11 @@ class Integrity(RuleBasedStateMachine):
     @initialize()
     def open_shop(self):
         self.folder = tempfile.mkdtemp(prefix="dom-stateful-")
+        # Each example on a database of its own: a file, or a PostgreSQL database.
+        self.url = POSTGRES.create() if ON_POSTGRES else os.path.join(self.folder, "dom.db")
         self.app = create_app(
             {
-                "DATABASE": os.path.join(self.folder, "dom.db"),
+                "DATABASE": self.url,
                 "WEBHOOK_ALLOW": "127.0.0.1",
                 "WEBHOOK_TIMEOUT_SECONDS": 1.0,
                 "RETRY_SCHEDULE": (0.0, 0.0),
@@ -89,6 +92,8 @@ class Integrity(RuleBasedStateMachine):
         if hasattr(self, "db"):
             self.db.close()
             shutil.rmtree(self.folder, ignore_errors=True)
+            if ON_POSTGRES:
+                POSTGRES.drop(self.url)
 
     # Helpers -------------------------------------------------------------------------
 
