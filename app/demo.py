@@ -257,6 +257,11 @@ def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
         skus.put(db, code, document)
     for feed in data["feeds"]:
         stock.apply_feed(db, feed)
+    # The counts raised stock; with no order waiting for it there is nothing to run, and the
+    # first orders must not each take the path that serves waiting orders first.
+    from app.sourcing import lifecycle
+
+    lifecycle.resume_raised(db)
     for customer_id, document in data["customers"].items():
         customers.put(db, customer_id, document, store_personal_data)
     return {

@@ -21,7 +21,7 @@ from pathlib import Path
 from app import auth, create_app, customers, demo
 from app import db as database
 from app.network import nodes, skus, stock
-from app.sourcing import decide
+from app.sourcing import decide, lifecycle
 
 ROOT = Path(__file__).parent.parent
 IN_PROCESS_ORDERS = 300
@@ -86,6 +86,7 @@ def large_network(path: str, node_count: int = 1000, sku_count: int = 200) -> di
                 "items": items,
             },
         )
+    lifecycle.resume_raised(connection)  # nobody waits for the stock the feeds raised
     ids = []
     for n in range(100):
         city, postcode, lat, lon = rng.choice(demo.CITIES)

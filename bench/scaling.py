@@ -165,15 +165,16 @@ def postgres_cpu_seconds() -> float:
     return total / ticks
 
 
-def commits(url: str) -> int:
-    """Transactions committed in ``url``'s database so far (PostgreSQL's statistics)."""
+def activity(url: str) -> tuple[int, int]:
+    """Transactions committed and rows written in ``url``'s database so far."""
     with database.open_database(url) as connection:
         connection.execute("SELECT pg_stat_clear_snapshot()")
         row = connection.execute(
-            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            "SELECT xact_commit, tup_inserted + tup_updated + tup_deleted FROM pg_stat_database"
+            " WHERE datname = current_database()"
         ).fetchone()
     database.close_pools(url)
-    return row[0]
+    return row[0], row[1]
 
 
 def throughput(copies: Copies, count: int, folder: str) -> dict:
@@ -183,16 +184,17 @@ def throughput(copies: Copies, count: int, folder: str) -> dict:
         bodies = copies.orders(ORDERS, f"s{count}-{run}-", run)
         with servers(url, count, folder) as (ports, _stats):
             cpu = postgres_cpu_seconds()
-            before = commits(url) if copies.backend == "postgresql" else 0
+            before = activity(url) if copies.backend == "postgresql" else (0, 0)
             rate, latencies = load(ports, "/v1/orders", copies.key, bodies, CLIENTS)
             cpu = postgres_cpu_seconds() - cpu
-            after = commits(url) if copies.backend == "postgresql" else 0
+            after = activity(url) if copies.backend == "postgresql" else (0, 0)
         runs.append(
             {
                 "rate": rate,
                 "latencies": latencies,
                 "db_cpu_ms": cpu * 1000 / len(bodies),
-                "commits": (after - before - 1) / len(bodies),
+                "commits": (after[0] - before[0] - 1) / len(bodies),
+                "rows": (after[1] - before[1]) / len(bodies),
             }
         )
     middle = sorted(runs, key=lambda r: r["rate"])[len(runs) // 2]
@@ -255,7 +257,8 @@ def main() -> None:
                     if backend == "postgresql":
                         print(
                             f"{'':<46} PostgreSQL CPU {run['db_cpu_ms']:.2f} ms per decision,"
-                            f" {run['commits']:.1f} transactions per decision"
+                            f" {run['commits']:.1f} transactions and {run['rows']:.0f} rows written"
+                            " per decision"
                         )
                 hot = oversell(copies, folder)
                 stats = hot["stats"]
