@@ -13,8 +13,9 @@ errors mean "try again" or "the database is away".
   ``job_lock`` are no-ops: the write lock already covers them.
 - PostgreSQL (``postgresql://...``): psycopg 3 with a pool per process
   (``psycopg_pool``); transactions run at READ COMMITTED and lock what they touch
-  (``lock_rows``: ``SELECT ... ORDER BY key FOR UPDATE``, always in key order, so two
-  transactions cannot wait on each other in a cycle). Jobs that one server at a time
+  (``lock_rows``: ``SELECT ... ORDER BY key FOR NO KEY UPDATE``, always in key order, so
+  two transactions cannot wait on each other in a cycle; ``NO KEY`` lets rows that refer to
+  a locked row be inserted meanwhile). Jobs that one server at a time
   should run take a transaction-scoped advisory lock (``job_lock``). A deadlock, a
   serialization failure or a unique-key race aborts the transaction; the request is
   run again from the start (``retrying``) and the retry is counted (``STATS``).
@@ -298,7 +299,7 @@ class PostgresDatabase(Database):
         marks = ", ".join(["(" + ", ".join("?" * len(columns)) + ")"] * len(keys))
         started = time.perf_counter()
         self.execute(
-            f"SELECT 1 FROM {table} WHERE ({key}) IN ({marks}) ORDER BY {key} FOR UPDATE",
+            f"SELECT 1 FROM {table} WHERE ({key}) IN ({marks}) ORDER BY {key} FOR NO KEY UPDATE",
             [value for k in keys for value in k],
         )
         STATS["lock_wait_ms"] += round((time.perf_counter() - started) * 1000)
@@ -306,7 +307,9 @@ class PostgresDatabase(Database):
 
     def lock_matching(self, table: str, where: str, params: Sequence, order_by: str) -> None:
         started = time.perf_counter()
-        self.execute(f"SELECT 1 FROM {table} WHERE {where} ORDER BY {order_by} FOR UPDATE", params)
+        self.execute(
+            f"SELECT 1 FROM {table} WHERE {where} ORDER BY {order_by} FOR NO KEY UPDATE", params
+        )
         STATS["lock_wait_ms"] += round((time.perf_counter() - started) * 1000)
         STATS["row_locks"] += 1
 

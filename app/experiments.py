@@ -83,6 +83,8 @@ def create(db: Database, schemas: Catalogue, document: dict, by: str) -> dict:
     )
     ends = database.normalize_time(document["ends_at"]) if document.get("ends_at") else None
     with database.immediate(db):
+        # One running experiment per ruleset: creations for a ruleset take turns.
+        db.wait_job_lock(f"ruleset {document['ruleset']}")
         if db.execute(
             "SELECT 1 FROM experiments WHERE experiment_id = ?", [document["experiment_id"]]
         ).fetchone():

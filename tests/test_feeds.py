@@ -191,3 +191,31 @@ def test_large_snapshot_applies_in_one_transaction(admin, network, db):
         .fetchone()[0]
         .startswith("2026-11-25T10")
     )
+
+
+def test_deltas_racing_on_one_node_lose_no_unit(admin, network, db_path):
+    """Each delta reads the node's stock and writes it back: racing ones must take turns."""
+    import threading
+
+    from app import db as database
+    from app.network import stock
+
+    assert post(admin, snapshot("base", "DC1", [{"sku": "MUG", "on_hand": 0}])).status_code == 201
+    failures = []
+
+    def send(number: int) -> None:
+        feed = delta(f"d{number}", "DC1", [{"sku": "MUG", "delta": 1}, {"sku": "CUP", "delta": 2}])
+        try:
+            with database.open_database(db_path) as connection:
+                database.retrying(lambda: stock.apply_feed(connection, feed))
+        except Exception as exc:  # reported below, with the thread's number
+            failures.append((number, exc))
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert on_hand(admin) == 20
+    assert on_hand(admin, "CUP") == 40

@@ -283,7 +283,7 @@ class Integrity(RuleBasedStateMachine):
             "SELECT r.node_id, r.sku, SUM(r.qty), COALESCE(s.on_hand, 0) FROM reservations r"
             " LEFT JOIN stock s ON s.node_id = r.node_id AND s.sku = r.sku"
             " WHERE r.status = 'active' AND r.supply = 'on_hand' AND r.counted_at IS NULL"
-            " GROUP BY r.node_id, r.sku"
+            " GROUP BY r.node_id, r.sku, s.on_hand"
         ).fetchall()
         for node_id, sku, held, on_hand in rows:
             assert held <= on_hand, f"{node_id}/{sku}: {held} held, {on_hand} on hand"

@@ -125,6 +125,8 @@ def record(
     db: Database, endpoint: str, ok: bool, now: datetime, limits: Limits
 ) -> tuple[Circuit, bool]:
     """Apply an attempt's result; return the circuit and whether the endpoint failed too long."""
+    # Dispatchers on several servers record results of one endpoint: one at a time.
+    db.wait_job_lock(f"circuit {endpoint}")
     circuit, too_long = after(get(db, endpoint), ok, now, limits)
     put(db, endpoint, circuit)
     return circuit, too_long
@@ -138,6 +140,11 @@ def may_send(circuit: Circuit, message_id: str) -> bool:
 def admit(db: Database, endpoint: str, message_id: str, now: str, probe_until: str) -> bool:
     """At claim time: may this message go? An open circuit whose wait is over (or whose
     probe was lost with its worker) lets this one through as its probe."""
+    circuit = get(db, endpoint)
+    if circuit.state == "closed":
+        return True
+    # Only one dispatcher may pick the probe: read the circuit again under its lock.
+    db.wait_job_lock(f"circuit {endpoint}")
     circuit = get(db, endpoint)
     if circuit.state == "closed":
         return True

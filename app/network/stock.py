@@ -49,6 +49,8 @@ def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
     as_of = database.observed_time(feed["as_of"], ("as_of",))
     node_id = feed["node_id"]
     with database.immediate(db):
+        # One feed of a node at a time: each reads the node's stock, then writes it.
+        nodes.lock(db, [node_id])
         seen = db.execute(
             "SELECT body_hash, result FROM feeds WHERE node_id = ? AND feed_id = ?",
             [node_id, feed["feed_id"]],
@@ -210,6 +212,7 @@ def move(
     Returns whether on hand changed. Goods cannot leave what the node does not hold:
     that is a 409 ``insufficient_stock``.
     """
+    lock(db, [(node_id, sku)])
     row = db.execute(
         "SELECT on_hand, snapshot_as_of FROM stock WHERE node_id = ? AND sku = ?", [node_id, sku]
     ).fetchone()

@@ -86,6 +86,7 @@ def receive(db: Database, transfer_id: str, document: dict) -> tuple[dict, bool]
     is a replay and changes nothing; a different quantity is a conflict.
     """
     with database.immediate(db):
+        db.lock_rows("transfers", ("transfer_id",), [(transfer_id,)])
         transfer = get(db, transfer_id)
         qty = document.get("received_qty", transfer["qty"])
         if transfer["status"] == "received":

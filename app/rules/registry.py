@@ -137,6 +137,8 @@ def activate(
     now = database.now()
     effective_at = effective_at or now
     with database.immediate(db):
+        # Activations of one ruleset one at a time: each records the one it replaces.
+        db.wait_job_lock(f"ruleset {name}")
         get(db, name, version)
         current = active(db, name, effective_at)
         row = db.execute(
