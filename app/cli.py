@@ -412,7 +412,8 @@ def rules_test(db, name: str | None, version_number: int | None):
             version = registry.get(db, ruleset, version_number)
         else:
             version = runtime.active_version(db, ruleset)
-        report = runtime.run_scenarios(version, registry.scenarios(db, ruleset), schemas)
+        cases = runtime.version_cases(db, ruleset, version["version"])
+        report = runtime.run_scenarios(version, cases, schemas)
         click.echo(f"{ruleset} version {version['version']}")
         width = max((len(r["scenario_id"]) for r in report["scenarios"]), default=10)
         for row in report["scenarios"]:

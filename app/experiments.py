@@ -71,11 +71,7 @@ def create(db: Database, schemas: Catalogue, document: dict, by: str) -> dict:
             version = registry.get(db, name, document[role])
         except NotFound as exc:
             raise InvalidInput([field_error((role,), exc.message)]) from exc
-        report = runtime.run_scenarios(version, registry.scenarios(db, name), schemas)
-        if report["failed"]:
-            raise runtime.ScenariosFailed(
-                f"{report['failed']} scenario(s) fail under {name} version {version['version']}"
-            )
+        runtime.require_passing(db, version, schemas, f"the experiment's {role}")
     starts = (
         database.normalize_time(document["starts_at"])
         if document.get("starts_at")

@@ -126,6 +126,9 @@ class Api:
     def post(self, path, json=None, **kwargs):
         return self.client.post(path, json=json, headers=self.headers, **kwargs)
 
+    def delete(self, path, **kwargs):
+        return self.client.delete(path, headers=self.headers, **kwargs)
+
 
 @pytest.fixture
 def keys(db):

@@ -6,12 +6,19 @@ from flask import Blueprint, g, jsonify
 
 from app.api import Param, created_or_ok, endpoint, query_args, schemas
 from app.db import get_db, normalize_time, now
-from app.errors import InvalidInput, field_error
+from app.errors import InvalidInput, NotFound, field_error
 from app.rules import diff, registry, runtime
 
 bp = Blueprint("rulesets", __name__, url_prefix="/v1")
 
 AUTHORS = ("admin", "analyst")
+TEST_QUERY = (
+    Param(
+        "scenarios",
+        "Whose scenarios to run: the version's own (default), or the draft set.",
+        enum=("version", "draft"),
+    ),
+)
 DIFF_QUERY = (
     Param("from", "The older version.", "integer", required=True, minimum=1),
     Param("to", "The newer version.", "integer", required=True, minimum=1),
@@ -52,7 +59,8 @@ def post_version(name: str, body):
     runtime.require_valid(body, schemas())
     if body["ruleset"] != name:
         raise InvalidInput([field_error(("ruleset",), f"must be {name!r}, the name in the URL")])
-    version, created = registry.store(get_db(), body, "api", g.principal.key_id)
+    # The version carries the draft set of scenarios, checked against its own rules.
+    version, created = runtime.store_version(get_db(), body, schemas(), "api", g.principal.key_id)
     return created_or_ok(version, created)
 
 
@@ -93,6 +101,7 @@ def get_ruleset(name: str):
             "active_version": current["version"] if current else None,
             "versions": stored,
             "activations": history,
+            # The draft set: what the next version will carry.
             "scenarios": [s["scenario_id"] for s in registry.scenarios(db, name)],
         }
     )
@@ -102,12 +111,43 @@ def get_ruleset(name: str):
     bp,
     "/rulesets/<name>/versions/<int:version>",
     "GET",
-    summary="One stored version with its document and hash",
+    summary="One stored version with its document, hash and the scenarios it carries",
     roles=AUTHORS,
     responses={200: "The version", 404: "No such version"},
 )
 def get_version(name: str, version: int):
-    return jsonify(registry.get(get_db(), name, version))
+    return jsonify(registry.detail(get_db(), name, version))
+
+
+@endpoint(
+    bp,
+    "/rulesets/<name>/versions/<int:version>/scenarios",
+    "GET",
+    summary="The scenarios a version was stored with (immutable, like its rules)",
+    roles=AUTHORS,
+    responses={200: "The scenarios", 404: "No such version"},
+)
+def list_version_scenarios(name: str, version: int):
+    db = get_db()
+    registry.get(db, name, version)
+    return jsonify({"scenarios": runtime.version_cases(db, name, version)})
+
+
+@endpoint(
+    bp,
+    "/rulesets/<name>/versions/<int:version>/scenarios/<scenario_id>",
+    "GET",
+    summary="One scenario of a version",
+    roles=AUTHORS,
+    responses={200: "The scenario", 404: "No such version or scenario"},
+)
+def get_version_scenario(name: str, version: int, scenario_id: str):
+    db = get_db()
+    registry.get(db, name, version)
+    carried = registry.version_scenarios(db, name, version)
+    if scenario_id not in carried:
+        raise NotFound(f"{name} version {version} carries no scenario {scenario_id!r}")
+    return jsonify({"scenario_id": scenario_id, **carried[scenario_id]})
 
 
 @endpoint(
@@ -168,23 +208,57 @@ def rollback(name: str):
     bp,
     "/rulesets/<name>/scenarios/<scenario_id>",
     "PUT",
-    summary="Create or replace a scenario of a ruleset",
+    summary="Create or replace a scenario in the ruleset's draft set (the next version's)",
     roles=AUTHORS,
     body="scenario",
-    responses={200: "Replaced", 201: "Created", 404: "No such ruleset"},
+    responses={
+        200: "Replaced",
+        201: "Created",
+        404: "No such ruleset",
+        422: "Facts or expectations do not fit the ruleset's latest version",
+    },
 )
 def put_scenario(name: str, scenario_id: str, body: dict):
     db = get_db()
-    registry.versions(db, name)  # 404 for an unknown ruleset
+    latest = registry.versions(db, name)[-1]  # 404 for an unknown ruleset
+    base = registry.get(db, name, latest["version"])["document"]
+    found = runtime.scenario_problems(body, base, schemas())
+    if found:
+        raise InvalidInput(found, f"the scenario does not fit {name} version {base['version']}")
     scenario, created = registry.put_scenario(db, name, scenario_id, body, "api")
     return created_or_ok(scenario, created)
 
 
 @endpoint(
     bp,
+    "/rulesets/<name>/scenarios/<scenario_id>",
+    "GET",
+    summary="One scenario of the ruleset's draft set",
+    roles=AUTHORS,
+    responses={200: "The scenario", 404: "No such scenario"},
+)
+def get_scenario(name: str, scenario_id: str):
+    return jsonify(registry.draft_scenario(get_db(), name, scenario_id))
+
+
+@endpoint(
+    bp,
+    "/rulesets/<name>/scenarios/<scenario_id>",
+    "DELETE",
+    summary="Take a scenario out of the draft set (stored versions keep theirs)",
+    roles=AUTHORS,
+    responses={204: "Deleted", 404: "No such scenario"},
+)
+def delete_scenario(name: str, scenario_id: str):
+    registry.delete_scenario(get_db(), name, scenario_id)
+    return "", 204
+
+
+@endpoint(
+    bp,
     "/rulesets/<name>/scenarios",
     "GET",
-    summary="The scenarios of a ruleset",
+    summary="The ruleset's draft set of scenarios: what its next version will carry",
     roles=AUTHORS,
 )
 def list_scenarios(name: str):
@@ -195,16 +269,20 @@ def list_scenarios(name: str):
     bp,
     "/rulesets/<name>/versions/<int:version>/test",
     "POST",
-    summary="Run the ruleset's scenarios against a version and report each",
+    summary="Run a version's own scenarios (or the draft set) against it and report each",
     roles=AUTHORS,
+    query=TEST_QUERY,
     responses={200: "The report (see passed and failed)", 404: "No such version"},
 )
 def test_version(name: str, version: int):
     db = get_db()
-    report = runtime.run_scenarios(
-        registry.get(db, name, version), registry.scenarios(db, name), schemas()
-    )
-    return jsonify(report)
+    args = query_args(TEST_QUERY)
+    stored = registry.get(db, name, version)
+    if args.get("scenarios") == "draft":
+        cases = registry.scenarios(db, name)
+    else:
+        cases = runtime.version_cases(db, name, version)
+    return jsonify(runtime.run_scenarios(stored, cases, schemas()))
 
 
 @endpoint(

@@ -1,9 +1,12 @@
 """Stored ruleset versions, activations and scenarios.
 
-Owns ``ruleset_versions``, ``ruleset_activations`` and ``ruleset_scenarios``.
-Versions are immutable, identified by name, version and the sha256 of their
-canonical JSON. The active version at a time is named by the newest activation
-that is effective by then, so scheduled activations need no timer.
+Owns ``ruleset_versions``, ``ruleset_activations``, ``ruleset_version_scenarios`` and
+``ruleset_scenarios``. Versions are immutable, identified by name, version and the
+sha256 of their canonical JSON; each keeps the scenarios it was stored with, as
+immutable as its rules (``scenarios_sha256``). ``ruleset_scenarios`` is the draft
+set: what the next version will carry, starting from the latest version's. The
+active version at a time is named by the newest activation that is effective by
+then, so scheduled activations need no timer.
 """
 
 from __future__ import annotations
@@ -36,9 +39,16 @@ def _version(row, with_document: bool = True) -> dict:
     return version
 
 
-def store(db: Database, document: dict, source: str, created_by: str) -> tuple[dict, bool]:
-    """Store a validated version; return ``(version, created)``.
+def store(
+    db: Database,
+    document: dict,
+    source: str,
+    created_by: str,
+    scenarios: dict[str, dict] | None = None,
+) -> tuple[dict, bool]:
+    """Store a validated version with its scenarios; return ``(version, created)``.
 
+    The version carries ``scenarios`` (id to document) or, without them, the draft set.
     The same content again is a no-op; other content under a stored number is a conflict.
     """
     name, number = document["ruleset"], document["version"]
@@ -53,7 +63,7 @@ def store(db: Database, document: dict, source: str, created_by: str) -> tuple[d
                     f"{name} version {number} is stored with other content"
                     f" (sha256 {row['sha256'][:12]}…); versions are immutable: use a new number"
                 )
-            return _version(row), False
+            return detail(db, name, number), False
         db.execute(
             "INSERT INTO ruleset_versions (name, version, sha256, document, description,"
             " rule_count, source, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -69,7 +79,17 @@ def store(db: Database, document: dict, source: str, created_by: str) -> tuple[d
                 database.now(),
             ],
         )
-    return get(db, name, number), True
+        carried = draft_scenarios(db, name) if scenarios is None else scenarios
+        db.executemany(
+            "INSERT INTO ruleset_version_scenarios (name, version, scenario_id, document)"
+            " VALUES (?, ?, ?, ?)",
+            [(name, number, sid, canonical(case)) for sid, case in sorted(carried.items())],
+        )
+        if scenarios is not None and not draft_scenarios(db, name):
+            # The first version of a ruleset also seeds its draft set.
+            for sid, case in sorted(scenarios.items()):
+                put_scenario(db, name, sid, case, source)
+    return detail(db, name, number), True
 
 
 def get(db: Database, name: str, version: int) -> dict:
@@ -79,6 +99,16 @@ def get(db: Database, name: str, version: int) -> dict:
     if row is None:
         raise NotFound(f"ruleset {name!r} has no version {version}")
     return _version(row)
+
+
+def detail(db: Database, name: str, version: int) -> dict:
+    """A version with the ids and the hash of the scenarios it carries."""
+    carried = version_scenarios(db, name, version)
+    return {
+        **get(db, name, version),
+        "scenarios": sorted(carried),
+        "scenarios_sha256": content_hash(carried),
+    }
 
 
 def versions(db: Database, name: str) -> list[dict]:
@@ -198,3 +228,39 @@ def scenarios(db: Database, name: str) -> list[dict]:
         [name],
     )
     return [{"scenario_id": row[0], **json.loads(row[1])} for row in rows]
+
+
+def draft_scenarios(db: Database, name: str) -> dict[str, dict]:
+    """The draft set: what the next version of ``name`` will carry, by id."""
+    return {case.pop("scenario_id"): case for case in scenarios(db, name)}
+
+
+def draft_scenario(db: Database, name: str, scenario_id: str) -> dict:
+    row = db.execute(
+        "SELECT document FROM ruleset_scenarios WHERE name = ? AND scenario_id = ?",
+        [name, scenario_id],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"ruleset {name!r} has no scenario {scenario_id!r} in its draft")
+    return {"scenario_id": scenario_id, **json.loads(row[0])}
+
+
+def delete_scenario(db: Database, name: str, scenario_id: str) -> None:
+    """Take a scenario out of the draft set (versions keep theirs)."""
+    with database.atomic(db):
+        gone = db.execute(
+            "DELETE FROM ruleset_scenarios WHERE name = ? AND scenario_id = ?",
+            [name, scenario_id],
+        )
+        if gone.rowcount == 0:
+            raise NotFound(f"ruleset {name!r} has no scenario {scenario_id!r} in its draft")
+
+
+def version_scenarios(db: Database, name: str, version: int) -> dict[str, dict]:
+    """The scenarios ``version`` was stored with, by id: immutable, like its rules."""
+    rows = db.execute(
+        "SELECT scenario_id, document FROM ruleset_version_scenarios"
+        " WHERE name = ? AND version = ? ORDER BY scenario_id",
+        [name, version],
+    )
+    return {row[0]: json.loads(row[1]) for row in rows}

@@ -8,6 +8,7 @@ the engine whole or not at all, so no evaluation sees a half-loaded version.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 from pathlib import Path
@@ -112,6 +113,74 @@ def active_version(db: Database, name: str) -> dict:
 # Scenarios -----------------------------------------------------------------------------
 
 
+def scenario_problems(case, document: dict, schemas: Catalogue, base: tuple = ()) -> list[dict]:
+    """Every problem of a scenario for a ruleset document, with pointers under ``base``.
+
+    The body against its schema, the facts against the fact catalogue, and every rule
+    the expectations name against the document's rules.
+    """
+    found = [
+        field_error(pointer(*base) + p["pointer"], p["message"])
+        for p in schemas.errors("scenario", case)
+    ]
+    if found:
+        return found
+    found.extend(fact_problems(case["facts"], schemas, (*base, "facts")))
+    rule_ids = [rule["id"] for rule in document["rules"]]
+    for path, rule in scenarios.rule_references(case):
+        if rule not in rule_ids:
+            close = difflib.get_close_matches(rule, rule_ids, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            where = f"{document['ruleset']} version {document['version']}"
+            found.append(
+                field_error((*base, *path), f"rule {rule!r} does not exist in {where}{hint}")
+            )
+    return found
+
+
+def require_valid_scenarios(cases: dict[str, dict], document: dict, schemas: Catalogue) -> None:
+    """422 listing every problem of these scenarios (by id) under ``document``."""
+    found = []
+    for scenario_id, case in sorted(cases.items()):
+        found.extend(scenario_problems(case, document, schemas, ("scenarios", scenario_id)))
+    if found:
+        raise InvalidInput(found, f"{len(found)} problem(s) in the scenarios this version carries")
+
+
+def store_version(
+    db: Database, document: dict, schemas: Catalogue, source: str, by: str, cases=None
+) -> tuple[dict, bool]:
+    """Validate and store a version with its scenarios (``cases``, else the draft set)."""
+    require_valid(document, schemas)
+    carried = registry.draft_scenarios(db, document["ruleset"]) if cases is None else cases
+    require_valid_scenarios(carried, document, schemas)
+    return registry.store(db, document, source, by, carried)
+
+
+def version_cases(db: Database, name: str, version: int) -> list[dict]:
+    """The scenarios a stored version carries, as ``run_scenarios`` takes them."""
+    carried = registry.version_scenarios(db, name, version)
+    return [{"scenario_id": sid, **case} for sid, case in carried.items()]
+
+
+def require_passing(db: Database, version: dict, schemas: Catalogue, action: str) -> None:
+    """409 ``scenarios_failed`` unless the version's own scenarios pass under it."""
+    report = run_scenarios(
+        version, version_cases(db, version["ruleset"], version["version"]), schemas
+    )
+    if report["failed"]:
+        errors = [
+            {"pointer": f"/scenarios/{row['scenario_id']}", "message": "; ".join(row["failures"])}
+            for row in report["scenarios"]
+            if not row["passed"]
+        ]
+        raise ScenariosFailed(
+            f"{report['failed']} of the scenarios {version['ruleset']} version"
+            f" {version['version']} carries fail under it; it cannot be {action}",
+            errors=errors,
+        )
+
+
 def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
     """Run scenarios against a version; return a report with one row per scenario."""
     rows = []
@@ -184,20 +253,9 @@ def activate(
     effective_at: str | None = None,
     kind: str = "activate",
 ) -> dict:
-    """Activate a version once its ruleset's scenarios pass under it."""
+    """Activate a version once its own scenarios pass under it."""
     version = registry.get(db, name, version_number)
-    report = run_scenarios(version, registry.scenarios(db, name), schemas)
-    if report["failed"]:
-        errors = [
-            {"pointer": f"/scenarios/{row['scenario_id']}", "message": "; ".join(row["failures"])}
-            for row in report["scenarios"]
-            if not row["passed"]
-        ]
-        raise ScenariosFailed(
-            f"{report['failed']} scenario(s) fail under {name} version {version_number};"
-            " it cannot be activated",
-            errors=errors,
-        )
+    require_passing(db, version, schemas, "activated")
     return registry.activate(db, name, version_number, created_by, effective_at, kind)
 
 
@@ -205,34 +263,55 @@ def activate(
 
 
 def load_shipped(db: Database, directory: str | Path, schemas: Catalogue) -> list:
-    """Load ``rulesets/<name>/ruleset.json`` and its scenarios; activate each first version.
+    """Load each ``rulesets/<name>/ruleset.json`` with its ``scenarios/`` as a new version,
+    only when that version is not stored yet; activate it if the ruleset has none active.
 
-    Returns one line of report per ruleset. A file with problems is reported and
+    A file never overwrites what is stored (through the API or an earlier start): a
+    version number already stored is left as it is, and said so. Returns, and logs, one
+    line per ruleset saying what was done and why. A file with problems is reported and
     skipped: it never half-loads, and the versions already stored keep serving.
     """
     report = []
     for folder in sorted(p for p in Path(directory).iterdir() if (p / RULESET_FILE).is_file()):
         path = folder / RULESET_FILE
         try:
-            document = json.loads(path.read_text())
-            require_valid(document, schemas)
-            version, created = registry.store(db, document, str(path), "system")
-            for case_path in sorted((folder / "scenarios").glob("*.json")):
-                case = json.loads(case_path.read_text())
-                schemas.validate("scenario", case)
-                registry.put_scenario(db, version["ruleset"], case_path.stem, case, str(case_path))
-            line = f"{version['ruleset']} version {version['version']}"
-            line += " stored" if created else " already stored"
-            if registry.active(db, version["ruleset"]) is None:
-                activate(
-                    db, schemas, version["ruleset"], version["version"], "system", None, "initial"
-                )
-                line += ", activated"
-            report.append(line)
+            line = _load_folder(db, folder, schemas)
+            log.info("ruleset file %s: %s", path, line)
         except (ApiError, ValueError) as exc:
             detail = exc.message if isinstance(exc, ApiError) else str(exc)
             errors = getattr(exc, "errors", None) or []
             more = "; ".join(f"{e['pointer']}: {e['message']}" for e in errors[:10])
             log.error("ruleset file %s not loaded: %s %s", path, detail, more)
-            report.append(f"{path}: not loaded: {detail} {more}".strip())
+            line = f"{path}: not loaded: {detail} {more}".strip()
+        report.append(line)
     return report
+
+
+def _load_folder(db: Database, folder: Path, schemas: Catalogue) -> str:
+    document = json.loads((folder / RULESET_FILE).read_text())
+    cases = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("scenarios/*.json"))}
+    require_valid(document, schemas)
+    name, number = document["ruleset"], document["version"]
+    try:
+        stored = registry.get(db, name, number)
+    except NotFound:
+        stored = None
+    if stored is None:
+        store_version(db, document, schemas, str(folder / RULESET_FILE), "system", cases)
+        line = f"{name} version {number} stored (new in the file, with {len(cases)} scenarios)"
+    elif stored["sha256"] != content_hash(document):
+        raise registry.VersionConflict(
+            f"{name} version {number} is stored with other rules; the file is left unloaded"
+            " (versions are immutable: give the file a new version number)"
+        )
+    elif content_hash(cases) != content_hash(registry.version_scenarios(db, name, number)):
+        line = (
+            f"{name} version {number} already stored; the scenario files differ from the"
+            " scenarios it was stored with, which it keeps (a new version number releases them)"
+        )
+    else:
+        line = f"{name} version {number} already stored, unchanged"
+    if registry.active(db, name) is None:
+        activate(db, schemas, name, number, "system", None, "initial")
+        line += "; activated (the ruleset had no active version)"
+    return line

@@ -35,9 +35,14 @@ def check(scenario: dict, evaluation: Evaluation) -> list[str]:
     must_not_have("flags", absent.get("flags", []), flags)
     must_not_have("tags", absent.get("tags", []), tags)
     for key, score in expect.get("scored", {}).items():
-        got = evaluation.score_of(key)
-        if abs(got - score) > 1e-9:
-            failures.append(f"expected score {score} for {key}; got {got}")
+        failures.extend(_score_failures(key, score, evaluation.score_of(key)))
+    for key, rule in expect.get("excluded_by", {}).items():
+        by = [entry["rule"] for entry in evaluation.excluded.get(key, [])]
+        if rule not in by:
+            failures.append(f"expected {key} excluded by rule {rule}; {_excluders(key, by)}")
+    for key, rule in absent.get("excluded_by", {}).items():
+        if rule in [entry["rule"] for entry in evaluation.excluded.get(key, [])]:
+            failures.append(f"expected rule {rule} not to exclude {key}; it did")
     for key in absent.get("scored", {}):
         if evaluation.scores.get(key):
             failures.append(f"expected no score for {key}; got {evaluation.score_of(key)}")
@@ -51,6 +56,36 @@ def check(scenario: dict, evaluation: Evaluation) -> list[str]:
     if "held" in expect and expect["held"] != held:
         failures.append(f"expected held = {expect['held']}; got {held}")
     return failures
+
+
+def _score_failures(key: str, wanted, got: float) -> list[str]:
+    """An exact score, or a range: ``{"at_least": x, "at_most": y}``."""
+    if not isinstance(wanted, dict):
+        return (
+            [] if abs(got - wanted) <= 1e-9 else [f"expected score {wanted} for {key}; got {got}"]
+        )
+    found = []
+    if "at_least" in wanted and got < wanted["at_least"] - 1e-9:
+        found.append(f"expected a score of at least {wanted['at_least']} for {key}; got {got}")
+    if "at_most" in wanted and got > wanted["at_most"] + 1e-9:
+        found.append(f"expected a score of at most {wanted['at_most']} for {key}; got {got}")
+    return found
+
+
+def _excluders(key: str, rules: list[str]) -> str:
+    return f"excluded by {', '.join(rules)}" if rules else f"{key} was not excluded"
+
+
+def rule_references(scenario: dict) -> list[tuple[tuple, str]]:
+    """Every rule id a scenario names, with the path to it: ``[((part, ...), rule_id)]``."""
+    found = []
+    for side in ("expect", "absent"):
+        effects = scenario.get(side) or {}
+        for index, rule in enumerate(effects.get("fired", [])):
+            found.append(((side, "fired", index), rule))
+        for key, rule in (effects.get("excluded_by") or {}).items():
+            found.append(((side, "excluded_by", key), rule))
+    return found
 
 
 def _list(values) -> str:

@@ -1,0 +1,207 @@
+"""The analyst's release workflow: scenarios travel with versions.
+
+A version keeps the scenarios it was stored with; the draft set is what the next version
+will carry. Activation, rollback and experiments run the version's own scenarios, so a
+rollback is never held up by scenarios written later. Scenarios are checked when stored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from tests.conftest import Api
+from tests.rules_helpers import shipped
+
+ROOT = Path(__file__).parent.parent
+PREFERENCES = json.loads(
+    (ROOT / "rulesets/sourcing/scenarios/node-type-preferences.json").read_text()
+)
+
+
+@pytest.fixture
+def analyst(client, keys):
+    return Api(client, keys["analyst"])
+
+
+def with_weight(version: int, add: int) -> dict:
+    """The shipped ruleset as ``version``, with prefer-dc adding ``add`` instead of 3."""
+    document = shipped(version=version, description=f"prefer-dc +{add}")
+    rule = next(r for r in document["rules"] if r["id"] == "prefer-dc")
+    rule["then"][0]["add"] = add
+    return document
+
+
+def exact_dc_score(score) -> dict:
+    case = copy.deepcopy(PREFERENCES)
+    case["expect"]["scored"]["L1@DC-MID"] = score
+    return case
+
+
+def test_a_version_keeps_the_scenarios_it_was_stored_with(analyst):
+    first = analyst.get("/v1/rulesets/sourcing/versions/1").get_json()
+    assert "node-type-preferences" in first["scenarios"]
+    assert (
+        analyst.put(
+            "/v1/rulesets/sourcing/scenarios/dc-at-least-2", json=exact_dc_score({"at_least": 2})
+        ).status_code
+        == 201
+    )
+    assert (
+        analyst.delete("/v1/rulesets/sourcing/scenarios/node-type-preferences").status_code == 204
+    )
+    stored = analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(2, 2))
+    assert stored.status_code == 201, stored.get_json()
+    second = stored.get_json()
+    assert "dc-at-least-2" in second["scenarios"]
+    assert "node-type-preferences" not in second["scenarios"]
+    # The draft changes after; the stored versions do not.
+    assert (
+        analyst.put(
+            "/v1/rulesets/sourcing/scenarios/later", json=exact_dc_score({"at_most": 100})
+        ).status_code
+        == 201
+    )
+    again = analyst.get("/v1/rulesets/sourcing/versions/2").get_json()
+    assert again["scenarios_sha256"] == second["scenarios_sha256"]
+    assert "later" not in again["scenarios"]
+    own = analyst.get("/v1/rulesets/sourcing/versions/1/scenarios").get_json()["scenarios"]
+    assert {case["scenario_id"] for case in own} == set(first["scenarios"])
+    one = analyst.get("/v1/rulesets/sourcing/versions/2/scenarios/dc-at-least-2")
+    assert one.get_json()["expect"]["scored"]["L1@DC-MID"] == {"at_least": 2}
+    missing = analyst.get("/v1/rulesets/sourcing/versions/1/scenarios/dc-at-least-2")
+    assert missing.status_code == 404
+
+
+def test_a_changed_weight_passes_scenarios_that_give_a_range(analyst):
+    analyst.put("/v1/rulesets/sourcing/scenarios/node-type-preferences", json=exact_dc_score(3))
+    # An exact score pins the weight: the new version fails its own scenario.
+    analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(2, 2))
+    pinned = analyst.post("/v1/rulesets/sourcing/versions/2/activate", json={})
+    assert pinned.status_code == 409
+    assert pinned.get_json()["error"]["errors"][0]["pointer"] == "/scenarios/node-type-preferences"
+    # A range says what matters (DCs are preferred) and survives the change.
+    analyst.put(
+        "/v1/rulesets/sourcing/scenarios/node-type-preferences",
+        json=exact_dc_score({"at_least": 1, "at_most": 5}),
+    )
+    analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(3, 2))
+    assert analyst.post("/v1/rulesets/sourcing/versions/3/activate", json={}).status_code == 201
+    report = analyst.post("/v1/rulesets/sourcing/versions/3/test").get_json()
+    assert report["failed"] == 0
+
+
+def test_rollback_is_never_blocked_by_scenarios_written_later(analyst):
+    analyst.put("/v1/rulesets/sourcing/scenarios/node-type-preferences", json=exact_dc_score(2))
+    assert analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(2, 2)).status_code == 201
+    assert analyst.post("/v1/rulesets/sourcing/versions/2/activate", json={}).status_code == 201
+    # The draft now asserts what only version 2 does; version 1 still carries its own.
+    rolled = analyst.post("/v1/rulesets/sourcing/rollback")
+    assert rolled.status_code == 201, rolled.get_json()
+    assert analyst.get("/v1/rulesets/sourcing").get_json()["active_version"] == 1
+    # Its own scenarios pass; the draft set would not.
+    draft = analyst.post("/v1/rulesets/sourcing/versions/1/test?scenarios=draft").get_json()
+    assert draft["failed"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "pointer", "message"),
+    [
+        (
+            lambda c: c["expect"].update(fired=["prefer-dc", "prefer-dcs"]),
+            "/expect/fired/1",
+            "rule 'prefer-dcs' does not exist in sourcing version 1; did you mean 'prefer-dc'?",
+        ),
+        (
+            lambda c: c.update(absent={"excluded_by": {"L1@ST-005": "no-such-rule"}}),
+            "/absent/excluded_by/L1@ST-005",
+            "rule 'no-such-rule' does not exist in sourcing version 1",
+        ),
+        (lambda c: c["facts"][0].update(total="lots"), "/facts/0/total", None),
+        (lambda c: c.pop("expect"), "/expect", "is required"),
+    ],
+)
+def test_scenarios_are_checked_when_stored(analyst, change, pointer, message):
+    case = copy.deepcopy(PREFERENCES)
+    change(case)
+    response = analyst.put("/v1/rulesets/sourcing/scenarios/bad", json=case)
+    assert response.status_code == 422
+    errors = response.get_json()["error"]["errors"]
+    assert pointer in [e["pointer"] for e in errors], errors
+    if message:
+        assert message in [e["message"] for e in errors]
+    assert analyst.get("/v1/rulesets/sourcing/scenarios/bad").status_code == 404
+
+
+def test_a_version_whose_rules_lose_a_rule_its_scenarios_name_is_refused(analyst):
+    document = shipped(version=2)
+    document["rules"] = [r for r in document["rules"] if r["id"] != "prefer-dc"]
+    response = analyst.post("/v1/rulesets/sourcing/versions", json=document)
+    assert response.status_code == 422
+    pointers = [e["pointer"] for e in response.get_json()["error"]["errors"]]
+    assert "/scenarios/node-type-preferences/expect/fired/0" in pointers
+    assert analyst.get("/v1/rulesets/sourcing/versions/2").status_code == 404
+
+
+def test_excluded_by_names_the_rule_that_excluded(analyst):
+    case = copy.deepcopy(PREFERENCES)
+    case["expect"] = {"excluded_by": {"L1@ST-005": "prefer-dc"}}
+    analyst.put("/v1/rulesets/sourcing/scenarios/wrong-rule", json=case)
+    report = analyst.post("/v1/rulesets/sourcing/versions/1/test?scenarios=draft").get_json()
+    row = next(r for r in report["scenarios"] if r["scenario_id"] == "wrong-rule")
+    assert row["failures"] == [
+        "expected L1@ST-005 excluded by rule prefer-dc; L1@ST-005 was not excluded"
+    ]
+
+
+def test_deleting_a_scenario_leaves_the_versions_alone(analyst):
+    assert analyst.delete("/v1/rulesets/sourcing/scenarios/protect-store-stock").status_code == 204
+    assert analyst.delete("/v1/rulesets/sourcing/scenarios/protect-store-stock").status_code == 404
+    assert "protect-store-stock" not in analyst.get("/v1/rulesets/sourcing").get_json()["scenarios"]
+    assert (
+        "protect-store-stock"
+        in analyst.get("/v1/rulesets/sourcing/versions/1").get_json()["scenarios"]
+    )
+
+
+def test_a_restart_never_overwrites_what_analysts_stored(analyst, db_path, caplog):
+    edited = exact_dc_score({"at_least": 0})
+    analyst.put("/v1/rulesets/sourcing/scenarios/node-type-preferences", json=edited)
+    with caplog.at_level(logging.INFO, logger="app.rules.runtime"):
+        create_app({"DATABASE": db_path})
+    assert "sourcing version 1 already stored, unchanged" in caplog.text
+    kept = analyst.get("/v1/rulesets/sourcing/scenarios/node-type-preferences").get_json()
+    assert kept["expect"]["scored"]["L1@DC-MID"] == {"at_least": 0}
+
+
+def test_shipped_files_load_as_a_new_version_only_when_new(tmp_path, db_path, caplog, keys, client):
+    folder = tmp_path / "rulesets" / "sourcing"
+    (folder / "scenarios").mkdir(parents=True)
+    (folder / "ruleset.json").write_text(json.dumps(with_weight(2, 2)))
+    (folder / "scenarios" / "dc-preferred.json").write_text(
+        json.dumps(exact_dc_score({"at_least": 1}))
+    )
+    with caplog.at_level(logging.INFO, logger="app.rules.runtime"):
+        create_app({"DATABASE": db_path, "RULESETS_DIR": str(tmp_path / "rulesets")})
+    assert "sourcing version 2 stored (new in the file, with 1 scenarios)" in caplog.text
+    analyst = Api(client, keys["analyst"])
+    ruleset = analyst.get("/v1/rulesets/sourcing").get_json()
+    assert ruleset["active_version"] == 1  # a new file version is stored, not released
+    assert analyst.get("/v1/rulesets/sourcing/versions/2").get_json()["scenarios"] == [
+        "dc-preferred"
+    ]
+    # The file's scenarios change, under the same number: the stored version keeps its own.
+    (folder / "scenarios" / "dc-preferred.json").write_text(
+        json.dumps(exact_dc_score({"at_least": 2}))
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="app.rules.runtime"):
+        create_app({"DATABASE": db_path, "RULESETS_DIR": str(tmp_path / "rulesets")})
+    assert "the scenario files differ from the scenarios it was stored with" in caplog.text
+    kept = analyst.get("/v1/rulesets/sourcing/versions/2/scenarios/dc-preferred").get_json()
+    assert kept["expect"]["scored"]["L1@DC-MID"] == {"at_least": 1}
