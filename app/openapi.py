@@ -128,7 +128,7 @@ def document(app: Flask) -> dict:
             operation["x-roles"] = list(spec.roles)
         if spec.body:
             operation["requestBody"] = {
-                "required": True,
+                "required": not spec.optional_body,
                 "content": {
                     "application/json": {"schema": {"$ref": f"#/components/schemas/{spec.body}"}}
                 },

@@ -17,6 +17,7 @@ import pytest
 from app import create_app
 from tests.conftest import Api
 from tests.rules_helpers import shipped
+from tests.sourcing_helpers import build_network, order, set_stock
 
 ROOT = Path(__file__).parent.parent
 PREFERENCES = json.loads(
@@ -205,3 +206,87 @@ def test_shipped_files_load_as_a_new_version_only_when_new(tmp_path, db_path, ca
     assert "the scenario files differ from the scenarios it was stored with" in caplog.text
     kept = analyst.get("/v1/rulesets/sourcing/versions/2/scenarios/dc-preferred").get_json()
     assert kept["expect"]["scored"]["L1@DC-MID"] == {"at_least": 1}
+
+
+def test_a_real_decision_becomes_a_scenario_without_personal_data(admin, analyst, keys, client):
+    build_network(admin)
+    set_stock(admin, "DC1", {"MUG": 5})
+    set_stock(admin, "ST1", {"MUG": 5})
+    decision = admin.post("/v1/orders", json=order("o1", [("MUG", 2, 9.0)])).get_json()
+    assert decision["status"] == "sourced"
+    # Analysts see the facts the rules saw; channels do not.
+    seen = analyst.get(f"/v1/decisions/{decision['decision_id']}").get_json()
+    assert any(f["fact"] == "candidate" for f in seen["facts"])
+    channel = Api(client, keys["channel"])
+    assert "facts" not in channel.get(f"/v1/decisions/{decision['decision_id']}").get_json()
+
+    made = analyst.client.post(
+        f"/v1/decisions/{decision['decision_id']}/scenario", headers=analyst.headers
+    )
+    assert made.status_code == 201, made.get_json()
+    case = made.get_json()
+    assert case["scenario_id"] == f"from-{decision['decision_id']}"
+    served = decision["shipments"][0]["node_id"]
+    assert case["expect"]["status"] == "sourced"
+    assert case["expect"]["serves"] == {"1": served}
+    text = json.dumps(case["facts"])
+    assert "C1" not in [f.get("customer_id") for f in case["facts"]]
+    assert "LE1 5WW" not in text
+    report = analyst.post("/v1/rulesets/sourcing/versions/1/test?scenarios=draft").get_json()
+    row = next(r for r in report["scenarios"] if r["scenario_id"] == case["scenario_id"])
+    assert row["passed"], row["failures"]
+    # Edited to expect another node, it fails with the analyst's words.
+    case["expect"]["serves"] = {"1": "ST2"}
+    case.pop("scenario_id")
+    analyst.put("/v1/rulesets/sourcing/scenarios/edited", json=case)
+    report = analyst.post("/v1/rulesets/sourcing/versions/1/test?scenarios=draft").get_json()
+    row = next(r for r in report["scenarios"] if r["scenario_id"] == "edited")
+    assert row["failures"] == [f"expected ST2 to serve line 1; {served} did"]
+
+
+def test_action_endpoints_take_no_body(analyst):
+    analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(2, 3))
+    bare = analyst.client.post("/v1/rulesets/sourcing/versions/2/activate", headers=analyst.headers)
+    assert bare.status_code == 201, bare.get_json()
+
+
+def fall_due(db, activation_id: int) -> None:
+    """Move a scheduled activation's time into the past, as the clock would."""
+    from app import db as database
+
+    with database.atomic(db):
+        db.execute(
+            "UPDATE ruleset_activations SET effective_at = ? WHERE activation_id = ?",
+            [database.now(), activation_id],
+        )
+
+
+def test_a_scheduled_activation_takes_effect_only_if_its_scenarios_still_pass(analyst, db):
+    analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(2, 3))
+    analyst.post("/v1/rulesets/sourcing/versions", json=with_weight(3, 3))
+    later = {"at": "2099-01-01T00:00:00Z"}
+    good = analyst.post("/v1/rulesets/sourcing/versions/2/activate", json=later).get_json()
+    assert good["status"] == "scheduled"
+    fall_due(db, good["activation_id"])
+    ruleset = analyst.get("/v1/rulesets/sourcing").get_json()
+    assert ruleset["active_version"] == 2
+    assert ruleset["activations"][-1]["status"] == "effective"
+
+    bad = analyst.post("/v1/rulesets/sourcing/versions/3/activate", json=later).get_json()
+    # Between scheduling and the time it falls due, what the scenarios see changes (here
+    # the stored expectation, as a new engine or fact catalogue would change the result).
+    from app import db as database
+
+    case = exact_dc_score(99)
+    with database.atomic(db):
+        db.execute(
+            "UPDATE ruleset_version_scenarios SET document = ?"
+            " WHERE name = 'sourcing' AND version = 3 AND scenario_id = 'node-type-preferences'",
+            [json.dumps(case)],
+        )
+    fall_due(db, bad["activation_id"])
+    ruleset = analyst.get("/v1/rulesets/sourcing").get_json()
+    assert ruleset["active_version"] == 2  # the previous version stays
+    failed = next(a for a in ruleset["activations"] if a["activation_id"] == bad["activation_id"])
+    assert failed["status"] == "failed"
+    assert "expected score 99 for L1@DC-MID" in failed["failure"]

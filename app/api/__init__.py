@@ -50,6 +50,7 @@ class Spec:
     responses: dict[int, str] = field(default_factory=dict)
     response_schema: str | None = None
     check_body: bool = True
+    optional_body: bool = False
 
 
 def endpoint(
@@ -64,11 +65,13 @@ def endpoint(
     responses: dict[int, str] | None = None,
     response_schema: str | None = None,
     check_body: bool = True,
+    optional_body: bool = False,
 ) -> Callable:
     """Register a view on ``bp`` with its spec; the view gets ``body=`` when a schema is named.
 
     ``check_body=False`` hands the view the parsed JSON unchecked, for views that
-    validate it themselves with a richer validator (rulesets).
+    validate it themselves with a richer validator (rulesets). ``optional_body=True``
+    (actions whose fields all have defaults): no body at all counts as ``{}``.
     """
     spec = Spec(
         summary=summary,
@@ -79,6 +82,7 @@ def endpoint(
         responses=responses or {200: "OK"},
         response_schema=response_schema,
         check_body=check_body,
+        optional_body=optional_body,
     )
 
     def decorate(view: Callable) -> Callable:
@@ -90,7 +94,10 @@ def endpoint(
                 auth.authorize(principal, roles)
                 g.principal = principal
             if body is not None:
-                kwargs["body"] = read_body(body if check_body else None)
+                if optional_body and _no_body():
+                    kwargs["body"] = {}
+                else:
+                    kwargs["body"] = read_body(body if check_body else None)
             return view(**kwargs)
 
         wrapper.spec = spec
@@ -122,6 +129,13 @@ def check_path(values: dict) -> None:
             problems.append(field_error((name,), f"must be at most {MAX_PARAM_INTEGER}"))
     if problems:
         raise InvalidInput(problems, "the path has invalid parameters")
+
+
+def _no_body() -> bool:
+    """Whether the request came without a body (not even an empty chunked one)."""
+    if request.content_length is not None:
+        return request.content_length == 0
+    return "chunked" not in request.headers.get("Transfer-Encoding", "").lower()
 
 
 def read_body(schema: str | None):

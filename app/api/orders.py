@@ -10,9 +10,9 @@ from app import db as database
 from app import decisions, orders, privacy
 from app.api import created_or_ok, endpoint, schemas
 from app.db import get_db
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, InvalidInput, NotFound
 from app.rules import registry, runtime
-from app.sourcing import decide, explain, lifecycle
+from app.sourcing import casebook, decide, explain, lifecycle
 
 bp = Blueprint("orders", __name__, url_prefix="/v1")
 log = logging.getLogger(__name__)
@@ -154,7 +154,48 @@ def cancel_order(order_id: str):
     responses={200: "The decision", 404: "No such decision"},
 )
 def get_decision(decision_id: str):
-    return jsonify(visible_decision(get_db(), decision_id)["decision"])
+    record = visible_decision(get_db(), decision_id)
+    if g.principal.role in ("admin", "analyst"):
+        # Analysts read what the rules saw, without what identifies the customer.
+        return jsonify({**record["decision"], "facts": casebook.anonymous_facts(record["facts"])})
+    return jsonify(record["decision"])
+
+
+@endpoint(
+    bp,
+    "/decisions/<decision_id>/scenario",
+    "POST",
+    summary="Turn a decision into a scenario of its ruleset's draft set, ready to edit",
+    roles=("admin", "analyst"),
+    body="decision_scenario",
+    optional_body=True,
+    responses={
+        201: "The scenario, stored in the draft set",
+        404: "No such decision",
+        422: "The scenario does not fit the ruleset's latest version",
+    },
+)
+def decision_scenario(decision_id: str, body: dict):
+    db = get_db()
+    record = decisions.get(db, decision_id)
+    original = record["decision"]
+    name = original["ruleset"]["name"]
+    version = registry.get(db, name, original["ruleset"]["version"])
+    facts = casebook.anonymous_facts(record["facts"])
+    evaluation = runtime.evaluate(version, facts)
+    outcome = decide.scenario_outcome(facts, version)
+    case = casebook.scenario({**original, "decision_id": decision_id}, facts, evaluation, outcome)
+    if body.get("scenario"):
+        case["scenario"] = body["scenario"]
+    scenario_id = body.get("scenario_id") or f"from-{decision_id}"
+    latest = registry.versions(db, name)[-1]
+    found = runtime.scenario_problems(
+        case, registry.get(db, name, latest["version"])["document"], schemas()
+    )
+    if found:
+        raise InvalidInput(found, "the scenario does not fit the ruleset's latest version")
+    stored, _ = registry.put_scenario(db, name, scenario_id, case, f"decision {decision_id}")
+    return jsonify(stored), 201
 
 
 @endpoint(
@@ -176,6 +217,7 @@ def why_not(decision_id: str, node_id: str):
     summary="Re-decide a stored decision from its facts, under its own or another version",
     roles=("admin", "analyst"),
     body="replay",
+    optional_body=True,
     responses={200: "The replayed decision and whether it matches", 404: "No such decision"},
 )
 def replay(decision_id: str, body: dict):

@@ -93,6 +93,7 @@ def list_rulesets():
 def get_ruleset(name: str):
     db = get_db()
     stored = registry.versions(db, name)
+    runtime.confirm_due(db, name)  # a scheduled activation that fell due is checked first
     current = registry.active(db, name)
     history = registry.activations(db, name)
     return jsonify(
@@ -174,6 +175,7 @@ def get_diff(name: str):
     summary="Activate a version now or at a future time, once its scenarios pass",
     roles=AUTHORS,
     body="activation",
+    optional_body=True,
     responses={
         201: "Activation recorded",
         404: "No such version",

@@ -167,6 +167,7 @@ class Dispatcher:
 
     def sweep(self, db) -> None:
         """Withdraw what nodes let lapse, and run the back-orders that freed stock waits for."""
+        from app.rules import runtime
         from app.sourcing import fulfilment, holds, lifecycle
 
         # Each job runs on one server at a time (an advisory lock on PostgreSQL); a server
@@ -178,6 +179,7 @@ class Dispatcher:
                 lambda: fulfilment.expire_acknowledgements(db, self.config),
             ),
             ("back-orders", lambda: lifecycle.resume_raised(db)),
+            ("scheduled activations", lambda: runtime.confirm_due(db)),
         ]
         if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
             self._last_guardrails = time.monotonic()

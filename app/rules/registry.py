@@ -132,16 +132,23 @@ def _activation(row) -> dict:
         "previous_version": row["previous_version"],
         "kind": row["kind"],
         "effective_at": row["effective_at"],
+        "status": row["status"],
+        "failure": row["failure"],
+        "checked_at": row["checked_at"],
         "created_by": row["created_by"],
         "created_at": row["created_at"],
     }
 
 
 def active(db: Database, name: str, at: str | None = None) -> dict | None:
-    """Return the activation in force at ``at`` (default now), or None."""
+    """Return the activation in force at ``at`` (default now), or None.
+
+    A scheduled one that fell due counts from its time unless its check failed; its
+    ``status`` stays ``scheduled`` until ``runtime.confirm_due`` has run its scenarios.
+    """
     row = db.execute(
         "SELECT * FROM ruleset_activations WHERE name = ? AND effective_at <= ?"
-        " ORDER BY effective_at DESC, activation_id DESC LIMIT 1",
+        " AND status != 'failed' ORDER BY effective_at DESC, activation_id DESC LIMIT 1",
         [name, at or database.now()],
     ).fetchone()
     return _activation(row) if row is not None else None
@@ -173,7 +180,7 @@ def activate(
         current = active(db, name, effective_at)
         row = db.execute(
             "INSERT INTO ruleset_activations (name, version, previous_version, kind,"
-            " effective_at, created_by, created_at) VALUES (?,?,?,?,?,?,?) RETURNING *",
+            " effective_at, created_by, created_at, status) VALUES (?,?,?,?,?,?,?,?) RETURNING *",
             [
                 name,
                 version,
@@ -182,9 +189,29 @@ def activate(
                 effective_at,
                 created_by,
                 now,
+                "scheduled" if effective_at > now else "effective",
             ],
         ).fetchone()
     return _activation(row)
+
+
+def due(db: Database, now: str | None = None) -> list[dict]:
+    """Scheduled activations whose time has come and whose scenarios have not run since."""
+    rows = db.execute(
+        "SELECT * FROM ruleset_activations WHERE status = 'scheduled' AND effective_at <= ?"
+        " ORDER BY effective_at, activation_id",
+        [now or database.now()],
+    )
+    return [_activation(row) for row in rows]
+
+
+def settle(db: Database, activation_id: int, failure: str | None) -> None:
+    """Record a due activation's check: effective, or failed with the reason."""
+    db.execute(
+        "UPDATE ruleset_activations SET status = ?, failure = ?, checked_at = ?"
+        " WHERE activation_id = ? AND status = 'scheduled'",
+        ["failed" if failure else "effective", failure, database.now(), activation_id],
+    )
 
 
 def previous_version(db: Database, name: str) -> int:

@@ -103,11 +103,66 @@ def evaluate(version: dict, facts: list[dict]) -> Evaluation:
 
 def active_version(db: Database, name: str) -> dict:
     """The version in force now; read from the database every time, so an activation
-    made by any process is seen by all of them at once."""
+    made by any process is seen by all of them at once.
+
+    A scheduled activation that has just fallen due has its scenarios run first, here,
+    by whichever request or sweep meets it first: it is in force only if they pass.
+    """
     activation = registry.active(db, name)
+    if activation is not None and activation["status"] == "scheduled":
+        confirm_due(db, name)
+        activation = registry.active(db, name)
     if activation is None:
         raise NotFound(f"ruleset {name!r} has no active version")
     return registry.get(db, name, activation["version"])
+
+
+def _schemas() -> Catalogue:
+    """This service's schema catalogue, inside a request or outside one (the dispatcher)."""
+    from flask import current_app, has_app_context
+
+    from app.schemas import catalogue
+    from app.settings import SETTINGS
+
+    if has_app_context():
+        return catalogue(current_app.config["SCHEMAS_DIR"])
+    return catalogue(next(s.default for s in SETTINGS if s.name == "SCHEMAS_DIR"))
+
+
+def confirm_due(db: Database, name: str | None = None) -> list[dict]:
+    """Run the scenarios of scheduled activations that fell due; settle each. Returns them."""
+    from app import db as database
+
+    settled = []
+    for activation in registry.due(db):
+        if name is not None and activation["ruleset"] != name:
+            continue
+        with database.immediate(db):
+            db.wait_job_lock(f"ruleset {activation['ruleset']}")
+            if not any(a["activation_id"] == activation["activation_id"] for a in registry.due(db)):
+                continue  # another server settled it meanwhile
+            version = registry.get(db, activation["ruleset"], activation["version"])
+            try:
+                require_passing(db, version, _schemas(), "activated")
+                failure = None
+            except ScenariosFailed as exc:
+                failure = (
+                    exc.message
+                    + ": "
+                    + "; ".join(f"{e['pointer']}: {e['message']}" for e in exc.errors)
+                )
+            except (RulesFailed, ApiError) as exc:
+                failure = exc.message
+            registry.settle(db, activation["activation_id"], failure)
+            if failure:
+                log.warning(
+                    "scheduled activation of %s version %s failed: %s",
+                    activation["ruleset"],
+                    activation["version"],
+                    failure,
+                )
+            settled.append({**activation, "failure": failure})
+    return settled
 
 
 # Scenarios -----------------------------------------------------------------------------
@@ -193,7 +248,13 @@ def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
             except (ValueError, ApiError) as exc:
                 failures = [str(exc)]
         if evaluation is not None:
-            failures = scenarios.check(case, evaluation)
+            outcome = None
+            if scenarios.needs_outcome(case):
+                # Sourcing outcomes: the allocation runs on the scenario's own facts.
+                from app.sourcing.decide import scenario_outcome
+
+                outcome = scenario_outcome(case["facts"], version)
+            failures = scenarios.check(case, evaluation, outcome)
         rows.append(
             {
                 "scenario_id": case.get("scenario_id"),

@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from app.rules.engine import Evaluation
 
+# Expectations about the decision as a whole, which the allocation after the rules makes.
+OUTCOME_FIELDS = ("serves", "status")
 
-def check(scenario: dict, evaluation: Evaluation) -> list[str]:
-    """Return what the evaluation got wrong against the scenario (empty: it passed)."""
+
+def needs_outcome(scenario: dict) -> bool:
+    return any(
+        field in (scenario.get(side) or {})
+        for side in ("expect", "absent")
+        for field in OUTCOME_FIELDS
+    )
+
+
+def check(scenario: dict, evaluation: Evaluation, outcome: dict | None = None) -> list[str]:
+    """Return what the evaluation (and the decision, ``outcome``) got wrong against the
+    scenario (empty: it passed)."""
     failures: list[str] = []
     expect = scenario.get("expect", {})
     absent = scenario.get("absent", {})
@@ -55,6 +67,26 @@ def check(scenario: dict, evaluation: Evaluation) -> list[str]:
             failures.append(f"expected {attribute} unset; a rule set it")
     if "held" in expect and expect["held"] != held:
         failures.append(f"expected held = {expect['held']}; got {held}")
+    if outcome is not None:
+        failures.extend(_outcome_failures(expect, absent, outcome))
+    return failures
+
+
+def _outcome_failures(expect: dict, absent: dict, outcome: dict) -> list[str]:
+    failures = []
+    serving: dict[str, list[str]] = {}
+    for shipment in outcome["shipments"]:
+        for line in shipment["lines"]:
+            serving.setdefault(line["line_id"], []).append(shipment["node_id"])
+    for line_id, node_id in expect.get("serves", {}).items():
+        if node_id not in serving.get(line_id, []):
+            got = ", ".join(serving.get(line_id, [])) or "no node"
+            failures.append(f"expected {node_id} to serve line {line_id}; {got} did")
+    for line_id, node_id in absent.get("serves", {}).items():
+        if node_id in serving.get(line_id, []):
+            failures.append(f"expected {node_id} not to serve line {line_id}; it did")
+    if "status" in expect and expect["status"] != outcome["status"]:
+        failures.append(f"expected the order {expect['status']}; it was {outcome['status']}")
     return failures
 
 

@@ -113,6 +113,34 @@ def facts_for(db: Database, order: dict, settings: dict, excluded_nodes=None) ->
 # Deciding (pure) ----------------------------------------------------------------------
 
 
+def scenario_context(facts: list[dict]) -> dict:
+    """What a decision needs beyond the facts, rebuilt from the facts alone (scenarios)."""
+    order = next(f for f in facts if f["fact"] == "order")
+    candidates = [f for f in facts if f["fact"] == "candidate"]
+    return {
+        "lines": [
+            {k: v for k, v in f.items() if k not in ("fact", "key")}
+            for f in facts
+            if f["fact"] == "line"
+        ],
+        "method": order.get("delivery_method", "ship"),
+        "destination": {
+            "lat": order.get("destination_lat"),
+            "lon": order.get("destination_lon"),
+        },
+        "requested_service": None,
+        "screened": [],
+        "node_days": {},
+        "node_types": {c["node_id"]: c.get("node_type") for c in candidates},
+        "delivery": {"method": order.get("delivery_method", "ship")},
+    }
+
+
+def scenario_outcome(facts: list[dict], version: dict) -> dict:
+    """The decision the version makes on a scenario's facts: rules, then allocation."""
+    return run(facts, scenario_context(facts), version)
+
+
 def policy_for(settings: dict, attributes: dict, service: str) -> Policy:
     ship_complete = attributes.get("ship_complete", settings.get("ship_complete", False))
     return Policy(
