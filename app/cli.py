@@ -15,7 +15,7 @@ import click
 from app import auth, settings
 from app import db as database
 from app.dispatch.worker import Dispatcher
-from app.errors import Conflict, NotFound
+from app.errors import ApiError, Conflict, NotFound
 
 
 def _config() -> dict:
@@ -25,13 +25,30 @@ def _config() -> dict:
         raise click.ClickException(str(exc)) from exc
 
 
+def _open(config, create: bool = False):
+    """Open the configured database, saying which on stderr; only ``create`` makes one."""
+    url = config["DATABASE"]
+    if not create and not database.is_postgres(url) and not Path(url).exists():
+        raise click.ClickException(
+            f"no database at {Path(url).resolve()}: set DOM_DATABASE, or create one with"
+            " `dom db migrate`"
+        )
+    click.echo(f"database: {database.describe(url)}", err=True)
+    return database.open_from_config(config)
+
+
 def with_db(command):
-    """Give the command an open, migrated database as its first argument."""
+    """Give the command an open, migrated database as its first argument.
+
+    It says which database on stderr, and refuses a SQLite path where no database is:
+    only `dom db migrate` creates one (a command run from the wrong folder must not
+    report on a new, empty database).
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         config = _config()
-        db = database.open_from_config(config)
+        db = _open(config)
         try:
             database.migrate(db, config["MIGRATIONS_DIR"])
             return command(db, *args, **kwargs)
@@ -133,7 +150,9 @@ def dispatch():
     """
     import signal
 
-    dispatcher = Dispatcher(_config())
+    config = _config()
+    _open(config).close()  # says which database, and refuses one that does not exist
+    dispatcher = Dispatcher(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: dispatcher.stop())
     click.echo(f"dispatcher {dispatcher.worker} delivering", err=True)
@@ -204,7 +223,7 @@ def migrate():
         DOM_DATABASE=/var/lib/dom/dom.db dom db migrate
     """
     config = _config()
-    connection = database.open_from_config(config)
+    connection = _open(config, create=True)
     try:
         applied = database.migrate(connection, config["MIGRATIONS_DIR"])
     finally:
@@ -225,7 +244,7 @@ def status():
         dom db status
     """
     config = _config()
-    connection = database.open_from_config(config)
+    connection = _open(config)
     try:
         click.echo(json.dumps(database.migration_status(connection, config["MIGRATIONS_DIR"])))
     finally:
@@ -389,19 +408,47 @@ def rules_validate(path: str):
 
 
 @rules.command("test")
-@click.argument("name", required=False)
+@click.argument("target", required=False)
 @click.option("--version", "version_number", type=int, help="Test this stored version.")
-@with_db
-def rules_test(db, name: str | None, version_number: int | None):
-    """Run the scenarios of a ruleset (default: every ruleset) and print a table.
+def rules_test(target: str | None, version_number: int | None):
+    """Run scenarios and print a table; exits 1 on a failure.
 
-    Tests the active version unless --version names another. Exits 1 on a failure.
+    TARGET is a ruleset file (a draft, tested with the scenarios in the scenarios/
+    folder beside it, nothing stored), or the name of a stored ruleset (its active
+    version, or --version N, with that version's own scenarios); without it, every
+    stored ruleset.
 
     \b
     Example:
-        dom rules test sourcing
+        dom rules test rulesets/sourcing/ruleset.json
         dom rules test sourcing --version 2
     """
+    from app.rules import runtime
+
+    if target and Path(target).is_file():
+        path = Path(target)
+        try:
+            document = json.loads(path.read_text())
+            cases = {
+                p.stem: json.loads(p.read_text())
+                for p in sorted(path.parent.glob("scenarios/*.json"))
+            }
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(f"not JSON: {exc}") from exc
+        try:
+            report = runtime.test_draft(document, cases, _schemas())
+        except ApiError as exc:
+            for entry in exc.errors or []:
+                click.echo(f"{entry['pointer']}: {entry['message']}")
+            raise click.ClickException(exc.message) from exc
+        if _print_report(f"{path} (draft, {len(cases)} scenarios)", report):
+            sys.exit(1)
+        return
+    _test_stored(target, version_number)
+
+
+@with_db
+def _test_stored(db, name: str | None, version_number: int | None):
     from app.rules import registry, runtime
 
     schemas = _schemas()
@@ -414,17 +461,22 @@ def rules_test(db, name: str | None, version_number: int | None):
             version = runtime.active_version(db, ruleset)
         cases = runtime.version_cases(db, ruleset, version["version"])
         report = runtime.run_scenarios(version, cases, schemas)
-        click.echo(f"{ruleset} version {version['version']}")
-        width = max((len(r["scenario_id"]) for r in report["scenarios"]), default=10)
-        for row in report["scenarios"]:
-            mark = "pass" if row["passed"] else "FAIL"
-            click.echo(f"  {mark}  {row['scenario_id']:<{width}}  {row['scenario']}")
-            for failure in row["failures"]:
-                click.echo(f"        {'':<{width}}  - {failure}")
-        click.echo(f"  {report['passed']} passed, {report['failed']} failed")
-        failed += report["failed"]
+        failed += _print_report(f"{ruleset} version {version['version']}", report)
     if failed:
         sys.exit(1)
+
+
+def _print_report(title: str, report: dict) -> int:
+    """Print a scenario report as a table; return how many failed."""
+    click.echo(title)
+    width = max((len(r["scenario_id"]) for r in report["scenarios"]), default=10)
+    for row in report["scenarios"]:
+        mark = "pass" if row["passed"] else "FAIL"
+        click.echo(f"  {mark}  {row['scenario_id']:<{width}}  {row['scenario']}")
+        for failure in row["failures"]:
+            click.echo(f"        {'':<{width}}  - {failure}")
+    click.echo(f"  {report['passed']} passed, {report['failed']} failed")
+    return report["failed"]
 
 
 @rules.command("load")

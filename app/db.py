@@ -71,6 +71,14 @@ def is_postgres(url: str) -> bool:
     return url.startswith(("postgresql://", "postgres://"))
 
 
+def describe(url: str) -> str:
+    """Where a database is, for people: a SQLite file's full path, or a URL without its
+    password."""
+    if is_postgres(url):
+        return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
+    return str(Path(url).resolve())
+
+
 # SQLite --------------------------------------------------------------------------------
 
 

@@ -30,9 +30,29 @@ def test_every_command_has_help_with_an_example(path):
 
 
 @pytest.fixture
-def env(db_path, monkeypatch):
+def env(app, db_path, monkeypatch):
+    """A migrated database (the app made it) that the commands are pointed at."""
     monkeypatch.setenv("DOM_DATABASE", db_path)
     return db_path
+
+
+def test_commands_say_which_database_and_never_create_one(tmp_path, monkeypatch, env):
+    result = CliRunner().invoke(main, ["keys", "list"])
+    assert result.exit_code == 0
+    assert "database: " in result.output
+    elsewhere = tmp_path / "elsewhere" / "dom.db"
+    elsewhere.parent.mkdir()
+    monkeypatch.setenv("DOM_DATABASE", str(elsewhere))
+    for command in (["keys", "list"], ["rules", "test"], ["db", "status"], ["dispatch"]):
+        refused = CliRunner().invoke(main, command)
+        assert refused.exit_code != 0, command
+        assert "no database at" in refused.output and "dom db migrate" in refused.output
+    assert not elsewhere.exists()
+    # A ruleset file is tested as a draft: no database needed, none made.
+    tested = CliRunner().invoke(main, ["rules", "test", "rulesets/sourcing/ruleset.json"])
+    assert tested.exit_code == 0, tested.output
+    assert " passed, 0 failed" in tested.output
+    assert not elsewhere.exists()
 
 
 def test_migrate_then_up_to_date(empty_database, monkeypatch):

@@ -290,3 +290,32 @@ def test_a_scheduled_activation_takes_effect_only_if_its_scenarios_still_pass(an
     failed = next(a for a in ruleset["activations"] if a["activation_id"] == bad["activation_id"])
     assert failed["status"] == "failed"
     assert "expected score 99 for L1@DC-MID" in failed["failure"]
+
+
+def test_a_draft_is_tested_with_its_scenarios_without_storing_it(analyst):
+    draft = with_weight(7, 2)
+    cases = {"dc-first": exact_dc_score({"at_least": 1}), "pinned": exact_dc_score(3)}
+    response = analyst.post(
+        "/v1/rulesets/sourcing/test", json={"document": draft, "scenarios": cases}
+    )
+    assert response.status_code == 200, response.get_json()
+    report = response.get_json()
+    assert (report["passed"], report["failed"]) == (1, 1)
+    assert analyst.get("/v1/rulesets/sourcing/versions/7").status_code == 404
+    # Without scenarios, the draft set runs.
+    default = analyst.post("/v1/rulesets/sourcing/test", json={"document": shipped(version=7)})
+    assert default.get_json()["failed"] == 0
+    assert default.get_json()["passed"] == len(
+        analyst.get("/v1/rulesets/sourcing").get_json()["scenarios"]
+    )
+    # Every problem of the draft and its scenarios, at once, before anything runs.
+    broken = shipped(version=7)
+    broken["settings"]["max_shipments"] = "two"
+    bad_case = exact_dc_score(3)
+    bad_case["expect"]["fired"] = ["prefer-dcx"]
+    refused = analyst.post(
+        "/v1/rulesets/sourcing/test", json={"document": broken, "scenarios": {"x": bad_case}}
+    )
+    assert refused.status_code == 422
+    pointers = [e["pointer"] for e in refused.get_json()["error"]["errors"]]
+    assert "/document/settings/max_shipments" in pointers

@@ -289,6 +289,31 @@ def test_version(name: str, version: int):
 
 @endpoint(
     bp,
+    "/rulesets/<name>/test",
+    "POST",
+    summary="Test a draft ruleset with its scenarios (or the draft set) without storing it",
+    roles=AUTHORS,
+    body="draft_test",
+    responses={
+        200: "The report (see passed and failed)",
+        404: "No such ruleset",
+        422: "The draft or its scenarios have problems; nothing ran",
+    },
+)
+def test_draft(name: str, body: dict):
+    db = get_db()
+    registry.versions(db, name)  # 404 for an unknown ruleset
+    document = body["document"]
+    if isinstance(document, dict) and document.get("ruleset") not in (None, name):
+        raise InvalidInput([field_error(("document", "ruleset"), f"must be {name!r}")])
+    cases = body.get("scenarios")
+    if cases is None:
+        cases = registry.draft_scenarios(db, name)
+    return jsonify(runtime.test_draft(document, cases, schemas()))
+
+
+@endpoint(
+    bp,
     "/rulesets/<name>/evaluate",
     "POST",
     summary="Evaluate facts under the active (or a named) version: effects and trace",

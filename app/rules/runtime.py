@@ -212,6 +212,24 @@ def store_version(
     return registry.store(db, document, source, by, carried)
 
 
+def test_draft(document, cases: dict[str, dict], schemas: Catalogue) -> dict:
+    """Run scenarios (by id) against a ruleset document that is not stored; the report.
+
+    422 with every problem of the document (under ``/document``) and of the scenarios
+    (under ``/scenarios/<id>``) before anything runs.
+    """
+    found = validate(document, schemas)
+    for entry in found:
+        entry["pointer"] = "/document" + entry["pointer"]
+    if not found:
+        for scenario_id, case in sorted(cases.items()):
+            found.extend(scenario_problems(case, document, schemas, ("scenarios", scenario_id)))
+    if found:
+        raise InvalidInput(found, f"the draft has {len(found)} problem(s)")
+    listed = [{"scenario_id": sid, **case} for sid, case in sorted(cases.items())]
+    return run_scenarios(draft_version(document), listed, schemas)
+
+
 def version_cases(db: Database, name: str, version: int) -> list[dict]:
     """The scenarios a stored version carries, as ``run_scenarios`` takes them."""
     carried = registry.version_scenarios(db, name, version)
