@@ -11,6 +11,7 @@ messages and pointers this service promises. The pure-Python one has the last wo
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from functools import cache
@@ -121,7 +122,7 @@ def _field_errors(error: ValidationError) -> list[dict]:
         patterns = error.schema.get("patternProperties", {})
         extra = [k for k in instance if k not in allowed and not patterns]
         if extra:
-            return [field_error((*path, name), "is not a known field") for name in extra]
+            return [field_error((*path, name), unknown_key(name, allowed)) for name in extra]
     if error.validator == "unevaluatedProperties" and isinstance(instance, dict):
         # jsonschema names the unexpected keys only in its message.
         extra = [k for k in instance if repr(k) in error.message]
@@ -135,6 +136,60 @@ def _field_errors(error: ValidationError) -> list[dict]:
         )
         return [item for sub in best for item in _field_errors(sub)]
     return [field_error(path, _message(error))]
+
+
+# JSON Schema's types, as an analyst says them.
+TYPE_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "text",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "an object ({...})",
+    "null": "null",
+}
+# What people type for an operator, and the operator's name.
+OPERATOR_SYMBOLS = {
+    ">": "gt",
+    ">=": "gte",
+    "=>": "gte",
+    "<": "lt",
+    "<=": "lte",
+    "=<": "lte",
+    "=": "eq",
+    "==": "eq",
+    "!=": "ne",
+    "<>": "ne",
+}
+
+
+def wrote(value) -> str:
+    """A value as an analyst would describe what they wrote."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the text {json.dumps(value)}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def unknown_key(name: str, allowed: set[str]) -> str:
+    """Why a key is refused, with the closest allowed one; operators named as operators."""
+    if {"eq", "ne", "gt"} <= allowed:
+        if OPERATOR_SYMBOLS.get(name) in allowed:
+            return f"{name!r} is not an operator; did you mean {OPERATOR_SYMBOLS[name]!r}?"
+        return f"{name!r} is not an operator{suggest(name, allowed)}"
+    return f"is not a known field{suggest(name, allowed)}"
+
+
+def suggest(name: str, options) -> str:
+    close = difflib.get_close_matches(str(name), sorted(options), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _group_by_branch(context: list[ValidationError]) -> dict[int, list[ValidationError]]:
@@ -157,8 +212,9 @@ def _message(error: ValidationError) -> str:
         return f"is not a valid {error.validator_value}"
     if error.validator == "type":
         expected = error.validator_value
-        expected = " or ".join(expected) if isinstance(expected, list) else expected
-        return f"must be of type {expected}"
+        kinds = expected if isinstance(expected, list) else [expected]
+        words = " or ".join(TYPE_WORDS.get(kind, kind) for kind in kinds)
+        return f"must be {words}; you wrote {wrote(error.instance)}"
     if error.validator == "minimum":
         return f"must be at least {error.validator_value}"
     if error.validator == "maximum":

@@ -319,3 +319,36 @@ def test_a_draft_is_tested_with_its_scenarios_without_storing_it(analyst):
     assert refused.status_code == 422
     pointers = [e["pointer"] for e in refused.get_json()["error"]["errors"]]
     assert "/document/settings/max_shipments" in pointers
+
+
+def test_every_problem_comes_in_one_answer_in_an_analysts_words(analyst):
+    document = shipped(version=2)
+    rules = document["rules"]
+    rules.append(
+        {
+            "id": "london-stores",
+            "when": [
+                {"fact": "candidate", "as": "c", "where": {"distance_km": {">": 10}}},
+                {"fact": "candidate", "where": {"atp_after": {"gte": "2"}}},
+            ],
+            "then": [{"score": "c", "add": "lots", "reason": "x"}],  # a schema error
+        }
+    )
+    rules.append({**rules[0]})  # the same id again
+    document["settings"]["objective"]["distnace"] = 1
+    response = analyst.post("/v1/rulesets/sourcing/versions", json=document)
+    assert response.status_code == 422
+    errors = {e["pointer"]: e["message"] for e in response.get_json()["error"]["errors"]}
+    last, dup = len(rules) - 2, len(rules) - 1
+    assert errors[f"/rules/{last}/when/0/where/distance_km/>"] == (
+        "'>' is not an operator; did you mean 'gt'?"
+    )
+    # The rule has a schema error, and its sound pattern is still checked.
+    assert errors[f"/rules/{last}/when/1/where/atp_after/gte"] == (
+        'atp_after is a whole number; you wrote the text "2"'
+    )
+    assert errors[f"/rules/{last}/then/0/add"].startswith("must be a number; you wrote the text")
+    assert "is already used by /rules/0" in errors[f"/rules/{dup}/id"]
+    assert (
+        errors["/settings/objective/distnace"] == "is not a known field; did you mean 'distance'?"
+    )

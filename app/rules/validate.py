@@ -33,9 +33,10 @@ from app.rules.language import (
     scalar_type,
     split_ref,
 )
-from app.schemas import Catalogue
+from app.schemas import TYPE_WORDS, Catalogue, wrote
 
 RULE_SCHEMA = {"$ref": "https://dom.local/schemas/ruleset.schema.json#/$defs/rule"}
+PATTERN_SCHEMA = {"$ref": "https://dom.local/schemas/ruleset.schema.json#/$defs/pattern"}
 # The engine reads numbers in conditions as plain decimals: it fails on what Python
 # writes with an exponent (below 0.0001 or from 10**16 on); the schema caps the size.
 SMALLEST_NUMBER = 0.0001
@@ -83,6 +84,14 @@ def problems(document, schemas: Catalogue, facts: FactCatalogue) -> list[dict]:
         for index, rule in enumerate(rules)
         if isinstance(rule, dict) and rule_validator.is_valid(rule)
     ]
+    found.extend(_duplicate_ids(rules))
+    # A rule with a schema error still has its sound patterns checked: every problem of
+    # the ruleset comes in one answer, not one layer per attempt.
+    pattern_validator = Draft202012Validator(PATTERN_SCHEMA, registry=schemas.registry)
+    sound = {index for index, _ in well_formed}
+    for index, rule in enumerate(rules):
+        if isinstance(rule, dict) and index not in sound:
+            found.extend(_check_malformed(index, rule, facts, pattern_validator))
     settings = document.get("settings") if isinstance(document.get("settings"), dict) else {}
     rate_card = settings.get("rate_card")
     service_levels = set(rate_card) if isinstance(rate_card, dict) else set()
@@ -110,26 +119,57 @@ def flag_fields(rules) -> dict[str, str]:
     return fields
 
 
-def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[dict]:
+def _duplicate_ids(rules: list) -> list[dict]:
+    """Rule ids used twice, whatever else is wrong with the rules."""
     found = []
-    seen_ids: dict[str, int] = {}
-    flag_extra = flag_fields(rules)
-    distinct_tests: dict[str, set] = defaultdict(set)
-    sharing: dict[tuple, int] = defaultdict(int)
-    for index, rule in rules:
-        rule_id = rule["id"]
-        base = ("rules", index)
-        if rule_id in seen_ids:
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(rules):
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        if not isinstance(rule_id, str):
+            continue
+        if rule_id in seen:
             found.append(
                 problem(
-                    (*base, "id"),
-                    f"rule id {rule_id!r} is already used by /rules/{seen_ids[rule_id]}",
+                    ("rules", index, "id"),
+                    f"rule id {rule_id!r} is already used by /rules/{seen[rule_id]}",
                     "duplicate_rule_id",
                     rule_id,
                 )
             )
         else:
-            seen_ids[rule_id] = index
+            seen[rule_id] = index
+    return found
+
+
+def _check_malformed(index: int, rule: dict, facts: FactCatalogue, pattern_validator) -> list:
+    """The meaning of the sound patterns of a rule that has a schema error elsewhere.
+
+    Patterns that compare with another pattern's fact are left to the next attempt: the
+    pattern they refer to may be the malformed part.
+    """
+    rule_id = rule.get("id") if isinstance(rule.get("id"), str) else None
+    checker = _RuleChecker(
+        {"id": rule_id, "when": [], "then": []}, ("rules", index), facts, {}, set()
+    )
+    patterns = rule.get("when") if isinstance(rule.get("when"), list) else []
+    for position, pattern in enumerate(patterns):
+        if not pattern_validator.is_valid(pattern):
+            continue
+        tests = [t for t in (pattern.get("where") or {}).values() if isinstance(t, dict)]
+        if any(is_ref(operand) for t in tests for operand in t.values()):
+            continue
+        checker.check_pattern(position, pattern)
+    return checker.found
+
+
+def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[dict]:
+    found = []
+    flag_extra = flag_fields(rules)
+    distinct_tests: dict[str, set] = defaultdict(set)
+    sharing: dict[tuple, int] = defaultdict(int)
+    for index, rule in rules:
+        base = ("rules", index)
+        rule_id = rule["id"]
         checker = _RuleChecker(rule, base, facts, flag_extra, service_levels)
         found.extend(checker.check())
         if rule.get("enabled", True):
@@ -267,7 +307,10 @@ class _RuleChecker:
                 kind = scalar_type(value)
                 expected = "string" if field_type == "array" else field_type
                 if not fits(expected, kind):
-                    self.add(value_at, f"{field} is {expected}; {value!r} is {kind}", "value_type")
+                    words = TYPE_WORDS.get(expected, expected)
+                    self.add(
+                        value_at, f"{field} is {words}; you wrote {wrote(value)}", "value_type"
+                    )
                 elif kind in ("integer", "number") and 0 < abs(value) < SMALLEST_NUMBER:
                     self.add(
                         value_at,
