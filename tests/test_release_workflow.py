@@ -17,7 +17,7 @@ import pytest
 from app import create_app
 from tests.conftest import Api
 from tests.rules_helpers import shipped
-from tests.sourcing_helpers import build_network, order, set_stock
+from tests.sourcing_helpers import NODES, build_network, order, set_stock
 
 ROOT = Path(__file__).parent.parent
 PREFERENCES = json.loads(
@@ -352,3 +352,58 @@ def test_every_problem_comes_in_one_answer_in_an_analysts_words(analyst):
     assert (
         errors["/settings/objective/distnace"] == "is not a known field; did you mean 'distance'?"
     )
+
+
+def test_candidates_carry_where_the_node_is_and_where_the_goods_go(admin, analyst):
+    build_network(admin)
+    region = {**NODES["ST1"], "region": "East Midlands"}
+    assert admin.put("/v1/nodes/ST1", json=region).status_code == 200
+    assert admin.get("/v1/nodes/ST1").get_json()["region"] == "East Midlands"
+    set_stock(admin, "ST1", {"MUG": 5})
+    decision = admin.post("/v1/orders", json=order("o1", [("MUG", 1, 9.0)])).get_json()
+    facts = analyst.get(f"/v1/decisions/{decision['decision_id']}").get_json()["facts"]
+    placed = next(f for f in facts if f["fact"] == "order")
+    assert (placed["destination_city"], placed["destination_postcode_area"]) == ("Leicester", "LE")
+    store = next(f for f in facts if f["fact"] == "candidate" and f["node_id"] == "ST1")
+    assert store["node_region"] == "East Midlands"
+    assert (store["node_city"], store["node_postcode_area"]) == ("Leicester", "LE")
+    assert (store["node_lat"], store["node_lon"]) == (52.6369, -1.1398)
+    # A rule can now prefer stores in the order's own postcode area.
+    draft = shipped(version=5)
+    draft["rules"].append(
+        {
+            "id": "local-stores",
+            "when": [
+                {"fact": "order", "as": "o"},
+                {
+                    "fact": "candidate",
+                    "as": "c",
+                    "where": {
+                        "node_type": {"eq": "store"},
+                        "node_postcode_area": {"eq": {"ref": "o.destination_postcode_area"}},
+                    },
+                },
+            ],
+            "then": [{"score": "c", "add": 2, "reason": "a store in the order's area"}],
+        }
+    )
+    case = {
+        "scenario": "A store in the order's postcode area is preferred",
+        "facts": [f for f in facts if f["fact"] != "customer"]
+        + [
+            {
+                "fact": "customer",
+                "customer_id": "C",
+                "tier": "standard",
+                "segments": [],
+                "lifetime_orders": 1,
+                "lifetime_value": 10.0,
+            }
+        ],
+        "expect": {"fired": ["local-stores"], "scored": {store["key"]: {"at_least": 2}}},
+    }
+    tested = analyst.post(
+        "/v1/rulesets/sourcing/test", json={"document": draft, "scenarios": {"local": case}}
+    )
+    assert tested.status_code == 200, tested.get_json()
+    assert tested.get_json()["passed"] == 1, tested.get_json()

@@ -14,8 +14,8 @@ from app.vault import Vault
 NODE_TYPES = ("store", "dc", "3pl", "supplier")
 
 _COLUMNS = (
-    "node_id, type, name, address, lat, lon, capabilities, daily_capacity, priority, active,"
-    " timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
+    "node_id, type, name, region, address, lat, lon, capabilities, daily_capacity, priority,"
+    " active, timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
     " webhook_disabled_at, webhook_disabled_reason, webhook_failures, created_at, updated_at"
 )
 
@@ -37,6 +37,7 @@ def _public(row) -> dict:
         "node_id": row["node_id"],
         "type": row["type"],
         "name": row["name"],
+        "region": row["region"],
         "address": address,
         "capabilities": json.loads(row["capabilities"]),
         "daily_capacity": row["daily_capacity"],
@@ -87,7 +88,7 @@ def existing(db: Database, node_ids) -> dict[str, dict]:
     marks = ",".join("?" * len(ids))
     rows = db.execute(
         f"SELECT node_id, type, capabilities, lat, lon, active, priority, daily_capacity,"
-        f" timezone FROM nodes WHERE node_id IN ({marks})",
+        f" timezone, region, address FROM nodes WHERE node_id IN ({marks})",
         ids,
     )
     return {
@@ -100,6 +101,9 @@ def existing(db: Database, node_ids) -> dict[str, dict]:
             "priority": row["priority"],
             "daily_capacity": row["daily_capacity"],
             "timezone": row["timezone"],
+            "region": row["region"],
+            "city": json.loads(row["address"]).get("city"),
+            "postcode": json.loads(row["address"]).get("postcode"),
         }
         for row in rows
     }
@@ -139,8 +143,9 @@ def put(
         db.execute(
             "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
             " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
-            " created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " created_at, updated_at, region) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (node_id) DO UPDATE SET type = excluded.type, name = excluded.name,"
+            " region = excluded.region,"
             " address = excluded.address, lat = excluded.lat, lon = excluded.lon,"
             " capabilities = excluded.capabilities, daily_capacity = excluded.daily_capacity,"
             " priority = excluded.priority, active = excluded.active,"
@@ -162,6 +167,7 @@ def put(
                 sealed,
                 now,
                 now,
+                document.get("region"),
             ],
         )
         if rotated:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.db import parse_time
-from app.geo import distance_km
+from app.geo import distance_km, postcode_area
 
 # Candidates per line when the ruleset does not say (the nearest ones are kept).
 DEFAULT_MAX_CANDIDATES = 60
@@ -43,9 +43,18 @@ def destination(order: dict, nodes: dict[str, dict]) -> dict:
             "lon": address["lon"],
             "country": address["country"],
             "postcode": address["postcode"],
+            "city": address.get("city"),
+            "region": None,
         }
     node = nodes[delivery["node_id"]]
-    return {"lat": node["lat"], "lon": node["lon"], "country": None, "postcode": None}
+    return {
+        "lat": node["lat"],
+        "lon": node["lon"],
+        "country": None,
+        "postcode": None,
+        "city": node.get("city"),
+        "region": node.get("region"),
+    }
 
 
 def service_before_rules(order: dict, settings: dict) -> str:
@@ -129,6 +138,11 @@ def build(
             "destination_lon": dest["lon"],
             "created_at": view.now,
             "created_hour": created.hour,
+            **_present(
+                destination_city=dest.get("city"),
+                destination_postcode_area=postcode_area(dest["postcode"]),
+                destination_region=dest.get("region"),
+            ),
         },
         {"fact": "customer", "key": "customer", **customer},
     ]
@@ -272,8 +286,20 @@ def _candidate(
         else round((now - parse_time(feed_as_of)).total_seconds() / 3600, 2),
         "node_priority": node.get("priority", 0),
         "in_transit": in_transit,
+        "node_lat": node["lat"],
+        "node_lon": node["lon"],
+        **_present(
+            node_region=node.get("region"),
+            node_city=node.get("city"),
+            node_postcode_area=postcode_area(node.get("postcode")),
+        ),
     }
     return fact
+
+
+def _present(**fields) -> dict:
+    """The fields that have a value: the catalogue leaves unknown ones out."""
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def reprice(facts: list[dict], context: dict, settings: dict) -> list[dict]:
