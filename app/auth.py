@@ -32,6 +32,12 @@ class Principal:
     role: str
     node_id: str | None = None
     channels: tuple[str, ...] | None = None
+    name: str | None = None
+
+    @property
+    def author(self) -> str:
+        """Who to record as having done something: the person's name, else the key's id."""
+        return self.name or self.key_id
 
     def require_node(self, node_id: str) -> None:
         """Refuse a node key acting for another node; other roles pass."""
@@ -61,6 +67,7 @@ def create_key(
     label: str | None = None,
     key: str | None = None,
     channels: list[str] | None = None,
+    name: str | None = None,
 ) -> tuple[str, str]:
     """Store a new key and return ``(key_id, key)``; the key is not retrievable later.
 
@@ -82,7 +89,7 @@ def create_key(
     with database.atomic(db):
         db.execute(
             "INSERT INTO api_keys (key_id, key_hash, role, node_id, label, created_at,"
-            " channels, key_prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " channels, key_prefix, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 key_id,
                 hash_key(key),
@@ -92,6 +99,7 @@ def create_key(
                 database.now(),
                 json.dumps(sorted(set(channels))) if channels else None,
                 key[:PREFIX_SHOWN],
+                name,
             ],
         )
     return key_id, key
@@ -100,7 +108,7 @@ def create_key(
 def list_keys(db: Database) -> list[dict]:
     """Every key, newest first: id, prefix, role, binding, label, when made and revoked."""
     rows = db.execute(
-        "SELECT key_id, key_prefix, role, node_id, channels, label, created_at, revoked_at"
+        "SELECT key_id, key_prefix, name, role, node_id, channels, label, created_at, revoked_at"
         " FROM api_keys ORDER BY created_at DESC, key_id"
     )
     return [
@@ -143,7 +151,7 @@ def authenticate(db: Database, header: str | None) -> Principal:
         raise Unauthorized("the Authorization header must be: Bearer <key>")
     digest = hash_key(key.strip())
     row = db.execute(
-        "SELECT key_id, key_hash, role, node_id, channels FROM api_keys"
+        "SELECT key_id, key_hash, role, node_id, channels, name FROM api_keys"
         " WHERE key_hash = ? AND revoked_at IS NULL",
         [digest],
     ).fetchone()
@@ -151,7 +159,7 @@ def authenticate(db: Database, header: str | None) -> Principal:
     if row is None or not hmac.compare_digest(row["key_hash"], digest):
         raise Unauthorized("unknown or revoked API key")
     channels = tuple(json.loads(row["channels"])) if row["channels"] else None
-    return Principal(row["key_id"], row["role"], row["node_id"], channels)
+    return Principal(row["key_id"], row["role"], row["node_id"], channels, row["name"])
 
 
 def authorize(principal: Principal, roles: tuple[str, ...]) -> None:

@@ -305,19 +305,25 @@ def keys():
     help="A channel a channel key serves (required for channel keys; repeat for several).",
 )
 @click.option("--label", default=None, help="A note saying who holds the key.")
+@click.option("--name", default=None, help="The person the key belongs to: recorded as the author.")
 @with_db
-def keys_create(db, role: str, node_id: str | None, channels: tuple, label: str | None):
+def keys_create(
+    db, role: str, node_id: str | None, channels: tuple, label: str | None, name: str | None
+):
     """Create an API key; the key is printed once, on the last line.
 
     \b
     Example:
         dom keys create --role node --node DC-LON
         dom keys create --role channel --channel web --channel app --label web-shop
+        dom keys create --role analyst --name "Priya Shah"
     """
     if role == "channel" and not channels:
         raise click.UsageError("a channel key serves named channels: give --channel (repeatable)")
     try:
-        key_id, key = auth.create_key(db, role, node_id, label, channels=list(channels) or None)
+        key_id, key = auth.create_key(
+            db, role, node_id, label, channels=list(channels) or None, name=name
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     except NotFound as exc:

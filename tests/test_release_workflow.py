@@ -407,3 +407,33 @@ def test_candidates_carry_where_the_node_is_and_where_the_goods_go(admin, analys
     )
     assert tested.status_code == 200, tested.get_json()
     assert tested.get_json()["passed"] == 1, tested.get_json()
+
+
+def test_a_version_records_its_change_note_and_the_person_who_released_it(client, db):
+    from app import auth
+
+    priya = Api(client, auth.create_key(db, "analyst", name="Priya Shah")[1])
+    document = with_weight(2, 2)
+    document["change_note"] = "DCs cost more to pick this winter: prefer-dc +3 becomes +2."
+    analyst_case = exact_dc_score({"at_least": 1})
+    priya.put("/v1/rulesets/sourcing/scenarios/node-type-preferences", json=analyst_case)
+    stored = priya.post("/v1/rulesets/sourcing/versions", json=document).get_json()
+    assert stored["created_by"] == "Priya Shah"
+    assert stored["change_note"].startswith("DCs cost more")
+    activation = priya.post("/v1/rulesets/sourcing/versions/2/activate").get_json()
+    assert activation["created_by"] == "Priya Shah"
+    listed = priya.get("/v1/rulesets/sourcing/versions").get_json()["versions"]
+    assert [v["version"] for v in listed] == [1, 2]
+    assert listed[1]["change_note"] == document["change_note"]
+    active = priya.get("/v1/rulesets/sourcing/active").get_json()
+    assert active["version"] == 2 and active["activation"]["created_by"] == "Priya Shah"
+    assert "node-type-preferences" in active["scenarios"]
+
+
+def test_why_not_for_a_node_that_does_not_exist_is_404(admin, analyst):
+    build_network(admin)
+    set_stock(admin, "DC1", {"MUG": 5})
+    decision = admin.post("/v1/orders", json=order("o1", [("MUG", 1, 9.0)])).get_json()
+    path = f"/v1/decisions/{decision['decision_id']}/why-not"
+    assert analyst.get(f"{path}/NOPE").status_code == 404
+    assert analyst.get(f"{path}/ST2").status_code == 200

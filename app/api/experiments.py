@@ -27,7 +27,7 @@ AUTHORS = ("admin", "analyst")
     },
 )
 def create_experiment(body: dict):
-    return jsonify(experiments.create(get_db(), schemas(), body, g.principal.key_id)), 201
+    return jsonify(experiments.create(get_db(), schemas(), body, g.principal.author)), 201
 
 
 @endpoint(bp, "/experiments", "GET", summary="Experiments", roles=AUTHORS)
@@ -56,7 +56,7 @@ def get_experiment(experiment_id: str):
     responses={200: "Stopped", 409: "Not running"},
 )
 def stop_experiment(experiment_id: str):
-    return jsonify(experiments.stop(get_db(), experiment_id, f"stopped by {g.principal.key_id}"))
+    return jsonify(experiments.stop(get_db(), experiment_id, f"stopped by {g.principal.author}"))
 
 
 @endpoint(
@@ -68,7 +68,7 @@ def stop_experiment(experiment_id: str):
     responses={200: "Promoted", 409: "Not running, or the challenger's scenarios fail"},
 )
 def promote_experiment(experiment_id: str):
-    return jsonify(experiments.promote(get_db(), schemas(), experiment_id, g.principal.key_id))
+    return jsonify(experiments.promote(get_db(), schemas(), experiment_id, g.principal.author))
 
 
 @endpoint(
@@ -103,7 +103,7 @@ def create_replay(body: dict):
         runtime.check_draft(body["draft"], schemas(), "/draft")
     db = get_db()
     replays.versions_for(db, body)  # 404 now rather than a failed job later
-    replay = replays.create(db, body, g.principal.key_id)
+    replay = replays.create(db, body, g.principal.author)
     replays.start(current_app.config, replay["replay_id"])
     return jsonify(replay), 202
 

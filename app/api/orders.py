@@ -11,6 +11,7 @@ from app import decisions, orders, privacy
 from app.api import created_or_ok, endpoint, schemas
 from app.db import get_db
 from app.errors import Forbidden, InvalidInput, NotFound
+from app.network import nodes
 from app.rules import registry, runtime
 from app.sourcing import casebook, decide, explain, lifecycle
 
@@ -207,7 +208,10 @@ def decision_scenario(decision_id: str, body: dict):
     responses={200: "The answer, line by line", 404: "No such decision"},
 )
 def why_not(decision_id: str, node_id: str):
-    return jsonify(explain.why_not(visible_decision(get_db(), decision_id)["decision"], node_id))
+    db = get_db()
+    record = visible_decision(db, decision_id)
+    nodes.get(db, node_id)  # 404 for a node that does not exist, not "it had no stock"
+    return jsonify(explain.why_not(record["decision"], node_id))
 
 
 @endpoint(

@@ -60,7 +60,7 @@ def post_version(name: str, body):
     if body["ruleset"] != name:
         raise InvalidInput([field_error(("ruleset",), f"must be {name!r}, the name in the URL")])
     # The version carries the draft set of scenarios, checked against its own rules.
-    version, created = runtime.store_version(get_db(), body, schemas(), "api", g.principal.key_id)
+    version, created = runtime.store_version(get_db(), body, schemas(), "api", g.principal.author)
     return created_or_ok(version, created)
 
 
@@ -106,6 +106,33 @@ def get_ruleset(name: str):
             "scenarios": [s["scenario_id"] for s in registry.scenarios(db, name)],
         }
     )
+
+
+@endpoint(
+    bp,
+    "/rulesets/<name>/versions",
+    "GET",
+    summary="The stored versions of a ruleset, oldest first (without their documents)",
+    roles=AUTHORS,
+    responses={200: "The versions", 404: "No such ruleset"},
+)
+def list_versions(name: str):
+    return jsonify({"ruleset": name, "versions": registry.versions(get_db(), name)})
+
+
+@endpoint(
+    bp,
+    "/rulesets/<name>/active",
+    "GET",
+    summary="The version in force now, with its document and the scenarios it carries",
+    roles=AUTHORS,
+    responses={200: "The active version", 404: "No such ruleset, or none active"},
+)
+def get_active(name: str):
+    db = get_db()
+    version = runtime.active_version(db, name)
+    activation = registry.active(db, name)
+    return jsonify({**registry.detail(db, name, version["version"]), "activation": activation})
 
 
 @endpoint(
@@ -187,7 +214,7 @@ def activate_version(name: str, version: int, body: dict):
     if at is not None and at <= now():
         # A time already passed would rewrite what was in force then: leave ``at`` out.
         raise InvalidInput([field_error(("at",), "is in the past; leave it out to activate now")])
-    activation = runtime.activate(get_db(), schemas(), name, version, g.principal.key_id, at)
+    activation = runtime.activate(get_db(), schemas(), name, version, g.principal.author, at)
     return jsonify(activation), 201
 
 
@@ -202,7 +229,7 @@ def activate_version(name: str, version: int, body: dict):
 def rollback(name: str):
     db = get_db()
     target = registry.previous_version(db, name)
-    activation = runtime.activate(db, schemas(), name, target, g.principal.key_id, kind="rollback")
+    activation = runtime.activate(db, schemas(), name, target, g.principal.author, kind="rollback")
     return jsonify(activation), 201
 
 

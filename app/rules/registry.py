@@ -29,6 +29,7 @@ def _version(row, with_document: bool = True) -> dict:
         "version": row["version"],
         "sha256": row["sha256"],
         "description": row["description"],
+        "change_note": json.loads(row["document"]).get("change_note"),
         "rule_count": row["rule_count"],
         "source": row["source"],
         "created_by": row["created_by"],
