@@ -37,6 +37,11 @@ def record(db: Database, decision: dict, kind: str, facts: list, context: dict):
             experiment.get("variant"),
         ],
     )
+    fired = sorted(set((decision.get("explanation") or {}).get("rules_fired") or []))
+    db.executemany(
+        "INSERT INTO decision_rules (decision_id, rule_id) VALUES (?, ?)",
+        [(decision["decision_id"], rule_id) for rule_id in fired],
+    )
 
 
 def get(db: Database, decision_id: str) -> dict:
@@ -111,3 +116,42 @@ def select(db: Database, ruleset: str, since=None, until=None, ids=None, limit=N
     else:
         found = [row[0] for row in db.execute(sql + " ORDER BY created_at DESC", params)]
     return found[:limit] if limit else found
+
+
+def search(db: Database, filters: dict, after: tuple | None, limit: int) -> list[dict]:
+    """Decisions newest first, after the cursor ``(created_at, decision_id)``; ``filters``
+    by order, kind, ruleset version, a rule that fired, a node shipped from, experiment."""
+    where, params = [], []
+    for name, column in (
+        ("order_id", "d.order_id"),
+        ("kind", "d.kind"),
+        ("ruleset", "d.ruleset"),
+        ("ruleset_version", "d.ruleset_version"),
+        ("experiment", "d.experiment_id"),
+    ):
+        if filters.get(name) is not None:
+            where.append(f"{column} = ?")
+            params.append(filters[name])
+    if filters.get("rule"):
+        where.append(
+            "EXISTS (SELECT 1 FROM decision_rules r WHERE r.decision_id = d.decision_id"
+            " AND r.rule_id = ?)"
+        )
+        params.append(filters["rule"])
+    if filters.get("node_id"):
+        where.append(
+            "EXISTS (SELECT 1 FROM shipments s WHERE s.decision_id = d.decision_id"
+            " AND s.node_id = ?)"
+        )
+        params.append(filters["node_id"])
+    if after is not None:
+        where.append("(d.created_at < ? OR (d.created_at = ? AND d.decision_id < ?))")
+        params.extend([after[0], after[0], after[1]])
+    rows = db.execute(
+        "SELECT d.decision_id, d.order_id, d.kind, d.status, d.ruleset, d.ruleset_version,"
+        " d.experiment_id, d.variant, d.created_at FROM decisions d"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY d.created_at DESC, d.decision_id DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [dict(row) for row in rows]

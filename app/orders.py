@@ -209,3 +209,49 @@ def waiting_for(
         [*params, limit],
     )
     return [(row[0], row[1]) for row in rows]
+
+
+def search(
+    db: Database,
+    filters: dict,
+    after: tuple | None,
+    limit: int,
+    channels: tuple[str, ...] | None = None,
+) -> list[dict]:
+    """Orders newest first, after the cursor ``(created_at, order_id)``; ``filters`` by
+    status, channel, created_after/before, a SKU on a line, a node with a shipment."""
+    where, params = [], []
+    for column in ("status", "channel"):
+        if filters.get(column):
+            where.append(f"o.{column} = ?")
+            params.append(filters[column])
+    if channels is not None:
+        where.append(f"o.channel IN ({','.join('?' * len(channels))})")
+        params.extend(channels)
+    if filters.get("created_after"):
+        where.append("o.created_at >= ?")
+        params.append(filters["created_after"])
+    if filters.get("created_before"):
+        where.append("o.created_at < ?")
+        params.append(filters["created_before"])
+    if filters.get("sku"):
+        where.append(
+            "EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.order_id AND l.sku = ?)"
+        )
+        params.append(filters["sku"])
+    if filters.get("node_id"):
+        where.append(
+            "EXISTS (SELECT 1 FROM shipments s WHERE s.order_id = o.order_id AND s.node_id = ?)"
+        )
+        params.append(filters["node_id"])
+    if after is not None:
+        where.append("(o.created_at < ? OR (o.created_at = ? AND o.order_id < ?))")
+        params.extend([after[0], after[0], after[1]])
+    rows = db.execute(
+        "SELECT o.order_id, o.channel, o.customer_id, o.status, o.created_at, o.updated_at"
+        " FROM orders o"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY o.created_at DESC, o.order_id DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [dict(row) for row in rows]

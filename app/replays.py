@@ -162,3 +162,18 @@ def start(config, replay_id: str) -> threading.Thread:
     thread = threading.Thread(target=work, name=f"replay-{replay_id}", daemon=True)
     thread.start()
     return thread
+
+
+def search(db: Database, after: tuple | None, limit: int) -> list[dict]:
+    """Replays newest first (without their reports), after ``(created_at, replay_id)``."""
+    where, params = "", []
+    if after is not None:
+        where = " WHERE (created_at < ? OR (created_at = ? AND replay_id < ?))"
+        params = [after[0], after[0], after[1]]
+    rows = db.execute(
+        "SELECT replay_id, ruleset, request, status, total, done, error, created_by,"
+        f" created_at, finished_at FROM replays{where}"
+        " ORDER BY created_at DESC, replay_id DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [{**dict(row), "request": json.loads(row["request"])} for row in rows]

@@ -171,6 +171,11 @@ def test_replaying_a_version_over_its_own_decisions_changes_nothing(shop, analys
     )
     replay = wait_for(analyst, by_draft.get_json()["replay_id"])
     assert (replay["total"], replay["report"]["changed"]) == (5, 0)
+    listed = analyst.get("/v1/replays?limit=2").get_json()
+    assert listed["replays"][0]["replay_id"] == replay["replay_id"]
+    assert listed["next_cursor"] is not None
+    rest = analyst.get(f"/v1/replays?cursor={listed['next_cursor']}").get_json()["replays"]
+    assert len(listed["replays"]) + len(rest) == 3
 
 
 def test_cli_report_and_replay(shop, analyst, db_path, monkeypatch):

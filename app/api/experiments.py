@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify
 
 from app import experiments, replays
-from app.api import endpoint, schemas
+from app.api import endpoint, listing, query_args, schemas
 from app.db import get_db
 from app.rules import runtime
 
@@ -106,6 +106,20 @@ def create_replay(body: dict):
     replay = replays.create(db, body, g.principal.author)
     replays.start(current_app.config, replay["replay_id"])
     return jsonify(replay), 202
+
+
+@endpoint(
+    bp,
+    "/replays",
+    "GET",
+    summary="Replays, newest first, without their reports",
+    roles=AUTHORS,
+    query=listing.PAGE_QUERY,
+    responses={200: "A page of replays and the cursor of the next"},
+)
+def list_replays():
+    args = query_args(listing.PAGE_QUERY)
+    return listing.answer("replays", "replay_id", replays.search, args)
 
 
 @endpoint(

@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, g, jsonify, make_response
 
 from app import db as database
 from app import decisions, orders, privacy
-from app.api import created_or_ok, endpoint, schemas
-from app.db import get_db
+from app.api import Param, created_or_ok, endpoint, listing, query_args, schemas
+from app.db import get_db, normalize_time
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.network import nodes
 from app.rules import registry, runtime
@@ -20,6 +20,68 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("admin", "channel")
 READERS = ("admin", "analyst", "channel")
+
+
+ORDER_QUERY = (
+    Param("status", "Only orders in this status.", enum=tuple(orders.TRANSITIONS)),
+    Param("channel", "Only orders from this channel."),
+    Param("created_after", "Only orders created at or after this time.", format="date-time"),
+    Param("created_before", "Only orders created before this time.", format="date-time"),
+    Param("sku", "Only orders with a line of this SKU."),
+    Param("node_id", "Only orders with a shipment from this node."),
+    *listing.PAGE_QUERY,
+)
+DECISION_QUERY = (
+    Param("order_id", "Only decisions of this order."),
+    Param("kind", "Only this kind.", enum=("order", "backorder", "resource", "simulation")),
+    Param("ruleset_version", "Only decisions made under this version.", "integer", minimum=1),
+    Param("rule", "Only decisions in which this rule fired."),
+    Param("node_id", "Only decisions with a shipment from this node."),
+    Param("experiment", "Only decisions made under this experiment."),
+    *listing.PAGE_QUERY,
+)
+
+
+@endpoint(
+    bp,
+    "/orders",
+    "GET",
+    summary="Find orders, newest first; Accept: text/csv or application/x-ndjson exports all",
+    roles=READERS,
+    query=ORDER_QUERY,
+    responses={200: "A page of orders and the cursor of the next"},
+)
+def list_orders():
+    args = query_args(ORDER_QUERY)
+    for name in ("created_after", "created_before"):
+        if args.get(name):
+            args[name] = normalize_time(args[name])
+    channels = None if g.principal.role != "channel" else g.principal.channels
+    return listing.answer(
+        "orders",
+        "order_id",
+        lambda db, after, limit: orders.search(db, args, after, limit, channels),
+        args,
+    )
+
+
+@endpoint(
+    bp,
+    "/decisions",
+    "GET",
+    summary="Find decisions, newest first; Accept: text/csv or application/x-ndjson exports all",
+    roles=("admin", "analyst"),
+    query=DECISION_QUERY,
+    responses={200: "A page of decisions and the cursor of the next"},
+)
+def list_decisions():
+    args = query_args(DECISION_QUERY)
+    return listing.answer(
+        "decisions",
+        "decision_id",
+        lambda db, after, limit: decisions.search(db, args, after, limit),
+        args,
+    )
 
 
 @endpoint(
