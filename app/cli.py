@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -485,6 +486,116 @@ def _print_report(title: str, report: dict) -> int:
     return report["failed"]
 
 
+def api_errors(command):
+    """Turn the service's errors into a message and exit 1, listing each bad field."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except ApiError as exc:
+            for entry in exc.errors or []:
+                click.echo(f"  {entry['pointer'] or '/'}: {entry['message']}", err=True)
+            raise click.ClickException(f"{exc.message} ({exc.code})") from exc
+
+    return wrapper
+
+
+def _author() -> str:
+    """Who a CLI change is recorded as made by: DOM_AUTHOR, else the login name."""
+    import getpass
+
+    return os.environ.get("DOM_AUTHOR") or f"{getpass.getuser()} (cli)"
+
+
+@rules.command("versions")
+@click.argument("name")
+@with_db
+@api_errors
+def rules_versions(db, name: str):
+    """List a ruleset's versions: which is active, who made each, and its change note.
+
+    \b
+    Example:
+        dom rules versions sourcing
+    """
+    from app.rules import registry, runtime
+
+    active = runtime.active_version(db, name)["version"]
+    for version in registry.versions(db, name):
+        mark = "*" if version["version"] == active else " "
+        note = version["change_note"] or version["description"] or ""
+        made = version["created_at"][:19]
+        click.echo(
+            f"{mark} v{version['version']:<4} {version['sha256'][:12]}  {made}"
+            f"  {version['created_by']:<20}  {note}"
+        )
+
+
+@rules.command("diff")
+@click.argument("name")
+@click.argument("old", type=int)
+@click.argument("new", type=int)
+@with_db
+@api_errors
+def rules_diff(db, name: str, old: int, new: int):
+    """What changed between two versions: rules added, removed and changed, and settings.
+
+    \b
+    Example:
+        dom rules diff sourcing 1 2
+    """
+    from app.rules import diff, registry
+
+    changes = diff.diff(
+        registry.get(db, name, old)["document"], registry.get(db, name, new)["document"]
+    )
+    click.echo(json.dumps(changes, indent=2))
+
+
+@rules.command("activate")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--at", default=None, help="Activate at this future time (RFC 3339).")
+@with_db
+@api_errors
+def rules_activate(db, name: str, version: int, at: str | None):
+    """Activate a version (now, or --at a time) once its own scenarios pass.
+
+    Recorded as made by DOM_AUTHOR (default: your login name).
+
+    \b
+    Example:
+        DOM_AUTHOR="Priya Shah" dom rules activate sourcing 2
+    """
+    from app.rules import runtime
+
+    when = database.normalize_time(at) if at else None
+    activation = runtime.activate(db, _schemas(), name, version, _author(), when)
+    click.echo(
+        f"{name} v{activation['version']} {activation['status']} from {activation['effective_at']}"
+        f" (was v{activation['previous_version']})"
+    )
+
+
+@rules.command("rollback")
+@click.argument("name")
+@with_db
+@api_errors
+def rules_rollback(db, name: str):
+    """Make the version that was active before the current one active again.
+
+    \b
+    Example:
+        dom rules rollback sourcing
+    """
+    from app.rules import registry, runtime
+
+    target = registry.previous_version(db, name)
+    activation = runtime.activate(db, _schemas(), name, target, _author(), kind="rollback")
+    click.echo(f"{name} rolled back to v{activation['version']}")
+
+
 @rules.command("load")
 @with_db
 def rules_load(db):
@@ -592,6 +703,118 @@ def experiments_report(db, experiment_id: str):
         click.echo(f"disagreement rate: {result['disagreement_rate']:.1%}")
         for rule, count in result["rules_making_the_difference"][:5]:
             click.echo(f"  rule {rule}: {count}")
+
+
+@experiments_group.command("start")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@with_db
+@api_errors
+def experiments_start(db, path: str):
+    """Start an experiment described in a JSON file (schemas/experiment.schema.json).
+
+    \b
+    Example:
+        dom experiments start ab-2026-11.json
+    """
+    from app import experiments
+
+    document = json.loads(Path(path).read_text())
+    _schemas().validate("experiment", document)
+    started = experiments.create(db, _schemas(), document, _author())
+    click.echo(
+        f"{started['experiment_id']} {started['status']}: v{started['champion']} (champion)"
+        f" vs v{started['challenger']} (challenger), {started['mode']}"
+    )
+
+
+@experiments_group.command("stop")
+@click.argument("experiment_id")
+@click.option("--reason", default=None, help="Why it stops (recorded).")
+@with_db
+@api_errors
+def experiments_stop(db, experiment_id: str, reason: str | None):
+    """Stop a running experiment; the active version alone decides again.
+
+    \b
+    Example:
+        dom experiments stop ab-2026-11 --reason "enough data"
+    """
+    from app import experiments
+
+    stopped = experiments.stop(db, experiment_id, reason or f"stopped by {_author()}")
+    click.echo(f"{experiment_id} {stopped['status']}")
+
+
+@experiments_group.command("promote")
+@click.argument("experiment_id")
+@with_db
+@api_errors
+def experiments_promote(db, experiment_id: str):
+    """Stop an experiment and activate its challenger (once its scenarios pass).
+
+    \b
+    Example:
+        dom experiments promote ab-2026-11
+    """
+    from app import experiments
+
+    promoted = experiments.promote(db, _schemas(), experiment_id, _author())
+    click.echo(f"{experiment_id} promoted: {json.dumps(promoted.get('activation', promoted))}")
+
+
+@main.group("replays")
+def replays_group():
+    """Replays: A/B on history, as background jobs or in the foreground.
+
+    \b
+    Example:
+        dom replays start --a 1 --b 2 --channel web
+    """
+
+
+@replays_group.command("start")
+@click.option("--ruleset", default="sourcing", show_default=True)
+@click.option("--a", "version_a", type=int, required=True, help="The baseline version.")
+@click.option("--b", "version_b", type=int, required=True, help="The version compared.")
+@click.option("--from", "since", default=None, help="Decisions made at or after (RFC 3339).")
+@click.option("--to", "until", default=None, help="Decisions made before (RFC 3339).")
+@click.option("--channel", default=None, help="Only orders from this channel.")
+@click.option("--limit", type=int, default=None, help="At most this many decisions.")
+@click.pass_context
+def replays_start(ctx, **options):
+    """Replay stored decisions under two versions and print the comparison (same as `dom replay`).
+
+    \b
+    Example:
+        dom replays start --a 1 --b 2 --from 2026-11-01T00:00:00Z
+    """
+    ctx.invoke(replay_command, **options)
+
+
+@replays_group.command("show")
+@click.argument("replay_id")
+@with_db
+@api_errors
+def replays_show(db, replay_id: str):
+    """Show a replay: its progress, and its comparison when done.
+
+    \b
+    Example:
+        dom replays show rpl_0123456789ab
+    """
+    from app import replays
+
+    replay = replays.get(db, replay_id)
+    click.echo(
+        f"{replay_id}: {replay['status']}, {replay['done']} of {replay['total']} decisions"
+        + (f" ({replay['error']})" if replay.get("error") else "")
+    )
+    report = replay.get("report")
+    if report:
+        request = replay["request"]
+        names = (f"v{request.get('a')}", f"v{request.get('b', 'draft')}")
+        _comparison_table(report["a"], report["b"], report["b_minus_a"], names)
+        click.echo(f"{report['changed']} of {replay['total']} decisions changed")
 
 
 def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) -> None:

@@ -149,3 +149,53 @@ def test_rules_load_reports_what_it_stored(env):
     result = CliRunner().invoke(main, ["rules", "load"])
     assert result.exit_code == 0, result.output
     assert "sourcing version 1" in result.output
+
+
+def test_the_cli_does_what_the_api_does_for_an_analyst(env, tmp_path, monkeypatch):
+    from tests.rules_helpers import shipped
+
+    monkeypatch.setenv("DOM_AUTHOR", "Priya Shah")
+    runner = CliRunner()
+    two = shipped(version=2, description="v2")
+    two["change_note"] = "one box per order"
+    two["settings"]["max_shipments"] = 1
+    connection = database.open_database(env)
+    from app.rules import runtime
+    from app.schemas import catalogue
+
+    runtime.store_version(connection, two, catalogue("schemas"), "test", "Priya Shah")
+    connection.close()
+    listed = runner.invoke(main, ["rules", "versions", "sourcing"])
+    assert listed.exit_code == 0, listed.output
+    assert "* v1" in listed.output and "one box per order" in listed.output
+    changed = runner.invoke(main, ["rules", "diff", "sourcing", "1", "2"])
+    assert '"max_shipments"' in changed.output
+    activated = runner.invoke(main, ["rules", "activate", "sourcing", "2"])
+    assert activated.exit_code == 0, activated.output
+    assert "sourcing v2 effective" in activated.output
+    assert "* v2" in runner.invoke(main, ["rules", "versions", "sourcing"]).output
+    assert "rolled back to v1" in runner.invoke(main, ["rules", "rollback", "sourcing"]).output
+    missing = runner.invoke(main, ["rules", "activate", "sourcing", "9"])
+    assert missing.exit_code == 1 and "has no version 9" in missing.output
+    experiment = tmp_path / "ab.json"
+    experiment.write_text(
+        json.dumps(
+            {
+                "experiment_id": "ab1",
+                "ruleset": "sourcing",
+                "champion": 1,
+                "challenger": 2,
+                "mode": "split",
+                "challenger_share": 0.5,
+            }
+        )
+    )
+    started = runner.invoke(main, ["experiments", "start", str(experiment)])
+    assert started.exit_code == 0, started.output
+    assert "ab1 running" in started.output
+    stopped = runner.invoke(main, ["experiments", "stop", "ab1", "--reason", "enough"])
+    assert "ab1 stopped" in stopped.output
+    again = runner.invoke(main, ["experiments", "promote", "ab1"])
+    assert again.exit_code == 1  # a stopped experiment cannot be promoted
+    shown = runner.invoke(main, ["replays", "show", "rpl_nope"])
+    assert shown.exit_code == 1 and "does not exist" in shown.output
