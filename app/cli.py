@@ -823,16 +823,27 @@ def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) 
     def show(value):
         return "-" if value is None else f"{value:,.3f}"
 
-    click.echo(f"{'measure':<22}{names[0]:>12}{names[1]:>12}{'difference':>12}  95% interval")
+    from app.metrics import verdict
+
+    click.echo(
+        f"{'measure':<22}{names[0]:>12}{names[1]:>12}{'difference':>12}"
+        f"  {'95% interval (always valid)':<28}verdict"
+    )
     click.echo(f"{'decisions':<22}{left['decisions']:>12}{right['decisions']:>12}")
     for name in MEASURES:
         diff = differences[name]
         interval = f"[{diff['ci95'][0]:,.3f}, {diff['ci95'][1]:,.3f}]" if diff["ci95"] else "-"
-        note = "" if diff["enough_data"] else "  (not enough data)"
+        said = diff.get("verdict") or verdict(name, diff)
         click.echo(
             f"{name:<22}{show(left[name]):>12}{show(right[name]):>12}"
-            f"{show(diff['difference']):>12}  {interval}{note}"
+            f"{show(diff['difference']):>12}  {interval:<28}{said}"
         )
+    for share in ("p50", "p95"):
+        latency = [side.get("latency_ms", {}).get(share) for side in (left, right)]
+        if any(value is not None for value in latency):
+            click.echo(
+                f"{'latency ' + share + ' (ms)':<22}{show(latency[0]):>12}{show(latency[1]):>12}"
+            )
 
 
 @main.command("replay")

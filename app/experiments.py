@@ -250,12 +250,7 @@ def report(db: Database, experiment_id: str) -> dict:
             ),
             "challenger": metrics.summary(challenger_rows),
         }
-        diff = {
-            name: metrics.paired_difference(
-                [(a[name], b[name]) for a, b in zip(champion_rows, challenger_rows, strict=True)]
-            )
-            for name in metrics.MEASURES
-        }
+        diff = metrics.paired_differences(champion_rows, challenger_rows)
         differences = [
             shadow[r["decision_id"]]["difference"] for r in real if r["decision_id"] in shadow
         ]

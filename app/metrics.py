@@ -1,18 +1,36 @@
-"""Comparing two sets of decisions: per-decision measures, summaries, differences with a
-95% confidence interval. Pure."""
+"""Comparing two sets of decisions: per-decision measures, summaries, differences with an
+always-valid 95% interval, and a verdict per measure. Pure.
+
+One definition per measure: each is computed per decision (``measures``) and every
+figure of a report is the plain average of it over decisions, the summaries of each
+variant, their difference, its interval and the guardrails alike. So a report always
+agrees with itself: the difference is the challenger's value minus the champion's.
+
+The intervals stay valid however often they are looked at (experiments are checked every
+minute while they run): they are the always-valid confidence intervals of the mixture
+sequential probability ratio test for a difference of means (Johari, Koomen, Pekelis and
+Walsh, "Peeking at A/B tests", KDD 2017; "Always valid inference", Operations Research
+2022), with a normal mixing distribution of variance ``TAU_SHARE`` times the measure's
+variance. A fixed-sample interval checked at every look would stop far more than 5% of
+experiments whose variants do not differ.
+"""
 
 from __future__ import annotations
 
 import math
 import statistics
 
-# Below this many decisions per side, a difference is reported without a verdict.
+# Below this many decisions per side, a difference is reported with the verdict
+# "not enough data".
 ENOUGH = 30
-Z95 = 1.96
+ALPHA = 0.05
+# The mixture's spread, as a share of the measure's variance: effects of about a tenth of
+# a standard deviation are the ones the test is tuned to find soonest.
+TAU_SHARE = 0.01
 
 MEASURES = {
-    # name: (description, function of one decision's measures)
-    "fill_rate": "units sourced / units ordered",
+    # name: what it is, per decision; all are averaged over decisions
+    "fill_rate": "units sourced / units ordered, per order",
     "split_share": "share of orders sent in several shipments",
     "shipments_per_order": "shipments per order",
     "cost_per_order": "estimated shipping cost per order",
@@ -21,6 +39,8 @@ MEASURES = {
     "hold_rate": "share of orders put on hold",
     "backorder_rate": "share of orders back-ordered",
 }
+# Which way is better for each measure.
+HIGHER_IS_BETTER = {"fill_rate"}
 
 
 def measures(decision: dict) -> dict:
@@ -49,11 +69,7 @@ def measures(decision: dict) -> dict:
 def summary(rows: list[dict], rejections: tuple[int, int] | None = None) -> dict:
     """Averages over decisions of one variant, with latency percentiles."""
     result: dict = {"decisions": len(rows)}
-    ordered = sum(r["units_ordered"] for r in rows)
-    result["fill_rate"] = sum(r["units_sourced"] for r in rows) / ordered if ordered else None
     for name in MEASURES:
-        if name == "fill_rate":
-            continue
         values = [r[name] for r in rows if r[name] is not None]
         result[name] = statistics.fmean(values) if values else None
     latencies = sorted(r["latency_ms"] for r in rows if r.get("latency_ms") is not None)
@@ -73,8 +89,41 @@ def _percentile(values: list[float], share: float) -> float | None:
     return values[min(len(values) - 1, int(share * len(values)))]
 
 
+def always_valid_half_width(variance: float, alpha: float = ALPHA, tau2: float | None = None):
+    """Half-width of the always-valid interval of an estimate with this variance (mSPRT).
+
+    ``tau2`` is the mixing variance, in the estimate's units squared.
+    """
+    if variance <= 0:
+        return 0.0
+    tau2 = tau2 if tau2 is not None else variance
+    log_term = math.log(1 / alpha) + 0.5 * math.log((variance + tau2) / variance)
+    return math.sqrt(2 * variance * (variance + tau2) / tau2 * log_term)
+
+
+def verdict(name: str, result: dict) -> str:
+    """better, worse, no detectable difference, or not enough data (for the challenger)."""
+    if not result["enough_data"] or result["ci95"] is None:
+        return "not enough data"
+    low, high = result["ci95"]
+    if low <= 0 <= high:
+        return "no detectable difference"
+    up = low > 0
+    return "better" if up == (name in HIGHER_IS_BETTER) else "worse"
+
+
+def _interval(diff: float, variance: float, per_observation: float, enough: bool, note):
+    half = always_valid_half_width(variance, tau2=TAU_SHARE * per_observation or None)
+    return {
+        "difference": diff,
+        "ci95": [diff - half, diff + half],
+        "enough_data": enough,
+        "note": note,
+    }
+
+
 def difference(champion: list[float], challenger: list[float]) -> dict:
-    """Challenger minus champion, with a 95% interval (Welch); says when data is too thin."""
+    """Challenger minus champion, with an always-valid 95% interval; says when data is thin."""
     a = [v for v in champion if v is not None]
     b = [v for v in challenger if v is not None]
     if not a or not b:
@@ -92,21 +141,21 @@ def difference(champion: list[float], challenger: list[float]) -> dict:
             "enough_data": False,
             "note": "not enough data for an interval",
         }
-    se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+    var_a, var_b = statistics.variance(a), statistics.variance(b)
+    variance = var_a / len(a) + var_b / len(b)
+    # The mixing variance is set on the scale of one observation of the difference.
+    per_observation = variance * min(len(a), len(b))
     enough = len(a) >= ENOUGH and len(b) >= ENOUGH
-    return {
-        "difference": diff,
-        "ci95": [diff - Z95 * se, diff + Z95 * se],
-        "enough_data": enough,
-        "note": None if enough else f"not enough data: fewer than {ENOUGH} decisions per side",
-    }
+    note = None if enough else f"not enough data: fewer than {ENOUGH} decisions per side"
+    return _interval(diff, variance, per_observation, enough, note)
 
 
 def differences(champion_rows: list[dict], challenger_rows: list[dict]) -> dict:
-    return {
+    found = {
         name: difference([r[name] for r in champion_rows], [r[name] for r in challenger_rows])
         for name in MEASURES
     }
+    return {name: {**result, "verdict": verdict(name, result)} for name, result in found.items()}
 
 
 def paired_difference(pairs: list[tuple[float, float]]) -> dict:
@@ -120,11 +169,18 @@ def paired_difference(pairs: list[tuple[float, float]]) -> dict:
             "note": "not enough data for an interval",
         }
     mean = statistics.fmean(deltas)
-    se = statistics.stdev(deltas) / math.sqrt(len(deltas))
+    per_observation = statistics.variance(deltas)
     enough = len(deltas) >= ENOUGH
-    return {
-        "difference": mean,
-        "ci95": [mean - Z95 * se, mean + Z95 * se],
-        "enough_data": enough,
-        "note": None if enough else f"not enough data: fewer than {ENOUGH} orders",
+    note = None if enough else f"not enough data: fewer than {ENOUGH} orders"
+    return _interval(mean, per_observation / len(deltas), per_observation, enough, note)
+
+
+def paired_differences(champion_rows: list[dict], challenger_rows: list[dict]) -> dict:
+    """Every measure's paired difference (shadow mode), with its verdict."""
+    found = {
+        name: paired_difference(
+            [(a[name], b[name]) for a, b in zip(champion_rows, challenger_rows, strict=True)]
+        )
+        for name in MEASURES
     }
+    return {name: {**result, "verdict": verdict(name, result)} for name, result in found.items()}
