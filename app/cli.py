@@ -702,7 +702,11 @@ def experiments_report(db, experiment_id: str):
     if "disagreement_rate" in result and result["disagreement_rate"] is not None:
         click.echo(f"disagreement rate: {result['disagreement_rate']:.1%}")
         for rule, count in result["rules_making_the_difference"][:5]:
-            click.echo(f"  rule {rule}: {count}")
+            click.echo(f"  rule {rule}: {count} of {result['disagreements']} disagreeing orders")
+        for node in result["nodes_making_the_difference"][:5]:
+            click.echo(
+                f"  node {node['node_id']}: +{node['lines_gained']} lines, -{node['lines_lost']}"
+            )
 
 
 @experiments_group.command("start")

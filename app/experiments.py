@@ -251,32 +251,88 @@ def report(db: Database, experiment_id: str) -> dict:
             "challenger": metrics.summary(challenger_rows),
         }
         diff = metrics.paired_differences(champion_rows, challenger_rows)
-        differences = [
-            shadow[r["decision_id"]]["difference"] for r in real if r["decision_id"] in shadow
-        ]
-        disagreements = [
-            not shadow[r["decision_id"]]["agrees"] for r in real if r["decision_id"] in shadow
-        ]
+        compared = [(r, shadow[r["decision_id"]]) for r in real if r["decision_id"] in shadow]
+        # Only orders on which the variants disagreed say what makes the difference.
+        disagreeing = [(r, s) for r, s in compared if not s["agrees"]]
         rules = Counter(
             rule
-            for d in differences
-            for rule in d["rules_only_champion"] + d["rules_only_challenger"]
-        )
-        node_counts = Counter(
-            node
-            for d in differences
-            for node in d["nodes_only_champion"] + d["nodes_only_challenger"]
+            for _, s in disagreeing
+            for rule in s["difference"]["rules_only_champion"]
+            + s["difference"]["rules_only_challenger"]
         )
         extra = {
-            "disagreement_rate": sum(disagreements) / len(disagreements) if disagreements else None,
+            "disagreement_rate": len(disagreeing) / len(compared) if compared else None,
+            "disagreements": len(disagreeing),
             "rules_making_the_difference": rules.most_common(10),
-            "nodes_making_the_difference": node_counts.most_common(10),
+            "nodes_making_the_difference": node_changes(
+                [(r["result"], s["result"]) for r, s in disagreeing]
+            )[:10],
         }
     return {
         "experiment": experiment,
         "variants": variants,
         "challenger_minus_champion": diff,
         **extra,
+    }
+
+
+def node_changes(pairs: list[tuple[dict, dict]]) -> list[dict]:
+    """Per node, the lines the challenger sends it that the champion did not (gained) and
+    the other way round (lost), most changed first."""
+    gained: Counter = Counter()
+    lost: Counter = Counter()
+    for champion, challenger in pairs:
+        before = {
+            (line["line_id"], s["node_id"]) for s in champion["shipments"] for line in s["lines"]
+        }
+        after = {
+            (line["line_id"], s["node_id"]) for s in challenger["shipments"] for line in s["lines"]
+        }
+        gained.update(node for _, node in after - before)
+        lost.update(node for _, node in before - after)
+    nodes = set(gained) | set(lost)
+    return sorted(
+        (
+            {"node_id": node, "lines_gained": gained[node], "lines_lost": lost[node]}
+            for node in nodes
+        ),
+        key=lambda n: (-(n["lines_gained"] + n["lines_lost"]), n["node_id"]),
+    )
+
+
+def disagreements(db: Database, experiment_id: str, after: tuple | None, limit: int) -> list:
+    """Shadow-mode orders on which the variants disagreed, newest first (a list page)."""
+    get(db, experiment_id)
+    where, params = "", [experiment_id]
+    if after is not None:
+        where = " AND (s.created_at < ? OR (s.created_at = ? AND s.decision_id < ?))"
+        params += [after[0], after[0], after[1]]
+    rows = db.execute(
+        "SELECT s.decision_id, d.order_id, s.difference, s.created_at FROM shadow_decisions s"
+        " JOIN decisions d ON d.decision_id = s.decision_id"
+        f" WHERE s.experiment_id = ? AND s.agrees = 0{where}"
+        " ORDER BY s.created_at DESC, s.decision_id DESC LIMIT ?",
+        [*params, limit],
+    )
+    return [{**dict(row), "difference": json.loads(row["difference"])} for row in rows]
+
+
+def side_by_side(db: Database, experiment_id: str, decision_id: str) -> dict:
+    """One order under both variants of a shadow experiment: what each decided, and how."""
+    row = db.execute(
+        "SELECT s.result, s.agrees, s.difference, d.result AS champion FROM shadow_decisions s"
+        " JOIN decisions d ON d.decision_id = s.decision_id"
+        " WHERE s.experiment_id = ? AND s.decision_id = ?",
+        [experiment_id, decision_id],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"experiment {experiment_id!r} has no shadow decision {decision_id!r}")
+    return {
+        "decision_id": decision_id,
+        "agrees": bool(row["agrees"]),
+        "difference": json.loads(row["difference"]),
+        "champion": json.loads(row["champion"]),
+        "challenger": json.loads(row["result"]),
     }
 
 

@@ -129,7 +129,20 @@ def test_shadow_mode_records_the_challenger_without_acting(shop, analyst, db):
     report = analyst.get("/v1/experiments/ab1/report").get_json()
     assert report["disagreement_rate"] == 1.0
     assert report["variants"]["challenger"]["fill_rate"] == pytest.approx(0.5)
-    assert report["nodes_making_the_difference"]
+    # v2 ships one box: the CUP line leaves PL1 on every order.
+    assert {"node_id": "PL1", "lines_gained": 0, "lines_lost": 6} in report[
+        "nodes_making_the_difference"
+    ]
+    assert all(
+        count <= report["disagreements"] for _, count in report["rules_making_the_difference"]
+    )
+    listed = analyst.get("/v1/experiments/ab1/disagreements?limit=4").get_json()
+    assert len(listed["disagreements"]) == 4 and listed["next_cursor"]
+    first = listed["disagreements"][0]
+    pair = analyst.get(f"/v1/experiments/ab1/disagreements/{first['decision_id']}").get_json()
+    assert pair["agrees"] is False
+    assert len(pair["champion"]["shipments"]) == 2 and len(pair["challenger"]["shipments"]) == 1
+    assert analyst.get("/v1/experiments/ab1/disagreements/dec_nope").status_code == 404
 
 
 def test_promote_and_stop(shop, analyst):

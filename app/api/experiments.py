@@ -110,6 +110,37 @@ def create_replay(body: dict):
 
 @endpoint(
     bp,
+    "/experiments/<experiment_id>/disagreements",
+    "GET",
+    summary="Shadow mode: the orders on which champion and challenger disagreed, newest first",
+    roles=AUTHORS,
+    query=listing.PAGE_QUERY,
+    responses={200: "A page of disagreements and the cursor of the next"},
+)
+def list_disagreements(experiment_id: str):
+    args = query_args(listing.PAGE_QUERY)
+    return listing.answer(
+        "disagreements",
+        "decision_id",
+        lambda db, after, limit: experiments.disagreements(db, experiment_id, after, limit),
+        args,
+    )
+
+
+@endpoint(
+    bp,
+    "/experiments/<experiment_id>/disagreements/<decision_id>",
+    "GET",
+    summary="One order under both variants, side by side",
+    roles=AUTHORS,
+    responses={200: "Champion and challenger decisions", 404: "No such shadow decision"},
+)
+def get_disagreement(experiment_id: str, decision_id: str):
+    return jsonify(experiments.side_by_side(get_db(), experiment_id, decision_id))
+
+
+@endpoint(
+    bp,
     "/replays",
     "GET",
     summary="Replays, newest first, without their reports",
