@@ -772,14 +772,18 @@ def replays_group():
 
     \b
     Example:
-        dom replays start --a 1 --b 2 --channel web
+        dom replays start --champion 1 --challenger 2 --channel web
     """
 
 
 @replays_group.command("start")
 @click.option("--ruleset", default="sourcing", show_default=True)
-@click.option("--a", "version_a", type=int, required=True, help="The baseline version.")
-@click.option("--b", "version_b", type=int, required=True, help="The version compared.")
+@click.option(
+    "--champion", "--a", "version_a", type=int, required=True, help="The baseline version."
+)
+@click.option(
+    "--challenger", "--b", "version_b", type=int, required=True, help="The version compared."
+)
 @click.option("--from", "since", default=None, help="Decisions made at or after (RFC 3339).")
 @click.option("--to", "until", default=None, help="Decisions made before (RFC 3339).")
 @click.option("--channel", default=None, help="Only orders from this channel.")
@@ -790,7 +794,7 @@ def replays_start(ctx, **options):
 
     \b
     Example:
-        dom replays start --a 1 --b 2 --from 2026-11-01T00:00:00Z
+        dom replays start --champion 1 --challenger 2 --from 2026-11-01T00:00:00Z
     """
     ctx.invoke(replay_command, **options)
 
@@ -816,8 +820,10 @@ def replays_show(db, replay_id: str):
     report = replay.get("report")
     if report:
         request = replay["request"]
-        names = (f"v{request.get('a')}", f"v{request.get('b', 'draft')}")
-        _comparison_table(report["a"], report["b"], report["b_minus_a"], names)
+        names = (f"v{request['champion']}", f"v{request.get('challenger', 'draft')}")
+        _comparison_table(
+            report["champion"], report["challenger"], report["challenger_minus_champion"], names
+        )
         click.echo(f"{report['changed']} of {replay['total']} decisions changed")
 
 
@@ -852,8 +858,12 @@ def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) 
 
 @main.command("replay")
 @click.option("--ruleset", default="sourcing", show_default=True)
-@click.option("--a", "version_a", type=int, required=True, help="The baseline version.")
-@click.option("--b", "version_b", type=int, required=True, help="The version compared.")
+@click.option(
+    "--champion", "--a", "version_a", type=int, required=True, help="The baseline version."
+)
+@click.option(
+    "--challenger", "--b", "version_b", type=int, required=True, help="The version compared."
+)
 @click.option("--from", "since", default=None, help="Decisions made at or after (RFC 3339).")
 @click.option("--to", "until", default=None, help="Decisions made before (RFC 3339).")
 @click.option("--channel", default=None, help="Only orders from this channel.")
@@ -864,11 +874,11 @@ def replay_command(db, ruleset, version_a, version_b, since, until, channel, lim
 
     \b
     Example:
-        dom replay --a 1 --b 2 --from 2026-11-01T00:00:00Z --channel web
+        dom replay --champion 1 --challenger 2 --from 2026-11-01T00:00:00Z --channel web
     """
     from app import replays
 
-    request = {"ruleset": ruleset, "a": version_a, "b": version_b}
+    request = {"ruleset": ruleset, "champion": version_a, "challenger": version_b}
     for name, value in (("from", since), ("to", until), ("channel", channel), ("limit", limit)):
         if value is not None:
             request[name] = value
@@ -886,7 +896,10 @@ def replay_command(db, ruleset, version_a, version_b, since, until, channel, lim
         raise click.ClickException(f"replay failed: {finished['error']}")
     report = finished["report"]
     _comparison_table(
-        report["a"], report["b"], report["b_minus_a"], (f"v{version_a}", f"v{version_b}")
+        report["champion"],
+        report["challenger"],
+        report["challenger_minus_champion"],
+        (f"v{version_a}", f"v{version_b}"),
     )
     click.echo(
         f"{report['changed']} of {finished['total']} decisions changed ({finished['replay_id']})"

@@ -27,11 +27,11 @@ PROGRESS_EVERY = 25
 
 
 def versions_for(db: Database, request: dict) -> tuple[dict, dict]:
-    a = registry.get(db, request["ruleset"], request["a"])
+    a = registry.get(db, request["ruleset"], request["champion"])
     if "draft" in request:
         b = runtime.draft_version(request["draft"])
     else:
-        b = registry.get(db, request["ruleset"], request["b"])
+        b = registry.get(db, request["ruleset"], request["challenger"])
     return a, b
 
 
@@ -100,8 +100,8 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
                     {
                         "decision_id": decision_id,
                         "order_id": record["decision"]["order_id"],
-                        "a": decide.outcome(first),
-                        "b": decide.outcome(second),
+                        "champion": decide.outcome(first),
+                        "challenger": decide.outcome(second),
                         "difference": difference,
                     }
                 )
@@ -110,18 +110,13 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
             if count % PROGRESS_EVERY == 0:
                 _set(db, replay_id, done=count)
         report = {
-            "a": {"version": a["version"], **metrics.summary(rows_a)},
-            "b": {
+            "champion": {"version": a["version"], **metrics.summary(rows_a)},
+            "challenger": {
                 "version": b["version"],
                 "draft": bool(b.get("draft")),
                 **metrics.summary(rows_b),
             },
-            "b_minus_a": {
-                name: metrics.paired_difference(
-                    [(x[name], y[name]) for x, y in zip(rows_a, rows_b, strict=True)]
-                )
-                for name in metrics.MEASURES
-            },
+            "challenger_minus_champion": metrics.paired_differences(rows_a, rows_b),
             "changed": len(changes),
             "change_rate": len(changes) / len(ids) if ids else 0.0,
         }

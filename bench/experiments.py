@@ -58,7 +58,9 @@ def main() -> None:
         in_process(path, orders(setup, path, 400, "hist-", 3))
         rates = []
         for _ in range(3):
-            replay = replays.create(db, {"ruleset": "sourcing", "a": 1, "b": 2}, "bench")
+            replay = replays.create(
+                db, {"ruleset": "sourcing", "champion": 1, "challenger": 2}, "bench"
+            )
             started = time.perf_counter()
             done = replays.run(db, replay["replay_id"])
             rates.append(done["total"] / (time.perf_counter() - started))

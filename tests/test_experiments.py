@@ -166,21 +166,27 @@ def wait_for(analyst, replay_id):
 def test_replaying_a_version_over_its_own_decisions_changes_nothing(shop, analyst):
     for number in range(30):
         shop.post("/v1/orders", json=two_line_order(f"r{number}", ["C1", "VIP"][number % 2]))
-    started = analyst.post("/v1/replays", json={"ruleset": "sourcing", "a": 1, "b": 1})
+    started = analyst.post(
+        "/v1/replays", json={"ruleset": "sourcing", "champion": 1, "challenger": 1}
+    )
     assert started.status_code == 202
     same = wait_for(analyst, started.get_json()["replay_id"])
     assert same["status"] == "done"
     assert (same["total"], same["report"]["changed"], same["changes"]) == (30, 0, [])
-    started = analyst.post("/v1/replays", json={"ruleset": "sourcing", "a": 1, "b": 2})
+    started = analyst.post(
+        "/v1/replays", json={"ruleset": "sourcing", "champion": 1, "challenger": 2}
+    )
     different = wait_for(analyst, started.get_json()["replay_id"])
     assert different["report"]["changed"] == 30
     change = different["changes"][0]
     assert change["difference"]["same_nodes"] is False
-    assert different["report"]["b_minus_a"]["fill_rate"]["difference"] == pytest.approx(-0.5)
+    assert different["report"]["challenger_minus_champion"]["fill_rate"][
+        "difference"
+    ] == pytest.approx(-0.5)
     draft = shipped(version=77)
     by_draft = analyst.post(
         "/v1/replays",
-        json={"ruleset": "sourcing", "a": 1, "draft": draft, "channel": "web", "limit": 5},
+        json={"ruleset": "sourcing", "champion": 1, "draft": draft, "channel": "web", "limit": 5},
     )
     replay = wait_for(analyst, by_draft.get_json()["replay_id"])
     assert (replay["total"], replay["report"]["changed"]) == (5, 0)
@@ -199,7 +205,7 @@ def test_cli_report_and_replay(shop, analyst, db_path, monkeypatch):
     report = CliRunner().invoke(main, ["experiments", "report", "ab1"])
     assert report.exit_code == 0, report.output
     assert "fill_rate" in report.output and "not enough data" in report.output
-    replay = CliRunner().invoke(main, ["replay", "--a", "1", "--b", "2"])
+    replay = CliRunner().invoke(main, ["replay", "--champion", "1", "--challenger", "2"])
     assert replay.exit_code == 0, replay.output
     assert "decisions changed" in replay.output
 

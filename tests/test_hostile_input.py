@@ -164,7 +164,7 @@ def test_feeds_with_impossible_numbers_or_times_change_nothing(admin, network, d
             {"ruleset": "sourcing", "champion": TOO_BIG, "challenger": 1},
             "/champion",
         ),
-        ("/v1/replays", {"ruleset": "sourcing", "a": TOO_BIG, "b": 1}, "/a"),
+        ("/v1/replays", {"ruleset": "sourcing", "champion": TOO_BIG, "challenger": 1}, "/champion"),
         (
             "/v1/rulesets/sourcing/evaluate",
             {"version": TOO_BIG, "facts": [{"fact": "order"}]},
