@@ -437,3 +437,16 @@ def test_why_not_for_a_node_that_does_not_exist_is_404(admin, analyst):
     path = f"/v1/decisions/{decision['decision_id']}/why-not"
     assert analyst.get(f"{path}/NOPE").status_code == 404
     assert analyst.get(f"{path}/ST2").status_code == 200
+
+
+def test_why_not_says_which_way_the_objective_goes(admin, analyst):
+    build_network(admin)
+    set_stock(admin, "DC1", {"MUG": 5})
+    set_stock(admin, "ST2", {"MUG": 5})  # Manchester: far from the Leicester address
+    decision = admin.post("/v1/orders", json=order("o1", [("MUG", 1, 9.0)])).get_json()
+    chosen = decision["shipments"][0]["node_id"]
+    other = "ST2" if chosen == "DC1" else "DC1"
+    answer = analyst.get(f"/v1/decisions/{decision['decision_id']}/why-not/{other}").get_json()
+    reason = answer["lines"][0]["reason"]
+    assert reason.startswith("lower is better: "), reason
+    assert f"for {chosen} beat" in reason and reason.endswith(f"for {other}")

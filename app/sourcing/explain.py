@@ -119,13 +119,19 @@ def why_not_chosen(detail, option, line, chosen_here, chosen_nodes, policy, allo
     if not policy.allow_split_lines and option["atp"] < line["qty"]:
         return f"it can promise {option['atp']} of {line['qty']} and lines may not be split"
     if detail["objective"] > best["objective"]:
-        return (
-            f"it weighs {detail['objective']:.2f} in the objective against"
-            f" {best['objective']:.2f} for {best['node_id']}"
-        )
+        return beaten(best, detail)
     return (
-        f"on its own it weighs {detail['objective']:.2f}, but {best['node_id']} was cheaper for"
-        " the order as a whole (fewer shipments or shared transport)"
+        f"on its own it weighs {detail['objective']:.2f} (lower is better), but"
+        f" {best['node_id']} was cheaper for the order as a whole (fewer shipments or shared"
+        " transport)"
+    )
+
+
+def beaten(winner: dict, loser: dict) -> str:
+    """Which way the objective goes, and by how much the winner won."""
+    return (
+        f"lower is better: {winner['objective']:.2f} for {winner['node_id']} beat"
+        f" {loser['objective']:.2f} for {loser['node_id']}"
     )
 
 
@@ -179,8 +185,7 @@ def _answer(decision, explanation, node_id, line_id) -> dict:
         if chosen:
             return {
                 "outcome": "not_chosen",
-                "reason": f"it weighs {considered[0]['objective']:.2f} in the objective against"
-                f" {chosen[0]['objective']:.2f} for {chosen[0]['node_id']}",
+                "reason": beaten(chosen[0], considered[0]),
                 "objective": considered[0]["objective"],
             }
         return {"outcome": "not_chosen", "reason": "the line was not served from any node"}
