@@ -155,6 +155,8 @@ def document(app: Flask) -> dict:
             entry: dict = {"description": description}
             if status == 204:
                 pass  # no content
+            elif status < 400 and spec.response_schema == "html":
+                entry["content"] = {"text/html": {"schema": {"type": "string"}}}
             elif status < 400:
                 name = spec.response_schema or f"responses/$defs/{operation['operationId']}"
                 if name.startswith("responses/") and name.rsplit("/", 1)[1] not in answers:

@@ -206,6 +206,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MIGRATIONS_DIR", str(ROOT / "migrations"), "Folder of numbered SQL migrations."),
     Setting("SCHEMAS_DIR", str(ROOT / "schemas"), "Folder of the JSON Schemas."),
     Setting("RULESETS_DIR", str(ROOT / "rulesets"), "Folder of the rulesets shipped."),
+    Setting(
+        "COOKBOOK_DIR",
+        str(ROOT / "docs" / "cookbook"),
+        "Folder of the cookbook policies shown in the ruleset language reference.",
+    ),
 )
 
 BY_NAME = {setting.name: setting for setting in SETTINGS}

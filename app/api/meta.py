@@ -40,6 +40,33 @@ def healthz():
 
 @endpoint(
     bp,
+    "/v1/docs/rulesets",
+    "GET",
+    summary="The ruleset language reference, as an HTML page",
+    roles=("admin", "analyst"),
+    response_schema="html",
+)
+def ruleset_reference():
+    import markdown
+
+    from app.rules import reference
+
+    config = current_app.config
+    text = reference.markdown(config["SCHEMAS_DIR"], config["COOKBOOK_DIR"])
+    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    page = (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<title>The ruleset language</title><style>body{font:15px/1.5 system-ui,sans-serif;"
+        "max-width:60rem;margin:2rem auto;padding:0 1rem}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:.2rem .5rem;vertical-align:top}"
+        "code,pre{background:#f6f6f6}pre{padding:.5rem;overflow:auto}</style></head>"
+        f"<body>{body}</body></html>"
+    )
+    return current_app.response_class(page, mimetype="text/html")
+
+
+@endpoint(
+    bp,
     "/v1/openapi.json",
     "GET",
     summary="This API's OpenAPI 3.1 document",

@@ -1,0 +1,192 @@
+"""The ruleset language reference, generated from the schemas, the fact catalogue and the
+cookbook, so that it cannot drift from what the service takes (pure: data in, Markdown out).
+
+``docs/rulesets.md`` is this module's output (``python -m app.rules.reference`` writes
+it; a test checks it is current); ``GET /v1/docs/rulesets`` serves it as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from app.rules import regex
+from app.rules.language import OPERATORS_BY_TYPE
+
+# An example per operator: the field it tests and the test, as an analyst writes it.
+EXAMPLES = {
+    "eq": ("candidate", "node_type", {"eq": "store"}),
+    "ne": ("order", "channel", {"ne": "marketplace"}),
+    "lt": ("candidate", "atp_after", {"lt": 2}),
+    "lte": ("candidate", "capacity_left", {"lte": 0}),
+    "gt": ("candidate", "distance_km", {"gt": 30}),
+    "gte": ("order", "total", {"gte": 500}),
+    "in": ("order", "destination_postcode_area", {"in": ["E", "EC", "N", "SW"]}),
+    "not_in": ("customer", "tier", {"not_in": ["vip", "staff"]}),
+    "exists": ("candidate", "capacity_left", {"exists": True}),
+    "matches": ("order", "created_at", {"matches": "2026-12-2[0-4]T.*"}),
+    "contains": ("customer", "segments", {"contains": "b2b"}),
+}
+TYPE_NAMES = {
+    "string": "text",
+    "integer": "whole number",
+    "number": "number",
+    "boolean": "true/false",
+    "array": "list of text",
+}
+
+
+def _cell(text) -> str:
+    return str(text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def _type(spec: dict) -> str:
+    kind = spec.get("type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    words = " or ".join(TYPE_NAMES.get(k, str(k)) for k in kinds if k)
+    if spec.get("enum"):
+        words += ": " + ", ".join(f"`{v}`" for v in spec["enum"])
+    return words
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2)
+
+
+def facts_section(facts: dict) -> list[str]:
+    out = ["## Facts", "", facts.get("description", ""), ""]
+    for name, spec in facts["$defs"].items():
+        out += [f"### `{name}`", "", spec.get("description", ""), ""]
+        required = set(spec.get("required", []))
+        out += ["| field | type | meaning |", "|---|---|---|"]
+        for field, field_spec in spec.get("properties", {}).items():
+            if field == "fact":
+                continue
+            mark = " (always there)" if field in required else ""
+            meaning = _cell(field_spec.get("description"))
+            out.append(f"| `{field}` | {_type(field_spec)}{mark} | {meaning} |")
+        out.append("")
+    return out
+
+
+def operators_section(ruleset: dict) -> list[str]:
+    tests = ruleset["$defs"]["tests"]["properties"]
+    out = [
+        "## Operators",
+        "",
+        "A pattern's `where` tests fields: `{field: {operator: operand}}`; every test must pass."
+        ' An operand `{"ref": "alias.field"}` compares with a field of a fact matched by an'
+        " earlier pattern (a join; `eq`, `ne`, `lt`, `lte`, `gt` and `gte` only).",
+        "",
+        "| operator | meaning | applies to | example |",
+        "|---|---|---|---|",
+    ]
+    for operator, spec in tests.items():
+        kinds = sorted(
+            TYPE_NAMES[kind]
+            for kind, allowed in OPERATORS_BY_TYPE.items()
+            if operator in allowed and kind in TYPE_NAMES
+        )
+        fact, field, test = EXAMPLES[operator]
+        example = json.dumps({"fact": fact, "where": {field: test}})
+        out.append(
+            f"| `{operator}` | {_cell(spec.get('description'))} | {', '.join(kinds)} |"
+            f" `{example}` |"
+        )
+    out += ["", "### `matches`: the regular-expression dialect", ""]
+    out += [line.strip() if not line.startswith("- ") else line for line in _dialect()]
+    return [*out, ""]
+
+
+def _dialect() -> list[str]:
+    doc = regex.__doc__ or ""
+    body = doc.split("\n\n", 1)[1] if "\n\n" in doc else doc
+    return body.split("\n\n``problems``")[0].strip().splitlines()
+
+
+def rules_section(ruleset: dict) -> list[str]:
+    rule = ruleset["$defs"]["rule"]
+    pattern = ruleset["$defs"]["pattern"]
+    out = ["## Rules", "", rule.get("description", ""), "", "| field | meaning |", "|---|---|"]
+    out += [f"| `{k}` | {_cell(v.get('description'))} |" for k, v in rule["properties"].items()]
+    out += ["", "A pattern of `when`:", "", "| field | meaning |", "|---|---|"]
+    out += [f"| `{k}` | {_cell(v.get('description'))} |" for k, v in pattern["properties"].items()]
+    out += ["", "## Actions", "", "| action | fields | what it does |", "|---|---|---|"]
+    for action in ruleset["$defs"]["action"]["oneOf"]:
+        fields = list(action.get("properties", {}))
+        details = "; ".join(
+            f"`{k}`: {_cell(v.get('description'))}"
+            for k, v in action["properties"].items()
+            if v.get("description")
+        )
+        out.append(
+            f"| `{fields[0]}` | {', '.join(f'`{f}`' for f in fields)} | "
+            f"{_cell(action.get('description'))} {details} |"
+        )
+    return [*out, ""]
+
+
+def settings_section(ruleset: dict) -> list[str]:
+    settings = ruleset["$defs"]["settings"]
+    out = ["## Settings", "", settings.get("description", ""), "", "| setting | type | meaning |"]
+    out.append("|---|---|---|")
+    for name, spec in settings["properties"].items():
+        meaning = _cell(spec.get("description"))
+        out.append(f"| `{name}` | {_type(spec) or 'object'} | {meaning} |")
+    return [*out, ""]
+
+
+def cookbook_section(entries: list[tuple[str, dict]]) -> list[str]:
+    out = [
+        "## Cookbook",
+        "",
+        "Common policies, each with the scenario that proves it (the test suite runs every one"
+        " against a ruleset holding just that policy's rules, in `tests/test_reference.py`)."
+        " Copy a policy's rules into a draft, and its scenario into the draft set.",
+        "",
+    ]
+    for name, entry in entries:
+        out += [f"### {entry['title']}", "", entry["policy"], "", f"`docs/cookbook/{name}.json`"]
+        out += ["", "```json", _json(entry["rules"]), "```", ""]
+        scenario = entry["scenario"]
+        expected = {k: scenario[k] for k in ("expect", "absent") if k in scenario}
+        out += [f"Scenario: *{scenario['scenario']}*, expecting", "", "```json"]
+        out += [_json(expected), "```", ""]
+    return out
+
+
+def cookbook(directory: str | Path) -> list[tuple[str, dict]]:
+    return [(p.stem, json.loads(p.read_text())) for p in sorted(Path(directory).glob("*.json"))]
+
+
+def markdown(schemas_dir: str | Path, cookbook_dir: str | Path) -> str:
+    """The whole reference as Markdown."""
+    schemas_dir = Path(schemas_dir)
+    facts = json.loads((schemas_dir / "facts.schema.json").read_text())
+    ruleset = json.loads((schemas_dir / "ruleset.schema.json").read_text())
+    out = [
+        "# The ruleset language",
+        "",
+        "<!-- Generated by `python -m app.rules.reference` from schemas/ and docs/cookbook/:"
+        " edit those, not this file. -->",
+        "",
+        "A ruleset is JSON: a name, a version, `settings` and `rules`. When an order is decided,"
+        " the service asserts facts about it (the order, each line, the customer, and one"
+        " candidate per line and node that could serve it); every rule whose patterns all match"
+        " fires, in priority order, and its actions exclude or score candidates, set decision"
+        " attributes, hold the order, tag it or assert flags other rules match. Then the"
+        " allocation picks nodes for the lines, minimising the objective in `settings`.",
+        "",
+    ]
+    out += facts_section(facts)
+    out += operators_section(ruleset)
+    out += rules_section(ruleset)
+    out += settings_section(ruleset)
+    out += cookbook_section(cookbook(cookbook_dir))
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":  # python -m app.rules.reference > docs/rulesets.md
+    root = Path(__file__).resolve().parent.parent.parent
+    sys.stdout.write(markdown(root / "schemas", root / "docs" / "cookbook"))
