@@ -450,3 +450,26 @@ def test_why_not_says_which_way_the_objective_goes(admin, analyst):
     reason = answer["lines"][0]["reason"]
     assert reason.startswith("lower is better: "), reason
     assert f"for {chosen} beat" in reason and reason.endswith(f"for {other}")
+
+
+def test_the_draft_follows_a_new_shipped_version_unless_analysts_edited_it(
+    tmp_path, db_path, keys, client
+):
+    folder = tmp_path / "rulesets" / "sourcing"
+    (folder / "scenarios").mkdir(parents=True)
+    (folder / "ruleset.json").write_text(json.dumps(with_weight(2, 2)))
+    (folder / "scenarios" / "dc-preferred.json").write_text(
+        json.dumps(exact_dc_score({"at_least": 1}))
+    )
+    create_app({"DATABASE": db_path, "RULESETS_DIR": str(tmp_path / "rulesets")})
+    analyst = Api(client, keys["analyst"])
+    # Nobody had edited the draft: the next version starts from version 2's scenarios.
+    assert analyst.get("/v1/rulesets/sourcing").get_json()["scenarios"] == ["dc-preferred"]
+    analyst.put("/v1/rulesets/sourcing/scenarios/mine", json=exact_dc_score({"at_least": 0}))
+    (folder / "ruleset.json").write_text(json.dumps(with_weight(3, 2)))
+    create_app({"DATABASE": db_path, "RULESETS_DIR": str(tmp_path / "rulesets")})
+    # Version 3 came from the file, but the analyst's edited draft stays as it was.
+    assert analyst.get("/v1/rulesets/sourcing").get_json()["scenarios"] == ["dc-preferred", "mine"]
+    assert analyst.get("/v1/rulesets/sourcing/versions/3").get_json()["scenarios"] == [
+        "dc-preferred"
+    ]

@@ -80,14 +80,24 @@ def store(
                 database.now(),
             ],
         )
-        carried = draft_scenarios(db, name) if scenarios is None else scenarios
+        draft = draft_scenarios(db, name)
+        previous = db.execute(
+            "SELECT MAX(version) FROM ruleset_versions WHERE name = ? AND version != ?",
+            [name, number],
+        ).fetchone()[0]
+        carried = draft if scenarios is None else scenarios
         db.executemany(
             "INSERT INTO ruleset_version_scenarios (name, version, scenario_id, document)"
             " VALUES (?, ?, ?, ?)",
             [(name, number, sid, canonical(case)) for sid, case in sorted(carried.items())],
         )
-        if scenarios is not None and not draft_scenarios(db, name):
-            # The first version of a ruleset also seeds its draft set.
+        untouched = previous is None or content_hash(draft) == content_hash(
+            version_scenarios(db, name, previous)
+        )
+        if scenarios is not None and untouched:
+            # A version stored with scenarios of its own (a shipped file) becomes the parent
+            # of the next one: the draft follows it, unless analysts have edited the draft.
+            db.execute("DELETE FROM ruleset_scenarios WHERE name = ?", [name])
             for sid, case in sorted(scenarios.items()):
                 put_scenario(db, name, sid, case, source)
     return detail(db, name, number), True
