@@ -766,6 +766,37 @@ def experiments_promote(db, experiment_id: str):
     click.echo(f"{experiment_id} promoted: {json.dumps(promoted.get('activation', promoted))}")
 
 
+def replay_options(command):
+    """What a replay compares and on which decisions: the options of both replay commands."""
+    for option in reversed(
+        [
+            click.option("--ruleset", default="sourcing", show_default=True),
+            click.option(
+                "--champion",
+                "--a",
+                "version_a",
+                type=int,
+                required=True,
+                help="The baseline version.",
+            ),
+            click.option(
+                "--challenger",
+                "--b",
+                "version_b",
+                type=int,
+                required=True,
+                help="The version compared.",
+            ),
+            click.option("--from", "since", default=None, help="Decisions made at or after."),
+            click.option("--to", "until", default=None, help="Decisions made before (RFC 3339)."),
+            click.option("--channel", default=None, help="Only orders from this channel."),
+            click.option("--limit", type=int, default=None, help="At most this many decisions."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 @main.group("replays")
 def replays_group():
     """Replays: A/B on history, as background jobs or in the foreground.
@@ -777,17 +808,7 @@ def replays_group():
 
 
 @replays_group.command("start")
-@click.option("--ruleset", default="sourcing", show_default=True)
-@click.option(
-    "--champion", "--a", "version_a", type=int, required=True, help="The baseline version."
-)
-@click.option(
-    "--challenger", "--b", "version_b", type=int, required=True, help="The version compared."
-)
-@click.option("--from", "since", default=None, help="Decisions made at or after (RFC 3339).")
-@click.option("--to", "until", default=None, help="Decisions made before (RFC 3339).")
-@click.option("--channel", default=None, help="Only orders from this channel.")
-@click.option("--limit", type=int, default=None, help="At most this many decisions.")
+@replay_options
 @click.pass_context
 def replays_start(ctx, **options):
     """Replay stored decisions under two versions and print the comparison (same as `dom replay`).
@@ -857,17 +878,7 @@ def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) 
 
 
 @main.command("replay")
-@click.option("--ruleset", default="sourcing", show_default=True)
-@click.option(
-    "--champion", "--a", "version_a", type=int, required=True, help="The baseline version."
-)
-@click.option(
-    "--challenger", "--b", "version_b", type=int, required=True, help="The version compared."
-)
-@click.option("--from", "since", default=None, help="Decisions made at or after (RFC 3339).")
-@click.option("--to", "until", default=None, help="Decisions made before (RFC 3339).")
-@click.option("--channel", default=None, help="Only orders from this channel.")
-@click.option("--limit", type=int, default=None, help="At most this many decisions.")
+@replay_options
 @with_db
 def replay_command(db, ruleset, version_a, version_b, since, until, channel, limit):
     """Re-decide stored decisions under two versions and compare them (nothing is reserved).

@@ -727,9 +727,10 @@ def migration_files(directory: str | Path) -> list[Path]:
 
 
 def migration_sql(path: Path, dialect: str) -> str:
-    """A migration's SQL for ``dialect``: ``NNNN_name.<dialect>.sql`` when it exists."""
-    variant = path.with_name(f"{path.stem}.{dialect}.sql")
-    return (variant if variant.exists() else path).read_text()
+    """A migration's SQL for ``dialect``: the shared file, then ``NNNN_name.<dialect>.sql``
+    when one exists (what only that database needs, such as a back-fill in its own SQL)."""
+    extra = path.with_name(f"{path.stem}.{dialect}.sql")
+    return path.read_text() + ("\n" + extra.read_text() if extra.exists() else "")
 
 
 def _ensure_migrations_table(db: Database) -> None:
