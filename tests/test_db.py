@@ -8,6 +8,7 @@ import pytest
 
 from app import create_app
 from app import db as database
+from tests.databases import ON_POSTGRES
 
 
 def test_migrations_run_once_and_are_recorded(db_path, app):
@@ -59,3 +60,23 @@ def test_immediate_rolls_back_on_error(db):
         )
         raise RuntimeError("stop")
     assert db.execute("SELECT COUNT(*) FROM safety_stock_defaults").fetchone()[0] == 0
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="about SQLite files made before")
+def test_a_file_migrated_by_sqlite_utils_keeps_its_history(tmp_path):
+    """Files made before the data layer recorded migrations in sqlite-utils' own table."""
+    path = str(tmp_path / "old.db")
+    connection = database.open_database(path)
+    database.migrate(connection, "migrations")
+    connection.execute(
+        "CREATE TABLE _sqlite_migrations (id INTEGER PRIMARY KEY, migration_set TEXT,"
+        " name TEXT, applied_at TEXT)"
+    )
+    connection.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at)"
+        " SELECT migration_set, name, applied_at FROM dom_migrations"
+    )
+    connection.execute("DROP TABLE dom_migrations")
+    assert database.migrate(connection, "migrations") == []
+    assert database.migration_status(connection, "migrations")["pending"] == []
+    connection.close()
