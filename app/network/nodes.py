@@ -91,6 +91,7 @@ def existing(db: Database, node_ids) -> dict[str, dict]:
         f" timezone, region, address FROM nodes WHERE node_id IN ({marks})",
         ids,
     )
+    parsed = [(row, json.loads(row["address"])) for row in rows]
     return {
         row["node_id"]: {
             "type": row["type"],
@@ -102,10 +103,10 @@ def existing(db: Database, node_ids) -> dict[str, dict]:
             "daily_capacity": row["daily_capacity"],
             "timezone": row["timezone"],
             "region": row["region"],
-            "city": json.loads(row["address"]).get("city"),
-            "postcode": json.loads(row["address"]).get("postcode"),
+            "city": address.get("city"),
+            "postcode": address.get("postcode"),
         }
-        for row in rows
+        for row, address in parsed
     }
 
 

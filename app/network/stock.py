@@ -407,8 +407,9 @@ def lock_skus(db: Database, sku_list: Iterable[str]) -> None:
     if not wanted:
         return
     marks = ",".join("?" * len(wanted))
-    holders = db.execute(f"SELECT DISTINCT node_id FROM stock WHERE sku IN ({marks})", wanted)
-    nodes.lock(db, [row[0] for row in holders])
+    db.lock_matching(
+        "nodes", f"node_id IN (SELECT node_id FROM stock WHERE sku IN ({marks}))", wanted, "node_id"
+    )
     db.lock_matching("stock", f"sku IN ({marks})", wanted, "node_id, sku")
 
 

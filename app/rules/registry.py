@@ -24,19 +24,20 @@ class VersionConflict(Conflict):
 
 
 def _version(row, with_document: bool = True) -> dict:
+    document = json.loads(row["document"])
     version = {
         "ruleset": row["name"],
         "version": row["version"],
         "sha256": row["sha256"],
         "description": row["description"],
-        "change_note": json.loads(row["document"]).get("change_note"),
+        "change_note": document.get("change_note"),
         "rule_count": row["rule_count"],
         "source": row["source"],
         "created_by": row["created_by"],
         "created_at": row["created_at"],
     }
     if with_document:
-        version["document"] = json.loads(row["document"])
+        version["document"] = document
     return version
 
 
@@ -81,26 +82,30 @@ def store(
             ],
         )
         draft = draft_scenarios(db, name)
-        previous = db.execute(
-            "SELECT MAX(version) FROM ruleset_versions WHERE name = ? AND version != ?",
-            [name, number],
-        ).fetchone()[0]
         carried = draft if scenarios is None else scenarios
         db.executemany(
             "INSERT INTO ruleset_version_scenarios (name, version, scenario_id, document)"
             " VALUES (?, ?, ?, ?)",
             [(name, number, sid, canonical(case)) for sid, case in sorted(carried.items())],
         )
-        untouched = previous is None or content_hash(draft) == content_hash(
-            version_scenarios(db, name, previous)
-        )
-        if scenarios is not None and untouched:
+        if scenarios is not None and _draft_untouched(db, name, number, draft):
             # A version stored with scenarios of its own (a shipped file) becomes the parent
             # of the next one: the draft follows it, unless analysts have edited the draft.
             db.execute("DELETE FROM ruleset_scenarios WHERE name = ?", [name])
             for sid, case in sorted(scenarios.items()):
                 put_scenario(db, name, sid, case, source)
     return detail(db, name, number), True
+
+
+def _draft_untouched(db: Database, name: str, number: int, draft: dict) -> bool:
+    """Whether the draft set is still the scenarios of the version before ``number``."""
+    previous = db.execute(
+        "SELECT MAX(version) FROM ruleset_versions WHERE name = ? AND version != ?",
+        [name, number],
+    ).fetchone()[0]
+    return previous is None or content_hash(draft) == content_hash(
+        version_scenarios(db, name, previous)
+    )
 
 
 def get(db: Database, name: str, version: int) -> dict:
