@@ -1,0 +1,82 @@
+"""Pages, in a real browser: Debian's Chromium driven by Playwright, against a real server.
+
+Screenshots go to ``tests/screenshots/`` (not kept in git) for people to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from app import auth, create_app
+from app import db as database
+from tests.servers import serving
+
+CHROMIUM = os.environ.get("DOM_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    ),
+]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
+    app = create_app({"DATABASE": db_path})
+    with database.open_from_config(app.config) as connection:
+        key = auth.create_key(connection, "analyst")[1]
+    with serving(db_path, 1, DISPATCH_EMBEDDED="false") as port:
+        page = browser.new_page(
+            extra_http_headers={"Authorization": f"Bearer {key}"},
+            viewport={"width": 1200, "height": 900},
+        )
+        page.goto(f"http://127.0.0.1:{port}/v1/docs/rulesets")
+        assert page.title() == "The ruleset language"
+        headings = page.locator("h2").all_inner_texts()
+        assert headings == ["Facts", "Operators", "Rules", "Actions", "Settings", "Cookbook"]
+        # Tables render as tables: the candidate's fields, one row each.
+        candidate = page.locator("h3", has_text="candidate").locator(
+            "xpath=following-sibling::table[1]"
+        )
+        facts = json.loads((Path(__file__).parent.parent / "schemas/facts.schema.json").read_text())
+        fields = [f for f in facts["$defs"]["candidate"]["properties"] if f != "fact"]
+        assert candidate.locator("tr").count() == len(fields) + 1  # and the header
+        assert candidate.locator("td code", has_text="node_region").count() == 1
+        # The cookbook's policies, each with its rules as a code block.
+        assert page.locator("h3", has_text="Drop-ship only as a last resort").count() == 1
+        assert page.locator("pre code").count() >= 22
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / "ruleset-reference-top.png")
+        page.locator("h2", has_text="Cookbook").scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "ruleset-reference-cookbook.png")
+        # Without a key the page is refused, in the one error shape.
+        anonymous = browser.new_page()
+        answer = anonymous.goto(f"http://127.0.0.1:{port}/v1/docs/rulesets")
+        assert answer.status == 401
+        assert answer.json()["error"]["code"] == "unauthorized"
