@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``config`` overrides settings by name (``{"DATABASE": path}``); everything
     else comes from ``DOM_*`` environment variables or the defaults.
     """
-    from app import db, errors
+    from app import db, errors, logs, telemetry
     from app.api import init_app as init_api
 
     app = Service(__name__)
@@ -55,10 +54,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     values = settings.load(overrides=config)
     app.config.from_mapping(values)
     app.config["MAX_CONTENT_LENGTH"] = values["MAX_BODY_BYTES"]
-    logging.basicConfig(level=values["LOG_LEVEL"])
+    logs.configure(values["LOG_LEVEL"], values["LOG_FORMAT"])
 
     db.init_app(app)
     errors.init_app(app)
+    telemetry.init_app(app)
     from app import vault
     from app.rules.runtime import SANDBOX
 

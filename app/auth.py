@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from app import db as database
+from app import logs
 from app.db import Database
 from app.errors import Conflict, Forbidden, NotFound, Unauthorized
 
@@ -102,6 +103,8 @@ def create_key(
                 name,
             ],
         )
+    # The key's id and binding only: never the key, and no name of a person.
+    logs.event("key.created", key_id=key_id, role=role, node_id=node_id, channels=channels)
     return key_id, key
 
 
@@ -139,6 +142,7 @@ def revoke_key(db: Database, key_id_or_prefix: str) -> str:
             "UPDATE api_keys SET revoked_at = ? WHERE key_id = ?",
             [database.now(), rows[0]["key_id"]],
         )
+    logs.event("key.revoked", key_id=rows[0]["key_id"])
     return rows[0]["key_id"]
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from app import auth, settings
 from app import db as database
 from app.dispatch.worker import Dispatcher
 from app.errors import ApiError, Conflict, NotFound
+
+log = logging.getLogger("dom.service")
 
 
 def _config() -> dict:
@@ -36,6 +40,15 @@ def _open(config, create: bool = False):
         )
     click.echo(f"database: {database.describe(url)}", err=True)
     return database.open_from_config(config)
+
+
+def _metrics(config) -> Path:
+    """Keep this process's metrics where `dom serve` and `dom dispatch` of its database share
+    them; return the folder."""
+    from app import monitoring
+
+    folder = config["METRICS_DIR"] or monitoring.default_directory(config["DATABASE"])
+    return monitoring.use_directory(folder)
 
 
 def with_db(command):
@@ -88,8 +101,19 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
     host = host or config["HOST"]
     port = port or config["PORT"]
     workers = workers or config["WORKERS"]
+    metrics_dir = _metrics(config)
     # Migrate once here, before workers fork, instead of in every worker.
     app = create_app({"AUTO_MIGRATE": True})
+    log.info(
+        "serving",
+        extra={
+            "event": "service.starting",
+            "address": f"{host}:{port}",
+            "workers": workers,
+            "database": database.describe(config["DATABASE"]),
+            "metrics_dir": str(metrics_dir),
+        },
+    )
     click.echo(f"DOM serving on http://{host}:{port} (database {config['DATABASE']})")
     embedded = config["DISPATCH_EMBEDDED"]
     if dev:
@@ -107,30 +131,45 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
 
     dispatchers = {}
 
+    grace = config["SHUTDOWN_GRACE_SECONDS"]
+
     def start_dispatcher(worker):
         dispatchers[worker.pid] = Dispatcher(app.config)
         dispatchers[worker.pid].start_thread()
 
-    def stop_dispatcher(server, worker):
-        if worker.pid in dispatchers:
-            dispatchers[worker.pid].stop()
-
     def worker_exit(server, worker):
-        stop_dispatcher(server, worker)
+        # The worker has finished its requests in flight; its dispatcher finishes the
+        # message in hand and hands back the others, so another takes them at once.
+        if worker.pid in dispatchers and not dispatchers[worker.pid].stop(wait=grace):
+            server.log.warning("the dispatcher did not stop within %s s", grace)
         # What the data layer saw in this worker: lock waits, retries, outages.
         if database.STATS:
-            server.log.info("database stats %s", json.dumps(dict(database.STATS), sort_keys=True))
+            server.log.info(
+                "database stats",
+                extra={"event": "database.stats", **dict(sorted(database.STATS.items()))},
+            )
+
+    def child_exit(server, worker):
+        from app import monitoring
+
+        monitoring.process_exited(worker.pid)
 
     class Server(BaseApplication):
         def load_config(self):
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+            # One line per request comes from the service (http.request), none from gunicorn.
+            self.cfg.set("accesslog", None)
+            self.cfg.set("errorlog", "-")
+            self.cfg.set("logger_class", "app.serving.Logs")
+            self.cfg.set("loglevel", config["LOG_LEVEL"].lower())
             self.cfg.set("timeout", 60)
+            self.cfg.set("graceful_timeout", math.ceil(grace))
             self.cfg.set("worker_class", "app.serving.JsonErrorsWorker")
             if embedded:
                 self.cfg.set("post_worker_init", start_dispatcher)
             self.cfg.set("worker_exit", worker_exit)
+            self.cfg.set("child_exit", child_exit)
 
         def load(self):
             return app
@@ -151,8 +190,12 @@ def dispatch():
     """
     import signal
 
+    from app import logs
+
     config = _config()
+    logs.configure(config["LOG_LEVEL"], config["LOG_FORMAT"])
     _open(config).close()  # says which database, and refuses one that does not exist
+    _metrics(config)
     dispatcher = Dispatcher(config)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: dispatcher.stop())
@@ -250,6 +293,80 @@ def status():
         click.echo(json.dumps(database.migration_status(connection, config["MIGRATIONS_DIR"])))
     finally:
         connection.close()
+
+
+@db.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
+def db_backup(file: str, force: bool):
+    """Copy the live database to FILE: a consistent snapshot, taken while it serves.
+
+    SQLite: the online backup API (with the key file of webhook secrets, as FILE.key).
+    PostgreSQL: pg_dump's custom format.
+
+    \b
+    Example:
+        dom db backup /var/backups/dom-$(date +%F).db
+    """
+    from app import backups
+
+    config = _config()
+    _open(config).close()  # says which database, and refuses one that does not exist
+    try:
+        result = backups.backup(config["DATABASE"], file, force)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result))
+
+
+@db.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask before replacing the database.")
+def db_restore(file: str, yes: bool):
+    """Replace the database with the backup FILE, then apply newer migrations.
+
+    Stop `dom serve` and `dom dispatch` first: what they wrote after the backup is lost.
+
+    \b
+    Example:
+        dom db restore /var/backups/dom-2026-11-26.db --yes
+    """
+    from app import backups
+
+    config = _config()
+    click.echo(f"database: {database.describe(config['DATABASE'])}", err=True)
+    if not yes:
+        click.confirm(f"Replace {database.describe(config['DATABASE'])} with {file}?", abort=True)
+    try:
+        result = backups.restore(config["DATABASE"], file)
+    except backups.BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    connection = database.open_from_config(config)
+    try:
+        result["migrations_applied"] = database.migrate(connection, config["MIGRATIONS_DIR"])
+    finally:
+        connection.close()
+    click.echo(json.dumps(result))
+
+
+@main.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per setting.")
+def show_settings(as_json: bool):
+    """Print the effective settings, where each comes from, secrets redacted.
+
+    \b
+    Example:
+        DOM_LOG_FORMAT=text dom settings
+    """
+    try:
+        rows = settings.effective()
+    except settings.SettingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for row in rows:
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            click.echo(f"{row['env']:<34} {row['value']!s:<40} ({row['source']})")
 
 
 @main.group()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import random
 import re
@@ -44,6 +45,8 @@ import sqlite_utils
 from flask import Flask, current_app, g
 
 from app.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 MIGRATION_SET = "dom"
 MIGRATIONS_TABLE = "dom_migrations"
@@ -94,6 +97,7 @@ class Database:
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
         self._savepoints = 0
+        self._after_commit: list[Callable[[], None]] = []
 
     def execute(self, sql: str, params: Sequence = ()):
         return self.conn.execute(sql, params)
@@ -115,10 +119,28 @@ class Database:
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
+        self._committed()
 
     def rollback(self) -> None:
+        self._after_commit.clear()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the open transaction commits (at once outside one); a
+        rollback drops it. For what must only follow a change that happened: metrics, logs."""
+        if self.in_transaction:
+            self._after_commit.append(callback)
+        else:
+            callback()
+
+    def _committed(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # the change is committed: reporting it must not undo the answer
+                log.exception("after-commit callback failed")
 
     def lock_rows(self, table: str, columns: Sequence[str], keys: Iterable[Sequence]) -> None:
         """Lock rows of ``table`` by key until the transaction ends (SQLite: already held)."""
@@ -261,6 +283,7 @@ class PostgresDatabase(Database):
         self.pool = pool
         self.conn = conn
         self._savepoints = 0
+        self._after_commit = []
 
     def execute(self, sql: str, params: Sequence = ()):
         with _translate_errors(self.conn):
@@ -291,8 +314,10 @@ class PostgresDatabase(Database):
     def commit(self) -> None:
         with _translate_errors(self.conn):
             self.conn.execute("COMMIT")
+        self._committed()
 
     def rollback(self) -> None:
+        self._after_commit.clear()
         if self.conn.closed or self.conn.broken:
             return
         # A connection that died meanwhile cannot roll back; the pool discards it.
@@ -523,6 +548,46 @@ def open_from_config(config) -> Database:
     return open_database(config["DATABASE"], config)
 
 
+def probe(url: str, timeout: float, migrations_dir: str | Path) -> dict:
+    """Connect afresh (no pool, no new file) within ``timeout`` seconds and read the
+    migration status; raise ``DatabaseUnavailable`` when the database does not answer."""
+    failures: tuple[type[Exception], ...] = (sqlite3.Error,)
+    if is_postgres(url):
+        import psycopg
+
+        failures = (psycopg.Error,)
+        milliseconds = max(1, int(timeout * 1000))
+        try:
+            conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=max(1, round(timeout)),
+                options=f"-c statement_timeout={milliseconds}",
+            )
+        except psycopg.Error as exc:
+            raise DatabaseUnavailable(f"the database does not answer: {exc}".strip()) from exc
+        conn.row_factory = _row_factory
+        db: Database = PostgresDatabase(None, conn)
+    else:
+        try:
+            conn = sqlite3.connect(
+                f"{Path(url).resolve().as_uri()}?mode=rw",
+                uri=True,
+                timeout=timeout,
+                check_same_thread=False,
+                isolation_level=None,
+            )
+        except sqlite3.Error as exc:
+            raise DatabaseUnavailable(f"the database cannot be opened: {exc}") from exc
+        db = Database(conn)
+    try:
+        return migration_status(db, migrations_dir)
+    except failures as exc:
+        raise DatabaseUnavailable(f"the database cannot be read: {exc}") from exc
+    finally:
+        conn.close()
+
+
 def get_db() -> Database:
     """Return this request's connection, opening it on first use."""
     if "db" not in g:
@@ -547,9 +612,11 @@ def atomic(db: Database) -> Iterator[Database]:
         db._savepoints += 1
         name = f"dom_{db._savepoints}"
         db.execute(f"SAVEPOINT {name}")
+        pending = len(db._after_commit)
         try:
             yield db
         except BaseException:
+            del db._after_commit[pending:]
             with contextlib.suppress(Exception):
                 db.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 db.execute(f"RELEASE SAVEPOINT {name}")

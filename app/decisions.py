@@ -8,19 +8,25 @@ a replay needs to recompute the decision later, under any version.
 from __future__ import annotations
 
 import json
+import time
 
 from app import db as database
+from app import logs, monitoring
 from app.db import Database
 from app.errors import NotFound
 
 
 def record(db: Database, decision: dict, kind: str, facts: list, context: dict):
-    """Store a decision; call inside the decision's transaction (or alone, for simulations)."""
+    """Store a decision; call inside the decision's transaction (or alone, for simulations).
+
+    Once the transaction commits, the decision is counted and logged.
+    """
     experiment = decision.get("experiment") or {}
+    request_id = logs.current_request_id()
     db.execute(
         "INSERT INTO decisions (decision_id, order_id, kind, status, ruleset, ruleset_version,"
-        " ruleset_sha256, facts, context, result, created_at, experiment_id, variant)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " ruleset_sha256, facts, context, result, created_at, experiment_id, variant,"
+        " request_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [
             decision["decision_id"],
             decision["order_id"],
@@ -35,6 +41,7 @@ def record(db: Database, decision: dict, kind: str, facts: list, context: dict):
             database.now(),
             experiment.get("experiment_id"),
             experiment.get("variant"),
+            request_id,
         ],
     )
     fired = sorted(set((decision.get("explanation") or {}).get("rules_fired") or []))
@@ -42,6 +49,34 @@ def record(db: Database, decision: dict, kind: str, facts: list, context: dict):
         "INSERT INTO decision_rules (decision_id, rule_id) VALUES (?, ?)",
         [(decision["decision_id"], rule_id) for rule_id in fired],
     )
+    ruleset = decision["ruleset"]
+    logs.touch(
+        order_id=decision["order_id"],
+        decision_id=decision["decision_id"],
+        ruleset_version=f"{ruleset['name']}@{ruleset['version']}",
+        experiment_id=experiment.get("experiment_id"),
+    )
+    recorded = time.perf_counter()
+
+    def committed() -> None:
+        commit_seconds = time.perf_counter() - recorded
+        monitoring.decision_committed(decision, kind, commit_seconds)
+        logs.event(
+            "decision.made",
+            decision_id=decision["decision_id"],
+            order_id=decision["order_id"],
+            kind=kind,
+            outcome=decision["status"],
+            ruleset=ruleset["name"],
+            version=ruleset["version"],
+            experiment_id=experiment.get("experiment_id"),
+            variant=experiment.get("variant"),
+            shipments=len(decision.get("shipments") or []),
+            unfulfilled=len(decision.get("unfulfilled") or []),
+            timings_ms={**(decision.get("timings_ms") or {}), "commit": commit_seconds * 1000},
+        )
+
+    db.after_commit(committed)
 
 
 def get(db: Database, decision_id: str) -> dict:

@@ -15,6 +15,8 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from app import logs
+
 log = logging.getLogger(__name__)
 
 
@@ -122,7 +124,11 @@ def response(error: ApiError):
     headers = {}
     if getattr(error, "retry_after", None):
         headers["Retry-After"] = str(error.retry_after)
-    return jsonify(error.body()), error.status, headers
+    body = error.body()
+    request_id = logs.current_request_id()
+    if request_id:
+        body["error"]["request_id"] = request_id
+    return jsonify(body), error.status, headers
 
 
 def init_app(app: Flask) -> None:

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 
 from app import db as database
-from app import decisions, metrics, shipments
+from app import decisions, logs, metrics, monitoring, shipments
 from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.rules import registry, runtime
@@ -112,6 +112,17 @@ def create(db: Database, schemas: Catalogue, document: dict, by: str) -> dict:
                 database.now(),
             ],
         )
+    logs.touch(experiment_id=document["experiment_id"])
+    logs.event(
+        "experiment.started",
+        experiment_id=document["experiment_id"],
+        ruleset=name,
+        champion=document["champion"],
+        challenger=document["challenger"],
+        mode=document["mode"],
+        challenger_share=document.get("challenger_share", 0.5),
+        by=by,
+    )
     return get(db, document["experiment_id"])
 
 
@@ -128,7 +139,19 @@ def stop(db: Database, experiment_id: str, reason: str, status: str = "stopped")
             " WHERE experiment_id = ?",
             [status, reason, database.now(), experiment_id],
         )
+    why = (
+        "promoted" if status == "promoted" else "guardrail" if _by_guardrail(reason) else "stopped"
+    )
+    monitoring.EXPERIMENT_STOPS.labels(why).inc()
+    logs.touch(experiment_id=experiment_id)
+    logs.event(
+        "experiment.stopped", experiment_id=experiment_id, status=status, why=why, reason=reason
+    )
     return get(db, experiment_id)
+
+
+def _by_guardrail(reason: str | None) -> bool:
+    return (reason or "").startswith("guardrail")
 
 
 def promote(db: Database, schemas: Catalogue, experiment_id: str, by: str) -> dict:
@@ -362,5 +385,16 @@ def check_guardrails(db: Database, experiment_id: str) -> str | None:
         return None
     reason = "guardrail: " + "; ".join(reasons)
     stop(db, experiment_id, reason)
-    log.warning("experiment %s stopped: %s", experiment_id, reason)
+    logs.event(
+        "experiment.guardrail_stopped",
+        logging.WARNING,
+        experiment_id=experiment_id,
+        reason=reason,
+        decisions={name: v["decisions"] for name, v in result["variants"].items()},
+        fill_rate_difference=fill["difference"],
+        fill_rate_ci95=fill["ci95"],
+        cost_per_order_difference=cost["difference"],
+        cost_per_order_ci95=cost["ci95"],
+        guardrails=rails,
+    )
     return reason

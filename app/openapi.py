@@ -73,6 +73,8 @@ def bundle(documents: dict[str, dict]) -> dict[str, dict]:
 
 
 # Path parameters: ids follow common.schema.json#/$defs/id; numbers are versions.
+# Answers that are text, not JSON: a page for people, metrics for Prometheus.
+TEXT = {"html": "text/html", "prometheus": "text/plain"}
 PATH_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"}
 PATH_NUMBER = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
 
@@ -155,8 +157,8 @@ def document(app: Flask) -> dict:
             entry: dict = {"description": description}
             if status == 204:
                 pass  # no content
-            elif status < 400 and spec.response_schema == "html":
-                entry["content"] = {"text/html": {"schema": {"type": "string"}}}
+            elif status < 400 and spec.response_schema in TEXT:
+                entry["content"] = {TEXT[spec.response_schema]: {"schema": {"type": "string"}}}
             elif status < 400:
                 name = spec.response_schema or f"responses/$defs/{operation['operationId']}"
                 if name.startswith("responses/") and name.rsplit("/", 1)[1] not in answers:

@@ -15,7 +15,7 @@ import secrets
 import threading
 
 from app import db as database
-from app import decisions, metrics
+from app import decisions, logs, metrics
 from app.db import Database
 from app.errors import NotFound
 from app.experiments import compare
@@ -44,6 +44,10 @@ def create(db: Database, request: dict, by: str) -> dict:
             " created_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
             [replay_id, request["ruleset"], json.dumps(request), len(selected), by, database.now()],
         )
+    logs.touch(replay_id=replay_id)
+    logs.event(
+        "replay.created", replay_id=replay_id, ruleset=request["ruleset"], decisions=len(selected)
+    )
     return get(db, replay_id)
 
 
@@ -130,6 +134,15 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
             changes=json.dumps(changes),
             finished_at=database.now(),
         )
+        logs.event(
+            "replay.finished",
+            replay_id=replay_id,
+            ruleset=request["ruleset"],
+            champion=a["version"],
+            challenger="draft" if b.get("draft") else b["version"],
+            decisions=len(ids),
+            changed=len(changes),
+        )
     except Exception as exc:
         log.exception("replay %s failed", replay_id)
         _set(db, replay_id, status="failed", error=str(exc)[:500], finished_at=database.now())
@@ -147,10 +160,13 @@ def _set(db, replay_id: str, **fields) -> None:
 def start(config, replay_id: str) -> threading.Thread:
     """Run a replay in the background with its own connection."""
 
+    request_id = logs.current_request_id()
+
     def work():
         connection = database.open_from_config(config)
         try:
-            run(connection, replay_id)
+            with logs.handling(request_id):
+                run(connection, replay_id)
         finally:
             connection.close()
 

@@ -32,6 +32,15 @@ def _seconds(value: str) -> tuple[float, ...]:
     return delays
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.strip().lower() not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value.strip().lower()
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration value: its name, default, meaning and parser."""
@@ -40,6 +49,7 @@ class Setting:
     default: Any
     help: str
     parse: Callable[[str], Any] = str
+    secret: bool = False  # never printed: `dom settings` shows it redacted
 
     @property
     def env(self) -> str:
@@ -182,6 +192,7 @@ SETTINGS: tuple[Setting, ...] = (
         " the first encrypts, all decrypt. Empty: a key file beside the SQLite database"
         " (on PostgreSQL they must be set, the same on every server).",
         str,
+        secret=True,
     ),
     Setting(
         "EVALUATION_TIMEOUT_SECONDS",
@@ -203,6 +214,45 @@ SETTINGS: tuple[Setting, ...] = (
         int,
     ),
     Setting("LOG_LEVEL", "INFO", "Logging level of the service (DEBUG, INFO, WARNING, ERROR)."),
+    Setting(
+        "LOG_FORMAT",
+        "json",
+        "Log lines as `json` (one object per line, for a log pipeline) or `text` (for a terminal).",
+        _choice("json", "text"),
+    ),
+    Setting(
+        "METRICS_TOKEN",
+        "",
+        "Bearer token that `GET /metrics` requires. Empty: /metrics answers without one"
+        " (keep the port private then).",
+        secret=True,
+    ),
+    Setting(
+        "METRICS_DIR",
+        "",
+        "Folder where `dom serve`'s workers and `dom dispatch` on this machine keep their"
+        " metrics, summed at each scrape. Empty: one per database under the temp folder.",
+    ),
+    Setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        30.0,
+        "On SIGTERM, how long requests in flight and the dispatcher's current delivery may"
+        " take to finish before the process stops.",
+        float,
+    ),
+    Setting(
+        "READY_TIMEOUT_SECONDS",
+        2.0,
+        "`/readyz`: how long the database may take to answer before the process is not ready.",
+        float,
+    ),
+    Setting(
+        "DISPATCH_STALE_SECONDS",
+        30.0,
+        "`/readyz`: a dispatcher that has not reported for this long is not running; with"
+        " none running, the service is not ready (messages would not go out).",
+        float,
+    ),
     Setting("MIGRATIONS_DIR", str(ROOT / "migrations"), "Folder of numbered SQL migrations."),
     Setting("SCHEMAS_DIR", str(ROOT / "schemas"), "Folder of the JSON Schemas."),
     Setting("RULESETS_DIR", str(ROOT / "rulesets"), "Folder of the rulesets shipped."),
@@ -235,3 +285,29 @@ def load(environ: Mapping[str, str] | None = None, overrides: Mapping[str, Any] 
     for name, value in (overrides or {}).items():
         values[name] = value
     return values
+
+
+def effective(environ: Mapping[str, str] | None = None) -> list[dict]:
+    """Each setting's value and where it came from (default, environment), secrets redacted."""
+    environ = os.environ if environ is None else environ
+    values = load(environ)
+    rows = []
+    for setting in SETTINGS:
+        value = values[setting.name]
+        if isinstance(value, tuple):
+            value = ",".join(f"{part:g}" for part in value)
+        if setting.secret and value:
+            value = "(set, redacted)"
+        elif setting.name == "DATABASE":
+            from app.db import describe
+
+            value = describe(str(value))
+        rows.append(
+            {
+                "name": setting.name,
+                "env": setting.env,
+                "value": value,
+                "source": "environment" if setting.env in environ else "default",
+            }
+        )
+    return rows

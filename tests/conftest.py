@@ -10,6 +10,7 @@ import pytest
 
 from app import auth, create_app
 from app import db as database
+from tests import logscan
 from tests.databases import ON_POSTGRES, POSTGRES, reachable
 
 NODE_DC = {
@@ -56,12 +57,22 @@ def pytest_sessionstart(session):
         raise pytest.UsageError(
             "DOM_TEST_BACKEND=postgresql, but DOM_TEST_POSTGRES does not answer"
         )
+    logscan.install()
 
 
 def pytest_sessionfinish(session):
     if ON_POSTGRES:
         database.close_pools()
         POSTGRES.finish()
+    # No log line of the whole run may carry personal data or a secret.
+    hits = logscan.scan()
+    if hits:
+        print(f"\n{len(hits)} log lines carry personal data or secrets:")
+        print("\n".join(hits[:50]))
+        session.exitstatus = 1
+    else:
+        print("\nlogs of the run scanned for personal data and secrets: none found")
+        logscan.clear()
 
 
 def pytest_report_header(config):

@@ -8,15 +8,34 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def log_path(name: str) -> Path:
+    """Where a process started by the tests writes its log (scanned at the end of the run)."""
+    folder = Path(os.environ.get("DOM_TEST_LOG_DIR") or tempfile.gettempdir())
+    return folder / f"{name}-{os.getpid()}.log"
+
+
+def start_dom(command: str, env: dict, log_name: str) -> subprocess.Popen:
+    """Start `dom COMMAND`, its stderr appended to its log file."""
+    with open(log_path(log_name), "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.cli", command],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 @contextlib.contextmanager
@@ -33,12 +52,7 @@ def serving(database_path: str, workers: int = 3, **settings):
         "DOM_WORKERS": str(workers),
         **{f"DOM_{name}": str(value) for name, value in settings.items()},
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_dom("serve", env, f"serve-{port}")
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -72,15 +86,7 @@ def dispatching(database_path: str, count: int = 1, **settings):
         "DOM_DATABASE": database_path,
         **{f"DOM_{name}": str(value) for name, value in settings.items()},
     }
-    workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "dispatch"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(count)
-    ]
+    workers = [start_dom("dispatch", env, f"dispatch-{number}") for number in range(count)]
     try:
         yield workers
     finally:

@@ -7,8 +7,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +19,7 @@ from app.dispatch import deliver, signing, urls
 from app.dispatch.worker import Dispatcher
 from tests.conftest import NODE_DC, Api
 from tests.receiver import Receiver
+from tests.servers import start_dom
 from tests.sourcing_helpers import build_network, order, set_stock
 
 SECRET = signing.new_secret()
@@ -294,18 +293,14 @@ def test_a_killed_worker_loses_nothing(db_path, receiver):
         "DOM_DISPATCH_POLL_SECONDS": "0.05",
         "DOM_RETRY_SCHEDULE": "0,0,0",
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "dispatch"], env=env, stderr=subprocess.DEVNULL
-    )
+    worker = start_dom("dispatch", env, "dispatch-killed")
     deadline = time.monotonic() + 20
     while len(receiver.delivered_ids()) < 5 and time.monotonic() < deadline:
         time.sleep(0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait(5)
     assert len(receiver.delivered_ids()) < 30  # it died in the middle
-    survivor = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "dispatch"], env=env, stderr=subprocess.DEVNULL
-    )
+    survivor = start_dom("dispatch", env, "dispatch-survivor")
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and (

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import hmac
+
+from flask import Blueprint, current_app, jsonify, request
 
 from app import db as database
-from app import openapi
+from app import errors, openapi
 from app.api import ALL_ROLES, endpoint
-from app.errors import NotFound
+from app.errors import NotFound, Unauthorized, Unavailable, field_error
 from app.schemas import catalogue
 
 bp = Blueprint("meta", __name__)
@@ -36,6 +38,53 @@ def healthz():
         "migrations": status,
     }
     return jsonify(body), 200 if healthy else 503
+
+
+@endpoint(
+    bp,
+    "/readyz",
+    "GET",
+    summary="Whether this process can serve: database, migrations, rulesets, dispatcher"
+    " (no authentication)",
+    roles=None,
+    responses={200: "Ready", 503: "Not ready: the failing checks, one error per check"},
+)
+def readyz():
+    from app import readiness
+
+    results = readiness.checks(current_app.config)
+    failing = {name: detail for name, detail in results.items() if detail != "ok"}
+    if not failing:
+        return jsonify({"status": "ready", "checks": results})
+    error = Unavailable(
+        f"not ready: {', '.join(failing)}",
+        errors=[field_error(("checks", name), detail) for name, detail in failing.items()],
+        code="not_ready",
+    )
+    error.retry_after = 5
+    return errors.response(error)
+
+
+@endpoint(
+    bp,
+    "/metrics",
+    "GET",
+    summary="Prometheus metrics of every worker and dispatcher on this machine, and the"
+    " database's state (Bearer DOM_METRICS_TOKEN when set)",
+    roles=None,
+    responses={200: "Metrics in Prometheus' text format", 401: "Token missing or wrong"},
+    response_schema="prometheus",
+)
+def metrics():
+    from app import monitoring
+
+    token = current_app.config["METRICS_TOKEN"]
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            raise Unauthorized("/metrics needs the bearer token set in DOM_METRICS_TOKEN")
+    body, content_type = monitoring.exposition(current_app.config)
+    return current_app.response_class(body, content_type=content_type)
 
 
 @endpoint(

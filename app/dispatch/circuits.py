@@ -19,10 +19,12 @@ its messages then run out their own retry schedules and end dead, replayable.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from app import db as database
+from app import logs
 from app.db import Database
 
 
@@ -127,8 +129,17 @@ def record(
     """Apply an attempt's result; return the circuit and whether the endpoint failed too long."""
     # Dispatchers on several servers record results of one endpoint: one at a time.
     db.wait_job_lock(f"circuit {endpoint}")
-    circuit, too_long = after(get(db, endpoint), ok, now, limits)
+    before = get(db, endpoint)
+    circuit, too_long = after(before, ok, now, limits)
     put(db, endpoint, circuit)
+    if before.state != circuit.state:
+        logs.event(
+            "circuit.opened" if circuit.state == "open" else f"circuit.{circuit.state}",
+            logging.WARNING if circuit.state == "open" else logging.INFO,
+            endpoint=endpoint,
+            failures=circuit.failures,
+            was=before.state,
+        )
     return circuit, too_long
 
 

@@ -46,8 +46,12 @@ def send(
     body: bytes,
     timeout: float,
     allow: str,
+    request_id: str | None = None,
 ) -> Outcome:
     """POST the body to the URL with Standard Webhooks headers; never raises.
+
+    ``request_id`` (the request that caused the message) goes in ``X-Request-Id``, so a
+    node that sends it back with its callback keeps the chain in the logs.
 
     Whatever goes wrong, however unexpected, is an outcome with an error class.
     """
@@ -58,12 +62,12 @@ def send(
         return Outcome(started_at, round((time.perf_counter() - started) * 1000, 3), **fields)
 
     try:
-        return _send(url, secrets_in_use, message_id, body, timeout, allow, finished)
+        return _send(url, secrets_in_use, message_id, body, timeout, allow, request_id, finished)
     except Exception as exc:
         return finished(error_class="error", excerpt=f"{type(exc).__name__}: {exc}"[:EXCERPT])
 
 
-def _send(url, secrets_in_use, message_id, body, timeout, allow, finished) -> Outcome:
+def _send(url, secrets_in_use, message_id, body, timeout, allow, request_id, finished) -> Outcome:
     try:
         addresses = urls.check(url, allow)
     except urls.Unresolvable as exc:
@@ -80,6 +84,8 @@ def _send(url, secrets_in_use, message_id, body, timeout, allow, finished) -> Ou
         "host": parts.netloc,
         **signing.headers(secrets_in_use, message_id, int(time.time()), body),
     }
+    if request_id:
+        headers["x-request-id"] = request_id
     # Connect to the address just checked, so a DNS answer cannot change in between
     # (DNS rebinding); TLS still verifies the certificate against the URL's host.
     if parts.scheme.lower() == "https":

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from app import db as database
+from app import logs
 from app.db import Database
 from app.dispatch import circuits
 from app.errors import Conflict, NotFound
@@ -41,8 +42,8 @@ def enqueue(
     # locked by the transaction that writes them, so the positions cannot collide.
     db.execute(
         "INSERT INTO outbox (message_id, event_type, node_id, shipment_id, order_id, payload,"
-        " status, created_at, subscription_id, next_attempt_at, position)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?,"
+        " status, created_at, subscription_id, next_attempt_at, request_id, position)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?,"
         " (SELECT COALESCE(MAX(position), 0) + 1 FROM outbox WHERE shipment_id = ?))",
         [
             message_id,
@@ -54,6 +55,7 @@ def enqueue(
             now,
             subscription_id,
             now,
+            logs.current_request_id(),
             shipment_id,
         ],
     )

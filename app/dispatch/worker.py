@@ -22,8 +22,8 @@ import time
 from datetime import UTC, datetime
 
 from app import db as database
-from app import shipments, vault
-from app.dispatch import circuits, deliver, outbox, subscriptions
+from app import logs, monitoring, shipments, vault
+from app.dispatch import circuits, deliver, heartbeats, outbox, subscriptions
 from app.network import nodes
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,8 @@ BATCH = 20
 SWEEP_EVERY = 5.0
 # Guardrails read every decision of an experiment: check them less often than the rest.
 GUARDRAILS_EVERY = 60.0
+# Rows of dispatchers silent this long (killed) are removed.
+HEARTBEATS_KEPT = 86400.0
 
 
 class Dispatcher:
@@ -54,6 +56,7 @@ class Dispatcher:
         """Claim and deliver one batch; sweep when due. Returns messages attempted."""
         if time.monotonic() - self._last_sweep > SWEEP_EVERY:
             self._last_sweep = time.monotonic()
+            heartbeats.beat(db, self.worker)
             self.sweep(db)
         claimed = outbox.claim(db, self.worker, self.config["DISPATCH_LEASE_SECONDS"], BATCH)
         done = 0
@@ -82,7 +85,12 @@ class Dispatcher:
 
         None when the message was not attempted (no longer this worker's to send).
         The attempt is logged before the request goes out and completed after it.
+        Its log lines carry the request id of the request that caused the message.
         """
+        with logs.handling(message.get("request_id")):
+            return self._deliver(db, message)
+
+    def _deliver(self, db, message: dict) -> str | None:
         attempt_id = outbox.begin_attempt(db, message, self.worker, self.lease_seconds())
         if attempt_id is None:
             return None
@@ -110,6 +118,7 @@ class Dispatcher:
                 message["payload"].encode(),
                 self.config["WEBHOOK_TIMEOUT_SECONDS"],
                 self.config["WEBHOOK_ALLOW"],
+                message.get("request_id"),
             )
         status, next_at = deliver.next_step(
             outcome,
@@ -136,7 +145,30 @@ class Dispatcher:
 
                 shipments.mark_requested(db, message["shipment_id"])
                 holds.extend(db, message["shipment_id"])
+        if settled:
+            self._report(message, outcome, status, next_at)
         return status if settled else None
+
+    def _report(self, message: dict, outcome: deliver.Outcome, status: str, next_at) -> None:
+        result = "delivered" if outcome.ok else "dead" if status == "dead" else "retry"
+        error_class = outcome.error_class or ("http" if not outcome.ok else "none")
+        monitoring.DELIVERIES.labels(result, error_class, message["event_type"]).inc()
+        monitoring.DELIVERY_SECONDS.labels(result).observe(outcome.duration_ms / 1000)
+        logs.event(
+            "delivery.attempted",
+            logging.INFO if outcome.ok else logging.WARNING,
+            message_id=message["message_id"],
+            event_type=message["event_type"],
+            node_id=message["node_id"],
+            subscription_id=message["subscription_id"],
+            shipment_id=message["shipment_id"],
+            attempt=message["attempts"] + 1,
+            result=result,
+            status_code=outcome.status_code,
+            error_class=outcome.error_class,
+            duration_ms=outcome.duration_ms,
+            next_attempt_at=next_at,
+        )
 
     def _endpoint_health(self, db, message: dict, outcome: deliver.Outcome) -> None:
         """Feed the endpoint's circuit; disable it on 410 or after failing for too long."""
@@ -161,7 +193,8 @@ class Dispatcher:
         else:
             disabled = subscriptions.disable(db, message["subscription_id"], reason)
         if disabled:
-            log.warning("webhook endpoint disabled: %s (%s)", endpoint, reason)
+            monitoring.ENDPOINT_CHANGES.labels("disabled").inc()
+            logs.event("endpoint.disabled", logging.WARNING, endpoint=endpoint, reason=reason)
 
     # Sweeps ------------------------------------------------------------------------
 
@@ -184,9 +217,11 @@ class Dispatcher:
         if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
             self._last_guardrails = time.monotonic()
             steps.append(("guardrails", lambda: self._guardrails(db)))
+            steps.append(("heartbeats", lambda: heartbeats.prune(db, HEARTBEATS_KEPT)))
         for name, step in steps:
             try:
-                with db.job(name) as mine:
+                # What a step changes (a back-order decided, its messages) is traced to it.
+                with db.job(name) as mine, logs.handling(f"job_{secrets.token_hex(8)}"):
                     if mine:
                         step()
             except Exception:  # a failed sweep must not stop deliveries, nor the next step
@@ -206,6 +241,7 @@ class Dispatcher:
     def run(self) -> None:
         """Deliver until asked to stop; then hand back what is claimed."""
         db = None
+        logs.event("dispatcher.started", worker=self.worker)
         try:
             while not self.stopping.is_set():
                 try:
@@ -226,13 +262,26 @@ class Dispatcher:
         finally:
             if db is not None:
                 with contextlib.suppress(database.DatabaseUnavailable):
-                    outbox.release(db, self.worker)
+                    released = outbox.release(db, self.worker)
+                    heartbeats.forget(db, self.worker)
+                    logs.event("dispatcher.stopped", worker=self.worker, released=released)
                 db.close()
 
     def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run, name=f"dispatcher-{self.worker}", daemon=True)
-        thread.start()
-        return thread
+        self.thread = threading.Thread(
+            target=self.run, name=f"dispatcher-{self.worker}", daemon=True
+        )
+        self.thread.start()
+        return self.thread
 
-    def stop(self) -> None:
+    def stop(self, wait: float | None = None) -> bool:
+        """Ask the loop to stop: the message in hand is finished, the others handed back.
+
+        With ``wait``, wait that long for the thread to be done; True when it is.
+        """
         self.stopping.set()
+        thread = getattr(self, "thread", None)
+        if wait is None or thread is None:
+            return True
+        thread.join(wait)
+        return not thread.is_alive()

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from app import db as database
+from app import logs, monitoring
 from app.db import Database
 from app.dispatch import circuits
 from app.errors import NotFound
@@ -226,12 +227,16 @@ def note_webhook_failures(db, node_id: str, failures: int) -> None:
 
 def reenable_webhook(db: Database, node_id: str) -> None:
     with database.atomic(db):
-        db.execute(
+        enabled = db.execute(
             "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL,"
-            " webhook_failures = 0 WHERE node_id = ?",
+            " webhook_failures = 0 WHERE node_id = ? AND webhook_disabled_at IS NOT NULL",
             [node_id],
-        )
+        ).rowcount
+        db.execute("UPDATE nodes SET webhook_failures = 0 WHERE node_id = ?", [node_id])
         circuits.reset(db, circuits.key(node_id, None))
+    if enabled:
+        monitoring.ENDPOINT_CHANGES.labels("enabled").inc()
+        logs.event("endpoint.enabled", endpoint=circuits.key(node_id, None))
 
 
 def reseal_secrets(db: Database, vault: Vault) -> int:

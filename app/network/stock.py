@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 
 from app import db as database
+from app import logs, monitoring
 from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, skus
@@ -116,6 +117,19 @@ def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
             if qty > (current[sku]["on_hand"] if sku in current else 0)
         ]
         note_raised(db, raised)
+    monitoring.FEED_ITEMS.labels(feed["mode"], "applied").inc(result["applied"])
+    monitoring.FEED_ITEMS.labels(feed["mode"], "skipped").inc(result["skipped_count"])
+    logs.event(
+        "feed.applied",
+        feed_id=feed["feed_id"],
+        node_id=node_id,
+        mode=feed["mode"],
+        as_of=as_of,
+        items=result["items"],
+        applied=result["applied"],
+        zeroed=result["zeroed"],
+        skipped=result["skipped_count"],
+    )
     return result, False
 
 

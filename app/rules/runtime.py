@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from app import logs, monitoring
 from app.db import Database
 from app.errors import (
     ApiError,
@@ -154,13 +155,17 @@ def confirm_due(db: Database, name: str | None = None) -> list[dict]:
             except (RulesFailed, ApiError) as exc:
                 failure = exc.message
             registry.settle(db, activation["activation_id"], failure)
-            if failure:
-                log.warning(
-                    "scheduled activation of %s version %s failed: %s",
-                    activation["ruleset"],
-                    activation["version"],
-                    failure,
-                )
+            monitoring.ACTIVATIONS.labels(
+                activation["ruleset"], "scheduled", "failed" if failure else "active"
+            ).inc()
+            logs.event(
+                "ruleset.scheduled_activation_failed" if failure else "ruleset.activated",
+                logging.WARNING if failure else logging.INFO,
+                ruleset=activation["ruleset"],
+                version=activation["version"],
+                scheduled=True,
+                failure=failure,
+            )
             settled.append({**activation, "failure": failure})
     return settled
 
@@ -236,12 +241,22 @@ def version_cases(db: Database, name: str, version: int) -> list[dict]:
     return [{"scenario_id": sid, **case} for sid, case in carried.items()]
 
 
-def require_passing(db: Database, version: dict, schemas: Catalogue, action: str) -> None:
-    """409 ``scenarios_failed`` unless the version's own scenarios pass under it."""
+def require_passing(db: Database, version: dict, schemas: Catalogue, action: str) -> dict:
+    """409 ``scenarios_failed`` unless the version's own scenarios pass under it; return
+    the scenario report's counts."""
     report = run_scenarios(
         version, version_cases(db, version["ruleset"], version["version"]), schemas
     )
+    counts = {"passed": report["passed"], "failed": report["failed"]}
     if report["failed"]:
+        logs.event(
+            "ruleset.activation_refused",
+            logging.WARNING,
+            ruleset=version["ruleset"],
+            version=version["version"],
+            action=action,
+            scenarios=counts,
+        )
         errors = [
             {"pointer": f"/scenarios/{row['scenario_id']}", "message": "; ".join(row["failures"])}
             for row in report["scenarios"]
@@ -252,6 +267,7 @@ def require_passing(db: Database, version: dict, schemas: Catalogue, action: str
             f" {version['version']} carries fail under it; it cannot be {action}",
             errors=errors,
         )
+    return counts
 
 
 def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
@@ -334,8 +350,24 @@ def activate(
 ) -> dict:
     """Activate a version once its own scenarios pass under it."""
     version = registry.get(db, name, version_number)
-    require_passing(db, version, schemas, "activated")
-    return registry.activate(db, name, version_number, created_by, effective_at, kind)
+    try:
+        scenarios = require_passing(db, version, schemas, "activated")
+    except ScenariosFailed:
+        monitoring.ACTIVATIONS.labels(name, kind, "refused").inc()
+        raise
+    activation = registry.activate(db, name, version_number, created_by, effective_at, kind)
+    monitoring.ACTIVATIONS.labels(name, kind, activation["status"]).inc()
+    logs.touch(ruleset_version=f"{name}@{version_number}")
+    logs.event(
+        "ruleset.rolled_back" if kind == "rollback" else "ruleset.activated",
+        ruleset=name,
+        version=version_number,
+        by=created_by,
+        status=activation["status"],
+        effective_at=activation.get("effective_at"),
+        scenarios=scenarios,
+    )
+    return activation
 
 
 # Shipped rulesets ----------------------------------------------------------------------

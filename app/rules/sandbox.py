@@ -125,6 +125,7 @@ class Sandbox:
             if fresh:
                 self._loaded.add(name)
                 self._drafts += int(draft)
+                _report_loaded(len(self._loaded) - self._drafts, self._drafts)
             if kind == "ok":
                 return _evaluation(payload)
             if kind == "ValueError":
@@ -160,9 +161,18 @@ class Sandbox:
     def _forget(self) -> None:
         self._process = None
         self._connection = None
+        if self._loaded:
+            _report_loaded(0, 0)
         self._loaded = set()
         self._drafts = 0
         self._pid = os.getpid()
+
+
+def _report_loaded(versions: int, drafts: int) -> None:
+    # Imported here: the engine's child process imports this module and needs no metrics.
+    from app import monitoring
+
+    monitoring.engine_loaded(versions, drafts)
 
 
 def _evaluation(payload: dict) -> Evaluation:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from app import db as database
-from app import decisions, orders, shipments
+from app import decisions, logs, monitoring, orders, shipments
 from app.db import Database
 from app.errors import Conflict
 from app.network import reservations, stock
@@ -101,7 +101,16 @@ def _resume_raised(db: Database, sku_list: list[str] | None) -> list[str]:
                 stock.clear_raised(db, [entry])
     with database.immediate(db):
         stock.clear_raised(db, entries)
-    return list(dict.fromkeys(resumed))
+    resumed = list(dict.fromkeys(resumed))
+    if resumed:
+        monitoring.BACKORDERS_RESUMED.labels("freed_stock").inc(len(resumed))
+        logs.event(
+            "backorders.resumed",
+            orders=len(resumed),
+            order_ids=resumed[:50],
+            skus=sorted({entry["sku"] for entry in entries})[:50],
+        )
+    return resumed
 
 
 def resume_raised_safely(db: Database, sku_list: list[str] | None) -> list[str]:
