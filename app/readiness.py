@@ -29,20 +29,20 @@ def checks(config) -> dict[str, str]:
     )
     if status["pending"]:
         return results
-    db = database.open_from_config(config)
     try:
-        results["rulesets"] = _rulesets(db)
-        fresh = heartbeats.fresh(db, config["DISPATCH_STALE_SECONDS"])
-        results["dispatcher"] = (
-            "ok"
-            if fresh
-            else f"no dispatcher has reported in {config['DISPATCH_STALE_SECONDS']:g} s"
-        )
+        # The checks below use this process's own connections: the pool must give one too.
+        with database.open_from_config(config) as db:
+            try:
+                results["rulesets"] = _rulesets(db)
+                fresh = heartbeats.fresh(db, config["DISPATCH_STALE_SECONDS"])
+            finally:
+                db.rollback()
     except database.DatabaseUnavailable as exc:
         results["database"] = exc.message
-    finally:
-        db.rollback()
-        db.close()
+        return results
+    results["dispatcher"] = (
+        "ok" if fresh else f"no dispatcher has reported in {config['DISPATCH_STALE_SECONDS']:g} s"
+    )
     return results
 
 

@@ -128,17 +128,20 @@ class Api:
         self.client = client
         self.headers = {"Authorization": f"Bearer {key}"}
 
+    def _headers(self, kwargs) -> dict:
+        return {**self.headers, **kwargs.pop("headers", {})}
+
     def get(self, path, **kwargs):
-        return self.client.get(path, headers=self.headers, **kwargs)
+        return self.client.get(path, headers=self._headers(kwargs), **kwargs)
 
     def put(self, path, json=None, **kwargs):
-        return self.client.put(path, json=json, headers=self.headers, **kwargs)
+        return self.client.put(path, json=json, headers=self._headers(kwargs), **kwargs)
 
     def post(self, path, json=None, **kwargs):
-        return self.client.post(path, json=json, headers=self.headers, **kwargs)
+        return self.client.post(path, json=json, headers=self._headers(kwargs), **kwargs)
 
     def delete(self, path, **kwargs):
-        return self.client.delete(path, headers=self.headers, **kwargs)
+        return self.client.delete(path, headers=self._headers(kwargs), **kwargs)
 
 
 @pytest.fixture

@@ -70,8 +70,6 @@ class Dispatcher:
                 log.exception("delivering %s failed", message["message_id"])
                 if db.in_transaction:
                     db.rollback()
-        if self.stopping.is_set():
-            outbox.release(db, self.worker)
         return done
 
     def lease_seconds(self) -> float:
