@@ -45,6 +45,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.stopping = threading.Event()
         self._last_sweep = 0.0
+        self._last_beat = 0.0
         self._last_guardrails = 0.0
 
     def connect(self):
@@ -54,15 +55,16 @@ class Dispatcher:
 
     def run_once(self, db) -> int:
         """Claim and deliver one batch; sweep when due. Returns messages attempted."""
+        self._beat(db)
         if time.monotonic() - self._last_sweep > SWEEP_EVERY:
             self._last_sweep = time.monotonic()
-            heartbeats.beat(db, self.worker)
             self.sweep(db)
         claimed = outbox.claim(db, self.worker, self.config["DISPATCH_LEASE_SECONDS"], BATCH)
         done = 0
         for message in claimed:
             if self.stopping.is_set():
                 break
+            self._beat(db)  # a batch of slow endpoints can take minutes
             try:
                 if self.deliver(db, message) is not None:
                     done += 1
@@ -71,6 +73,12 @@ class Dispatcher:
                 if db.in_transaction:
                     db.rollback()
         return done
+
+    def _beat(self, db) -> None:
+        """Report this dispatcher alive, at most every few seconds."""
+        if time.monotonic() - self._last_beat > SWEEP_EVERY:
+            self._last_beat = time.monotonic()
+            heartbeats.beat(db, self.worker)
 
     def lease_seconds(self) -> float:
         """A lease outlives the attempt made under it, whatever the settings say."""
