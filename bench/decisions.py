@@ -250,7 +250,9 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
         **os.environ,
         "DOM_DATABASE": db_path,
         "DOM_WORKERS": str(SERVER_WORKERS),
-        "DOM_LOG_LEVEL": "WARNING",
+        # As run in production: a JSON line per request and per decision, metrics counted.
+        "DOM_LOG_LEVEL": "INFO",
+        "DOM_METRICS_DIR": tempfile.mkdtemp(prefix="dom-bench-metrics-"),
     }
     dom = orders_over_http(env, key, bodies)
     port = free_port()
