@@ -173,5 +173,8 @@ def configure(level: str, style: str) -> None:
         for own in list(logger.handlers):
             logger.removeHandler(own)
         logger.propagate = True
-    # One line per request comes from the service itself (http.request).
+    # One line per request comes from the service itself (http.request). pika logs every
+    # connection, and a returned message with the start of its body (a customer's
+    # address): the dispatcher's own events say what failed, without the body.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("pika").setLevel(logging.CRITICAL)

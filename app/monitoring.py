@@ -76,6 +76,11 @@ ENDPOINT_CHANGES = Counter(
 FEED_ITEMS = Counter(
     "dom_feed_items", "Inventory feed items applied or skipped.", ["mode", "result"]
 )
+NODE_EVENTS = Counter(
+    "dom_node_events",
+    "Node events received over a broker: applied, replayed (a duplicate) or dead-lettered.",
+    ["transport", "result"],
+)
 BACKORDERS_RESUMED = Counter(
     "dom_backorders_resumed", "Waiting orders decided again when stock was freed.", ["source"]
 )
@@ -106,6 +111,7 @@ OWN = (
     ENDPOINT_CHANGES,
     FEED_ITEMS,
     BACKORDERS_RESUMED,
+    NODE_EVENTS,
     ACTIVATIONS,
     EXPERIMENT_STOPS,
     ENGINE_LOADED,

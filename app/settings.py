@@ -186,6 +186,41 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("DISPATCH_POLL_SECONDS", 0.5, "How often an idle dispatcher looks for work.", float),
     Setting(
+        "AMQP_URL",
+        "",
+        "RabbitMQ (AMQP 0-9-1) URL with its credentials, e.g."
+        " amqp://dom:secret@mq.internal:5672/%2F; needed once a node or subscription uses"
+        " the `amqp` transport.",
+        secret=True,
+    ),
+    Setting(
+        "NATS_URL",
+        "",
+        "NATS URL with its credentials, e.g. nats://dom:secret@nats.internal:4222 (JetStream"
+        " enabled); needed once a node or subscription uses the `nats` transport.",
+        secret=True,
+    ),
+    Setting(
+        "BROKER_TIMEOUT_SECONDS",
+        10.0,
+        "How long a broker has to confirm a message (publisher confirm, JetStream"
+        " acknowledgement); past it the attempt failed and is retried on the schedule.",
+        float,
+    ),
+    Setting(
+        "NODE_EVENTS_QUEUE",
+        "dom.node-events",
+        "RabbitMQ: the durable queue node events are consumed from; invalid events go to"
+        " `<queue>.dead` with their error.",
+    ),
+    Setting(
+        "NODE_EVENTS_SUBJECT",
+        "dom.node-events",
+        "NATS: nodes publish their events to `<subject>.<node_id>` (stream DOM_NODE_EVENTS,"
+        " named after the subject); invalid events go to `<subject>-dead.<node_id>` (stream"
+        " DOM_NODE_EVENTS_DEAD).",
+    ),
+    Setting(
         "SECRET_KEYS",
         "",
         "Fernet keys that encrypt webhook and subscription secrets at rest, comma-separated;"

@@ -61,6 +61,7 @@ def drain(app, rounds: int = 20) -> Dispatcher:
             if dispatcher.run_once(db) == 0:
                 break
     finally:
+        dispatcher.close()
         db.close()
     return dispatcher
 

@@ -4,13 +4,13 @@ settings, the alert rules and the dashboard. Real servers are in
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
@@ -24,7 +24,7 @@ from tests.conftest import Api
 from tests.databases import ON_POSTGRES
 from tests.receiver import Receiver
 from tests.rules_helpers import shipped
-from tests.servers import wait_for
+from tests.servers import Proxy, wait_for
 from tests.sourcing_helpers import build_network, order, set_stock
 from tests.test_dispatch import FAST, SECRET, drain
 from tests.test_experiments import wait_for as wait_for_replay
@@ -413,8 +413,9 @@ def test_ready_needs_current_migrations(db_path, tmp_path, db):
 
 def test_ready_follows_the_database_away_and_back(db_path, tmp_path):
     if ON_POSTGRES:
-        proxy = Proxy(db_path)
-        url = proxy.url
+        parts = urlsplit(db_path)
+        proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+        url = db_path.replace(parts.netloc, f"{parts.username}@127.0.0.1:{proxy.port}")
     else:
         url = db_path
     app = create_app({"DATABASE": url, "READY_TIMEOUT_SECONDS": 1.0})
@@ -438,69 +439,6 @@ def test_ready_follows_the_database_away_and_back(db_path, tmp_path):
     if ON_POSTGRES:
         proxy.stop()
         database.close_pools()
-
-
-class Proxy:
-    """A TCP proxy on 127.0.0.1 to the PostgreSQL server of ``url``: stop it and the
-    database is unreachable, start it and it is back, at the same address."""
-
-    def __init__(self, url: str):
-        import socket
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 5432)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = url.replace(parts.netloc, f"{parts.username}@127.0.0.1:{self.port}")
-        self.sockets: list = []
-        self.start()
-
-    def start(self) -> None:
-        import socket
-        import threading
-
-        self.listener = socket.create_server(("127.0.0.1", self.port))
-        self.running = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        import socket
-        import threading
-
-        while self.running:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            self.sockets += [client, server]
-            for a, b in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source, sink) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.close()
-
-    def stop(self) -> None:
-        import socket
-
-        self.running = False
-        self.listener.close()
-        for end in self.sockets:
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
-                end.close()
-        self.sockets = []
 
 
 # Settings and the log scan ------------------------------------------------------------

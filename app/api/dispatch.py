@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
-from app.api import Param, endpoint, query_args
+from app.api import Param, endpoint, listing, query_args
 from app.db import get_db, normalize_time
-from app.dispatch import outbox, signing, subscriptions, urls
+from app.dispatch import brokers, node_events, outbox, signing, subscriptions, urls
 from app.errors import InvalidInput, field_error
 from app.network import nodes
 from app.shipments import get as get_shipment
@@ -40,6 +40,21 @@ def _times(args: dict) -> dict:
             except ValueError as exc:
                 raise InvalidInput([field_error((name,), "is not an RFC 3339 time")]) from exc
     return args
+
+
+@endpoint(
+    bp,
+    "/node-events/failures",
+    "GET",
+    summary="Node events received over a broker that could not apply, with their errors,"
+    " newest first (each is also in the broker's dead-letter queue)",
+    roles=("admin",),
+    query=listing.PAGE_QUERY,
+    responses={200: "A page of refused events and the cursor of the next"},
+)
+def list_node_event_failures():
+    args = query_args(listing.PAGE_QUERY)
+    return listing.answer("failures", "failure_id", node_events.failures, args)
 
 
 @endpoint(
@@ -102,7 +117,7 @@ def recover(node_id: str):
     bp,
     "/subscriptions",
     "POST",
-    summary="Subscribe a URL to order events",
+    summary="Subscribe a URL (or a broker destination) to order events",
     roles=("admin", "channel"),
     body="subscription",
     responses={
@@ -111,10 +126,12 @@ def recover(node_id: str):
     },
 )
 def subscribe(body: dict):
-    try:
-        urls.check(body["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)
-    except urls.UnsafeURL as exc:
-        raise InvalidInput([field_error(("url",), str(exc))]) from exc
+    if body.get("url"):
+        try:
+            urls.check(body["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)
+        except urls.UnsafeURL as exc:
+            raise InvalidInput([field_error(("url",), str(exc))]) from exc
+    brokers.check_configured(body.get("transport"), current_app.config)
     principal = g.principal
     if principal.role == "channel" and principal.channels is not None:
         # A channel key hears about its own channels' orders only.

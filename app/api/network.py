@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify
 
 from app.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
 from app.db import atomic, get_db
-from app.dispatch import urls
+from app.dispatch import brokers, urls
 from app.errors import InvalidInput, field_error
 from app.network import nodes, skus, stock
 
@@ -36,6 +36,7 @@ def put_node(node_id: str, body: dict):
             urls.check(body["webhook"]["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)
         except urls.UnsafeURL as exc:
             raise InvalidInput([field_error(("webhook", "url"), str(exc))]) from exc
+    check_transport(body, current_app.config)
     db = get_db()
     with atomic(db):
         node, created = nodes.put(
@@ -49,6 +50,15 @@ def put_node(node_id: str, body: dict):
         if node["active"]:
             stock.note_raised_at(db, node_id=node_id)
     return created_or_ok(node, created)
+
+
+def check_transport(body: dict, config) -> None:
+    """422 for a broker transport beside a webhook, or one whose broker is not configured."""
+    if body.get("transport") and body.get("webhook"):
+        raise InvalidInput(
+            [field_error(("transport",), "messages go by webhook or by a broker, not both")]
+        )
+    brokers.check_configured(body.get("transport"), config)
 
 
 def _check_timezone(name: str) -> None:

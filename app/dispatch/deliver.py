@@ -33,10 +33,11 @@ class Outcome:
     error_class: str | None = None  # dns, connect, tls, timeout, http, redirect, blocked, ...
     excerpt: str = ""
     retry_after: float | None = None
+    confirmed: bool = False  # a broker confirmed the message (there is no HTTP status)
 
     @property
     def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        return self.confirmed or (self.status_code is not None and 200 <= self.status_code < 300)
 
 
 def send(

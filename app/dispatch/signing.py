@@ -38,3 +38,32 @@ def headers(secrets_in_use: list[str], message_id: str, timestamp: int, body: by
             sign(secret, message_id, timestamp, body) for secret in secrets_in_use
         ),
     }
+
+
+# How far a message's timestamp may be from now, either way (the Standard Webhooks default).
+TOLERANCE_SECONDS = 300
+
+
+def verify(secrets_in_use: list[str], headers: dict, body: bytes, now: int) -> str | None:
+    """Check a signed message the way a receiver does; return what is wrong, or None.
+
+    ``headers`` are read case-insensitively. Any ``v1`` signature made with any of the
+    secrets passes, if the timestamp is within ``TOLERANCE_SECONDS`` of ``now``.
+    """
+    lowered = {str(k).lower(): v for k, v in headers.items()}
+    message_id = lowered.get("webhook-id")
+    timestamp = lowered.get("webhook-timestamp")
+    signatures = lowered.get("webhook-signature")
+    if not (message_id and timestamp and signatures):
+        return "the message lacks webhook-id, webhook-timestamp or webhook-signature"
+    try:
+        moment = int(timestamp)
+    except (TypeError, ValueError):
+        return "webhook-timestamp is not a whole number of seconds"
+    if abs(now - moment) > TOLERANCE_SECONDS:
+        return "webhook-timestamp is too far from now"
+    for secret in secrets_in_use:
+        expected = sign(secret, str(message_id), moment, body)
+        if any(hmac.compare_digest(expected, given) for given in str(signatures).split(" ")):
+            return None
+    return "no signature matches the node's secret"

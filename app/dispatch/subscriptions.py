@@ -7,6 +7,7 @@ import secrets
 
 from app import db as database
 from app.db import Database
+from app.dispatch import brokers
 from app.errors import Forbidden, NotFound
 from app.vault import Vault
 
@@ -16,7 +17,9 @@ EVENT_TYPES = ("order.status_changed",)
 def _public(row) -> dict:
     return {
         "subscription_id": row["subscription_id"],
-        "url": row["url"],
+        # A broker subscription has no URL (stored as "": the column predates transports).
+        "url": row["url"] or None,
+        "transport": json.loads(row["transport"]) if row["transport"] else None,
         "event_types": json.loads(row["event_types"]),
         "channel": row["channel"],
         "disabled_at": row["disabled_at"],
@@ -31,15 +34,16 @@ def create(db: Database, key_id: str, document: dict, secret: str, vault: Vault)
     with database.atomic(db):
         db.execute(
             "INSERT INTO subscriptions (subscription_id, key_id, url, secret, event_types,"
-            " channel, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " channel, created_at, transport) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 subscription_id,
                 key_id,
-                document["url"],
+                document.get("url") or "",
                 vault.seal(secret),
                 json.dumps(sorted(set(document["event_types"]))),
                 document.get("channel"),
                 database.now(),
+                brokers.destination(document.get("transport")),
             ],
         )
     return get(db, subscription_id)
@@ -91,16 +95,27 @@ def matching(db: Database, event_type: str, channel: str | None) -> list[str]:
 def endpoint(db: Database, subscription_id: str, vault: Vault) -> dict | None:
     """Where and how to deliver: url, secrets, whether disabled."""
     row = db.execute(
-        "SELECT url, secret, disabled_at, deleted_at FROM subscriptions WHERE subscription_id = ?",
+        "SELECT url, secret, disabled_at, deleted_at, transport FROM subscriptions"
+        " WHERE subscription_id = ?",
         [subscription_id],
     ).fetchone()
     if row is None:
         return None
     return {
-        "url": row["url"],
+        "url": row["url"] or None,
+        "transport": json.loads(row["transport"]) if row["transport"] else None,
         "secrets": [vault.unseal(row["secret"])],
         "disabled": bool(row["disabled_at"] or row["deleted_at"]),
     }
+
+
+def transport_kinds(db: Database) -> set[str]:
+    """The broker transports some live subscription uses."""
+    rows = db.execute(
+        "SELECT DISTINCT transport FROM subscriptions WHERE transport IS NOT NULL"
+        " AND deleted_at IS NULL"
+    )
+    return {json.loads(row[0])["kind"] for row in rows}
 
 
 def disable(db, subscription_id: str, reason: str) -> bool:

@@ -23,7 +23,15 @@ from datetime import UTC, datetime
 
 from app import db as database
 from app import logs, monitoring, shipments, vault
-from app.dispatch import circuits, deliver, heartbeats, outbox, subscriptions
+from app.dispatch import (
+    brokers,
+    circuits,
+    deliver,
+    heartbeats,
+    node_events,
+    outbox,
+    subscriptions,
+)
 from app.network import nodes
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,8 @@ class Dispatcher:
         self.stopping = threading.Event()
         self._last_sweep = 0.0
         self._last_beat = 0.0
+        self.brokers = brokers.Brokers(config)
+        self.consumers: dict[str, threading.Thread] = {}
         self._last_guardrails = 0.0
 
     def connect(self):
@@ -82,9 +92,11 @@ class Dispatcher:
 
     def lease_seconds(self) -> float:
         """A lease outlives the attempt made under it, whatever the settings say."""
-        return max(
-            self.config["DISPATCH_LEASE_SECONDS"], 2 * self.config["WEBHOOK_TIMEOUT_SECONDS"] + 5
+        # The slowest attempt: a webhook's timeout, or a broker's connect and confirm.
+        slowest = max(
+            self.config["WEBHOOK_TIMEOUT_SECONDS"], 2 * self.config["BROKER_TIMEOUT_SECONDS"] + 1
         )
+        return max(self.config["DISPATCH_LEASE_SECONDS"], 2 * slowest + 5)
 
     def deliver(self, db, message: dict) -> str | None:
         """Attempt one message and record the outcome; return its new status.
@@ -105,6 +117,7 @@ class Dispatcher:
             if message["node_id"]
             else subscriptions.endpoint(db, message["subscription_id"], self.vault)
         )
+        body = message["payload"].encode()
         if target is None or target["disabled"] or not target["secrets"]:
             reason = (
                 "no webhook URL is set"
@@ -116,12 +129,14 @@ class Dispatcher:
             outcome = deliver.Outcome(
                 database.now(), 0.0, error_class="no_endpoint", excerpt=reason
             )
+        elif target["transport"]:
+            outcome = self.brokers.publish(target["transport"], target["secrets"], message, body)
         else:
             outcome = deliver.send(
                 target["url"],
                 target["secrets"],
                 message["message_id"],
-                message["payload"].encode(),
+                body,
                 self.config["WEBHOOK_TIMEOUT_SECONDS"],
                 self.config["WEBHOOK_ALLOW"],
                 message.get("request_id"),
@@ -224,6 +239,12 @@ class Dispatcher:
             self._last_guardrails = time.monotonic()
             steps.append(("guardrails", lambda: self._guardrails(db)))
             steps.append(("heartbeats", lambda: heartbeats.prune(db, HEARTBEATS_KEPT)))
+        try:
+            self._start_consumers(db)
+        except Exception:  # deliveries go on; the next sweep tries again
+            log.exception("dispatcher sweep failed: broker consumers")
+            if db.in_transaction:
+                db.rollback()
         for name, step in steps:
             try:
                 # What a step changes (a back-order decided, its messages) is traced to it.
@@ -234,6 +255,24 @@ class Dispatcher:
                 log.exception("dispatcher sweep failed: %s", name)
                 if db.in_transaction:
                     db.rollback()
+
+    def _start_consumers(self, db) -> None:
+        """Consume node events from each broker a node or subscription uses (and only then):
+        the embedded default needs no broker."""
+        used = nodes.transport_kinds(db) | subscriptions.transport_kinds(db)
+        for kind in sorted(used):
+            running = self.consumers.get(kind)
+            if running is not None and running.is_alive():
+                continue
+            if not self.config[brokers.SETTING[kind]]:
+                continue
+            consumer = node_events.CONSUMERS[kind](self.config, self.vault, self.stopping)
+            thread = threading.Thread(
+                target=consumer.run, name=f"node-events-{kind}-{self.worker}", daemon=True
+            )
+            thread.start()
+            self.consumers[kind] = thread
+            logs.event("node_events.consuming", transport=kind, worker=self.worker)
 
     def _guardrails(self, db) -> None:
         from app import experiments
@@ -266,12 +305,21 @@ class Dispatcher:
                     log.exception("dispatcher round failed")
                     self.stopping.wait(self.config["DISPATCH_POLL_SECONDS"])
         finally:
+            self.close()
             if db is not None:
                 with contextlib.suppress(database.DatabaseUnavailable):
                     released = outbox.release(db, self.worker)
                     heartbeats.forget(db, self.worker)
                     logs.event("dispatcher.stopped", worker=self.worker, released=released)
                 db.close()
+
+    def close(self) -> None:
+        """Stop the node-event consumers and close the broker connections."""
+        self.stopping.set()
+        for consumer in self.consumers.values():
+            consumer.join(self.config["BROKER_TIMEOUT_SECONDS"] + 5)
+        self.consumers = {}
+        self.brokers.close()
 
     def start_thread(self) -> threading.Thread:
         self.thread = threading.Thread(

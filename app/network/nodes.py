@@ -8,7 +8,7 @@ from datetime import timedelta
 from app import db as database
 from app import logs, monitoring
 from app.db import Database
-from app.dispatch import circuits
+from app.dispatch import brokers, circuits
 from app.errors import NotFound
 from app.vault import Vault
 
@@ -17,7 +17,8 @@ NODE_TYPES = ("store", "dc", "3pl", "supplier")
 _COLUMNS = (
     "node_id, type, name, region, address, lat, lon, capabilities, daily_capacity, priority,"
     " active, timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
-    " webhook_disabled_at, webhook_disabled_reason, webhook_failures, created_at, updated_at"
+    " webhook_disabled_at, webhook_disabled_reason, webhook_failures, created_at, updated_at,"
+    " transport"
 )
 
 
@@ -25,15 +26,14 @@ def _public(row) -> dict:
     """Turn a row into the API's node document; the webhook secret never leaves here."""
     address = json.loads(row["address"])
     address.update(lat=row["lat"], lon=row["lon"])
-    webhook = None
-    if row["webhook_url"]:
-        webhook = {
-            "url": row["webhook_url"],
-            "secret_set": bool(row["webhook_secret_set"]),
-            "failures": row["webhook_failures"],
-            "disabled_at": row["webhook_disabled_at"],
-            "disabled_reason": row["webhook_disabled_reason"],
-        }
+    health = {
+        "secret_set": bool(row["webhook_secret_set"]),
+        "failures": row["webhook_failures"],
+        "disabled_at": row["webhook_disabled_at"],
+        "disabled_reason": row["webhook_disabled_reason"],
+    }
+    webhook = {"url": row["webhook_url"], **health} if row["webhook_url"] else None
+    transport = {**json.loads(row["transport"]), **health} if row["transport"] else None
     return {
         "node_id": row["node_id"],
         "type": row["type"],
@@ -46,6 +46,7 @@ def _public(row) -> dict:
         "active": bool(row["active"]),
         "timezone": row["timezone"],
         "webhook": webhook,
+        "transport": transport,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -128,6 +129,9 @@ def put(
     address = dict(document["address"])
     lat, lon = address.pop("lat"), address.pop("lon")
     webhook = document.get("webhook")
+    transport = document.get("transport")
+    # Whichever way the node is told (a webhook or a broker), its messages are signed.
+    endpoint = webhook or transport
     now = database.now()
     with database.atomic(db):
         previous = db.execute(
@@ -135,24 +139,26 @@ def put(
         ).fetchone()
         old_sealed = previous["webhook_secret"] if previous else None
         sealed, rotated = None, False
-        if webhook:
+        if endpoint:
             if vault is None:
-                raise ValueError("a node's webhook secret is stored sealed: pass the vault")
+                raise ValueError("a node's signing secret is stored sealed: pass the vault")
             old_secret = vault.unseal(old_sealed)
-            secret = webhook.get("secret") or old_secret
+            secret = endpoint.get("secret") or old_secret
             rotated = bool(old_secret) and secret != old_secret
             sealed = old_sealed if not rotated and old_sealed else vault.seal(secret)
         db.execute(
             "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
             " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
-            " created_at, updated_at, region) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " created_at, updated_at, region, transport)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (node_id) DO UPDATE SET type = excluded.type, name = excluded.name,"
             " region = excluded.region,"
             " address = excluded.address, lat = excluded.lat, lon = excluded.lon,"
             " capabilities = excluded.capabilities, daily_capacity = excluded.daily_capacity,"
             " priority = excluded.priority, active = excluded.active,"
             " timezone = excluded.timezone, webhook_url = excluded.webhook_url,"
-            " webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at",
+            " webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at,"
+            " transport = excluded.transport",
             [
                 node_id,
                 document["type"],
@@ -170,6 +176,7 @@ def put(
                 now,
                 now,
                 document.get("region"),
+                brokers.destination(transport),
             ],
         )
         if rotated:
@@ -181,7 +188,7 @@ def put(
                 " WHERE node_id = ?",
                 [old_sealed, until, node_id],
             )
-        if webhook:
+        if endpoint:
             db.execute(
                 "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL,"
                 " webhook_failures = 0 WHERE node_id = ?",
@@ -191,21 +198,40 @@ def put(
     return get(db, node_id), previous is None
 
 
-def endpoint(db: Database, node_id: str, vault: Vault) -> dict | None:
-    """Where and how to deliver to a node: url, the secrets to sign with, whether disabled."""
+def transport_kinds(db: Database) -> set[str]:
+    """The broker transports some node uses."""
+    rows = db.execute("SELECT DISTINCT transport FROM nodes WHERE transport IS NOT NULL")
+    return {json.loads(row[0])["kind"] for row in rows}
+
+
+def signing_secrets(db: Database, node_id: str, vault: Vault) -> list[str]:
+    """The secrets a node signs with now: its own, and the previous one during a rotation."""
     row = db.execute(
-        "SELECT webhook_url, webhook_secret, webhook_previous_secret, webhook_previous_until,"
-        " webhook_disabled_at FROM nodes WHERE node_id = ?",
+        "SELECT webhook_secret, webhook_previous_secret, webhook_previous_until FROM nodes"
+        " WHERE node_id = ?",
         [node_id],
     ).fetchone()
-    if row is None or not row["webhook_url"]:
-        return None
-    secrets_in_use = [vault.unseal(row["webhook_secret"])] if row["webhook_secret"] else []
+    if row is None or not row["webhook_secret"]:
+        return []
+    found = [vault.unseal(row["webhook_secret"])]
     if row["webhook_previous_secret"] and (row["webhook_previous_until"] or "") > database.now():
-        secrets_in_use.append(vault.unseal(row["webhook_previous_secret"]))
+        found.append(vault.unseal(row["webhook_previous_secret"]))
+    return found
+
+
+def endpoint(db: Database, node_id: str, vault: Vault) -> dict | None:
+    """Where and how to deliver to a node: url or broker transport, the secrets to sign
+    with, whether disabled. None when the node has neither."""
+    row = db.execute(
+        "SELECT webhook_url, transport, webhook_disabled_at FROM nodes WHERE node_id = ?",
+        [node_id],
+    ).fetchone()
+    if row is None or not (row["webhook_url"] or row["transport"]):
+        return None
     return {
         "url": row["webhook_url"],
-        "secrets": secrets_in_use,
+        "transport": json.loads(row["transport"]) if row["transport"] else None,
+        "secrets": signing_secrets(db, node_id, vault),
         "disabled": bool(row["webhook_disabled_at"]),
     }
 
