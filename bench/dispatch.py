@@ -4,6 +4,7 @@ orders are decided at full speed by a server whose workers also deliver."""
 from __future__ import annotations
 
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -50,32 +51,55 @@ class Sink:
         self.server.server_close()
 
 
+NODE_FIELDS = (
+    "type",
+    "name",
+    "address",
+    "capabilities",
+    "daily_capacity",
+    "priority",
+    "active",
+    "timezone",
+)
+
+
 def hook_every_node(db, url: str, vault) -> None:
     secret = signing.new_secret()
     for node in nodes.list_nodes(db):
-        document = {
-            k: node[k]
-            for k in (
-                "type",
-                "name",
-                "address",
-                "capabilities",
-                "daily_capacity",
-                "priority",
-                "active",
-                "timezone",
-            )
-        }
+        document = {k: node[k] for k in NODE_FIELDS}
         webhook = {"url": url, "secret": secret}
         nodes.put(db, node["node_id"], {**document, "webhook": webhook}, vault)
 
 
-def deliveries_per_second(folder: str, sink: Sink) -> float:
+AMQP = os.environ.get("DOM_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
+NATS = os.environ.get("DOM_BENCH_NATS", "nats://127.0.0.1:4222")
+
+
+def deliveries_per_second(folder: str, sink: Sink, transport: dict | None = None) -> float:
+    """Messages delivered per second by one dispatcher: signed POSTs to ``sink``, or, with
+    ``transport``, messages published to a broker and confirmed by it."""
     path = str(Path(folder) / "dispatch.db")
-    app = create_app({"DATABASE": path, "WEBHOOK_ALLOW": "127.0.0.1", "LOG_LEVEL": "WARNING"})
+    app = create_app(
+        {
+            "DATABASE": path,
+            "WEBHOOK_ALLOW": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+            "AMQP_URL": AMQP,
+            "NATS_URL": NATS,
+        }
+    )
     db = database.open_database(path)
     demo.load(db)
     hook_every_node(db, sink.url, app.extensions["dom.vault"])
+    if transport:
+        node = nodes.get(db, "DC-MID")
+        document = {k: node[k] for k in NODE_FIELDS}
+        nodes.put(
+            db,
+            "DC-MID",
+            {**document, "transport": {**transport, "secret": signing.new_secret()}},
+            app.extensions["dom.vault"],
+        )
     payload = {
         "shipment_id": "shp_x",
         "order_id": "o",
@@ -90,10 +114,77 @@ def deliveries_per_second(folder: str, sink: Sink) -> float:
     while dispatcher.run_once(db):
         pass
     elapsed = time.perf_counter() - started
+    dispatcher.close()
     delivered = db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'delivered'").fetchone()[0]
     db.close()
     assert delivered == MESSAGES, delivered
     return MESSAGES / elapsed
+
+
+def broker_rates(kind: str, label: str, sink: Sink) -> None:
+    """The same messages published to a local broker, each confirmed before the next."""
+    tag = secrets.token_hex(4)
+    if kind == "amqp":
+        transport = {"kind": "amqp", "exchange": f"dom.bench.{tag}", "routing_key": "DC-MID"}
+    else:
+        transport = {"kind": "nats", "stream": f"DOMBENCH_{tag}", "subject": f"dombench.{tag}"}
+    try:
+        queue = _bind_queue(transport) if kind == "amqp" else None
+    except Exception as exc:
+        print(f"dispatch: messages per second to {label}: skipped, no broker ({exc})")
+        return
+    rates = []
+    try:
+        for _ in range(3):
+            with tempfile.TemporaryDirectory() as folder:
+                rates.append(deliveries_per_second(folder, sink, transport))
+    except AssertionError as exc:
+        print(f"dispatch: messages per second to {label}: skipped, not all delivered ({exc})")
+        return
+    finally:
+        _clean(transport, queue)
+    print(
+        f"dispatch: messages per second to {label:<15} {statistics.median(rates):>8,.0f}"
+        f"   (median of 3: {', '.join(f'{r:,.0f}' for r in rates)};"
+        f" {MESSAGES:,} signed, persistent, each confirmed by the broker)"
+    )
+
+
+def _bind_queue(transport: dict) -> str:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+    channel = connection.channel()
+    channel.exchange_declare(transport["exchange"], exchange_type="topic", durable=True)
+    queue = transport["exchange"] + ".queue"
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, transport["exchange"], transport["routing_key"])
+    connection.close()
+    return queue
+
+
+def _clean(transport: dict, queue: str | None) -> None:
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        if transport["kind"] == "amqp":
+            import pika
+
+            connection = pika.BlockingConnection(pika.URLParameters(AMQP))
+            connection.channel().queue_delete(queue)
+            connection.channel().exchange_delete(transport["exchange"])
+            connection.close()
+        else:
+            import asyncio
+
+            import nats
+
+            async def delete():
+                client = await nats.connect(NATS)
+                await client.jetstream().delete_stream(transport["stream"])
+                await client.close()
+
+            asyncio.run(delete())
 
 
 def lag_under_load(folder: str, sink: Sink) -> tuple[float, list[float], int]:
@@ -151,6 +242,8 @@ def main() -> None:
             f"   (median of 3: {', '.join(f'{r:,.0f}' for r in rates)};"
             f" {MESSAGES:,} signed POSTs to a local receiver)"
         )
+        for kind, label in (("amqp", "RabbitMQ"), ("nats", "NATS JetStream")):
+            broker_rates(kind, label, sink)
         with tempfile.TemporaryDirectory() as folder:
             rate, samples, placed = lag_under_load(folder, sink)
         print(
