@@ -682,3 +682,45 @@ def test_signatures_are_checked_as_a_receiver_would():
     assert "no signature" in signing.verify([SECRET], headers, body + b" ", now)
     upper = {k.upper(): v for k, v in headers.items()}
     assert signing.verify([SECRET], upper, body, now) is None
+
+
+@pytest.mark.parametrize("kind", BOTH)
+def test_several_dispatchers_share_the_node_events_each_applied_once(db_path, kind):
+    app = make_app(db_path)
+    admin = shop(app)
+    node = NODES[kind]()
+    try:
+        use_transport(admin, "DC1", {**node.transport, "secret": NODE_SECRET})
+        shipments = []
+        for number in range(20):
+            made = admin.post("/v1/orders", json=order(f"sh{number}", [("MUG", 1, 1.0)]))
+            shipments.append(made.get_json()["shipments"][0]["shipment_id"])
+        for number, shipment_id in enumerate(shipments):
+            document = {
+                "shipment_id": shipment_id,
+                "event": {"event_id": f"a{number}", "type": "accepted"},
+            }
+            publish_event(kind, app.config, *signed_event("DC1", NODE_SECRET, document))
+        dispatchers = [Dispatcher(app.config, worker=f"share-{n}") for n in range(2)]
+        for dispatcher in dispatchers:
+            dispatcher.start_thread()
+
+        def applied() -> int:
+            with database.open_from_config(app.config) as connection:
+                return connection.execute("SELECT COUNT(*) FROM shipment_events").fetchone()[0]
+
+        try:
+            assert wait_for(lambda: applied() == 20, 30)
+            time.sleep(0.5)  # nothing more arrives: no event was applied twice
+        finally:
+            for dispatcher in dispatchers:
+                dispatcher.stop(wait=20)
+        assert applied() == 20
+        states = {
+            admin.get(f"/v1/orders/sh{n}").get_json()["shipments"][0]["status"] for n in range(20)
+        }
+        assert states == {"accepted"}
+        assert dead_letters_seen(admin) == []
+    finally:
+        node.close()
+        cleanup_events(kind, app.config)
