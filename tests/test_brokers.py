@@ -12,7 +12,9 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
+import subprocess
 import time
 
 import pytest
@@ -724,3 +726,31 @@ def test_several_dispatchers_share_the_node_events_each_applied_once(db_path, ki
     finally:
         node.close()
         cleanup_events(kind, app.config)
+
+
+@needs("amqp")
+@pytest.mark.skipif(not shutil.which("rabbitmqctl"), reason="rabbitmqctl is not installed")
+def test_a_connection_the_broker_closed_while_idle_is_replaced_before_publishing(db_path):
+    app = make_app(db_path)
+    admin = shop(app)
+    node = AmqpNode()
+    dispatcher = Dispatcher(app.config, worker="idle")
+    db = dispatcher.connect()
+    try:
+        use_transport(admin, "DC1", node.transport)
+        admin.post("/v1/orders", json=order("idle-1", [("MUG", 1, 1.0)]))
+        dispatcher.run_once(db)
+        # The broker drops every connection, as it does one that missed its heartbeats.
+        closed = subprocess.run(
+            ["rabbitmqctl", "close_all_connections", "idle test"], capture_output=True, timeout=60
+        )
+        assert closed.returncode == 0, closed.stderr
+        admin.post("/v1/orders", json=order("idle-2", [("MUG", 1, 1.0)]))
+        dispatcher.run_once(db)
+        # Delivered on its first attempt: no failed attempt was spent on the dead connection.
+        assert [(m["status"], m["attempts"]) for m in outbox(app)] == [("delivered", 1)] * 2
+        assert len(node.messages()) == 2
+    finally:
+        dispatcher.close()
+        db.close()
+        node.close()

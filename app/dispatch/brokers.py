@@ -154,13 +154,25 @@ class AmqpPublisher:
         self.channel.confirm_delivery()
         self.declared = set()
 
+    def _ready(self) -> None:
+        """An open connection: a kept one is checked first (an idle dispatcher answers no
+        heartbeats, so the broker may have closed it meanwhile) and replaced if it is gone."""
+        from pika import exceptions
+
+        if self.connection is not None and self.connection.is_open:
+            try:
+                self.connection.process_data_events(0)
+            except (exceptions.AMQPError, OSError):
+                self.close()
+        if self.connection is None or self.connection.is_closed:
+            self._connect()
+
     def publish(self, transport: dict, message_id: str, body: bytes, headers: dict) -> None:
         import pika
         from pika import exceptions
 
         try:
-            if self.connection is None or self.connection.is_closed:
-                self._connect()
+            self._ready()
             exchange = transport["exchange"]
             if exchange not in self.declared:
                 self.channel.exchange_declare(exchange, exchange_type="topic", durable=True)
