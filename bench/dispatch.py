@@ -51,22 +51,10 @@ class Sink:
         self.server.server_close()
 
 
-NODE_FIELDS = (
-    "type",
-    "name",
-    "address",
-    "capabilities",
-    "daily_capacity",
-    "priority",
-    "active",
-    "timezone",
-)
-
-
 def hook_every_node(db, url: str, vault) -> None:
     secret = signing.new_secret()
     for node in nodes.list_nodes(db):
-        document = {k: node[k] for k in NODE_FIELDS}
+        document = {k: node[k] for k in nodes.WRITABLE}
         webhook = {"url": url, "secret": secret}
         nodes.put(db, node["node_id"], {**document, "webhook": webhook}, vault)
 
@@ -93,7 +81,7 @@ def deliveries_per_second(folder: str, sink: Sink, transport: dict | None = None
     hook_every_node(db, sink.url, app.extensions["dom.vault"])
     if transport:
         node = nodes.get(db, "DC-MID")
-        document = {k: node[k] for k in NODE_FIELDS}
+        document = {k: node[k] for k in nodes.WRITABLE}
         nodes.put(
             db,
             "DC-MID",

@@ -24,11 +24,11 @@ from app import auth, create_app
 from app import db as database
 from app.dispatch import node_events, signing
 from app.dispatch.worker import Dispatcher
+from app.network import nodes
 from tests.conftest import Api
 from tests.servers import Proxy, start_dom, wait_for
 from tests.sourcing_helpers import build_network, order, set_stock
 from tests.test_dispatch import FAST, SECRET, drain
-from tests.test_operations import NODE_FIELDS
 
 AMQP = os.environ.get("DOM_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
 NATS = os.environ.get("DOM_TEST_NATS", "nats://127.0.0.1:4222")
@@ -231,7 +231,7 @@ def shop(app) -> Api:
 
 def use_transport(admin, node_id: str, transport: dict) -> dict:
     node = admin.get(f"/v1/nodes/{node_id}").get_json()
-    body = {k: v for k, v in node.items() if k in NODE_FIELDS}
+    body = {k: v for k, v in node.items() if k in nodes.WRITABLE}
     answer = admin.put(f"/v1/nodes/{node_id}", json={**body, "transport": transport})
     assert answer.status_code == 200, answer.get_json()
     return answer.get_json()
@@ -338,7 +338,7 @@ def test_a_transport_needs_its_broker_and_excludes_a_webhook(db_path):
     app = make_app(db_path, amqp="", nats="")
     admin = shop(app)
     node = admin.get("/v1/nodes/DC1").get_json()
-    body = {k: v for k, v in node.items() if k in NODE_FIELDS}
+    body = {k: v for k, v in node.items() if k in nodes.WRITABLE}
     transport = {"kind": "amqp", "exchange": "x", "routing_key": "y", "secret": SECRET}
     refused = admin.put("/v1/nodes/DC1", json={**body, "transport": transport})
     assert refused.status_code == 422

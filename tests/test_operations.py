@@ -19,6 +19,7 @@ from app import auth, create_app, monitoring, settings
 from app import db as database
 from app.cli import main
 from app.dispatch import heartbeats
+from app.network import nodes
 from tests import logscan
 from tests.conftest import Api
 from tests.databases import ON_POSTGRES
@@ -214,7 +215,7 @@ def test_deliveries_and_disabled_endpoints_are_logged_and_counted(app, shop, cap
     try:
         hook = {"url": receiver.url, "secret": SECRET}
         node = shop.get("/v1/nodes/DC1").get_json()
-        body = {k: v for k, v in node.items() if k in NODE_FIELDS}
+        body = {k: v for k, v in node.items() if k in nodes.WRITABLE}
         assert shop.put("/v1/nodes/DC1", json={**body, "webhook": hook}).status_code == 200
         receiver.script.extend([503, 410])
         before = _sample(app, "dom_deliveries_total", result="retry", error_class="http")
@@ -235,17 +236,6 @@ def test_deliveries_and_disabled_endpoints_are_logged_and_counted(app, shop, cap
     assert _sample(app, "dom_deliveries_total", result="dead") >= 1
     assert _sample(app, "dom_outbox_dead", event_type="fulfillment.requested") == 1
     assert _sample(app, "dom_endpoints_disabled", kind="node") == 1
-
-
-NODE_FIELDS = (
-    "type",
-    "name",
-    "address",
-    "capabilities",
-    "daily_capacity",
-    "priority",
-    "timezone",
-)
 
 
 # Metrics ------------------------------------------------------------------------------

@@ -22,13 +22,13 @@ import pytest
 
 from app import auth, create_app
 from app import db as database
+from app.network import nodes
 from tests.conftest import Api
 from tests.databases import ON_POSTGRES, POSTGRES
 from tests.receiver import Receiver
 from tests.servers import free_port, log_path, serving, start_dom, status_of, wait_for
 from tests.sourcing_helpers import build_network, order, set_stock
 from tests.test_dispatch import FAST, SECRET, drain
-from tests.test_operations import NODE_FIELDS
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +74,7 @@ def log_lines(port: int) -> list[dict]:
 
 def webhook_to(admin, receiver: Receiver) -> None:
     node = admin.get("/v1/nodes/DC1").get_json()
-    body = {k: v for k, v in node.items() if k in NODE_FIELDS}
+    body = {k: v for k, v in node.items() if k in nodes.WRITABLE}
     hook = {"url": receiver.url, "secret": SECRET}
     assert admin.put("/v1/nodes/DC1", json={**body, "webhook": hook}).status_code == 200
 

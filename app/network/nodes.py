@@ -13,6 +13,18 @@ from app.errors import NotFound
 from app.vault import Vault
 
 NODE_TYPES = ("store", "dc", "3pl", "supplier")
+# What a node document read back holds that writing it again takes (webhook and transport
+# aside: their secrets are never read back).
+WRITABLE = (
+    "type",
+    "name",
+    "address",
+    "capabilities",
+    "daily_capacity",
+    "priority",
+    "active",
+    "timezone",
+)
 
 _COLUMNS = (
     "node_id, type, name, region, address, lat, lon, capabilities, daily_capacity, priority,"
