@@ -21,8 +21,10 @@ $(BIN)/dom: setup.cfg pyproject.toml
 
 venv: $(BIN)/dom
 
-# The demo lets node webhooks point at a receiver on this machine.
+# The demo lets node webhooks point at a receiver on this machine; its log is read in a
+# terminal (a deployment keeps the default: one JSON object per line).
 run: export DOM_WEBHOOK_ALLOW ?= 127.0.0.1
+run: export DOM_LOG_FORMAT ?= text
 run: venv
 	$(BIN)/dom db migrate
 	$(BIN)/dom demo load --if-empty
