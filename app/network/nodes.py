@@ -223,7 +223,11 @@ def signing_secrets(db: Database, node_id: str, vault: Vault) -> list[str]:
         " WHERE node_id = ?",
         [node_id],
     ).fetchone()
-    if row is None or not row["webhook_secret"]:
+    return _secrets(row, vault) if row is not None else []
+
+
+def _secrets(row, vault: Vault) -> list[str]:
+    if not row["webhook_secret"]:
         return []
     found = [vault.unseal(row["webhook_secret"])]
     if row["webhook_previous_secret"] and (row["webhook_previous_until"] or "") > database.now():
@@ -235,7 +239,8 @@ def endpoint(db: Database, node_id: str, vault: Vault) -> dict | None:
     """Where and how to deliver to a node: url or broker transport, the secrets to sign
     with, whether disabled. None when the node has neither."""
     row = db.execute(
-        "SELECT webhook_url, transport, webhook_disabled_at FROM nodes WHERE node_id = ?",
+        "SELECT webhook_url, transport, webhook_disabled_at, webhook_secret,"
+        " webhook_previous_secret, webhook_previous_until FROM nodes WHERE node_id = ?",
         [node_id],
     ).fetchone()
     if row is None or not (row["webhook_url"] or row["transport"]):
@@ -243,7 +248,7 @@ def endpoint(db: Database, node_id: str, vault: Vault) -> dict | None:
     return {
         "url": row["webhook_url"],
         "transport": json.loads(row["transport"]) if row["transport"] else None,
-        "secrets": signing_secrets(db, node_id, vault),
+        "secrets": _secrets(row, vault),
         "disabled": bool(row["webhook_disabled_at"]),
     }
 
@@ -266,8 +271,8 @@ def note_webhook_failures(db, node_id: str, failures: int) -> None:
 def reenable_webhook(db: Database, node_id: str) -> None:
     with database.atomic(db):
         enabled = db.execute(
-            "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL,"
-            " webhook_failures = 0 WHERE node_id = ? AND webhook_disabled_at IS NOT NULL",
+            "UPDATE nodes SET webhook_disabled_at = NULL, webhook_disabled_reason = NULL"
+            " WHERE node_id = ? AND webhook_disabled_at IS NOT NULL",
             [node_id],
         ).rowcount
         db.execute("UPDATE nodes SET webhook_failures = 0 WHERE node_id = ?", [node_id])
