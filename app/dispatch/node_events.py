@@ -217,7 +217,9 @@ class AmqpConsumer:
                 with contextlib.suppress(exceptions.AMQPError):
                     channel.cancel()
             except (exceptions.AMQPError, OSError) as exc:
-                log.warning("node events (amqp): the broker is unavailable: %s", exc)
+                log.warning(
+                    "node events (amqp): the broker is unavailable: %s %s", type(exc).__name__, exc
+                )
                 self.stopping.wait(RETRY_SECONDS)
             except (database.DatabaseUnavailable, TryLater) as exc:
                 log.warning("node events (amqp): waiting for the database: %s", exc)
@@ -285,8 +287,8 @@ class NatsConsumer:
                 while not self.stopping.is_set():
                     try:
                         messages = await subscription.fetch(BATCH, timeout=0.5)
-                    except nats_errors.TimeoutError:
-                        continue
+                    except (nats_errors.TimeoutError, TimeoutError):
+                        continue  # nothing came within the wait (nats-py raises either)
                     for message in messages:
                         headers = dict(message.headers or {})
                         outcome, error = process(
@@ -306,7 +308,9 @@ class NatsConsumer:
                             )
                         await message.ack_sync(timeout=timeout)
             except (nats_errors.Error, js_errors.Error, OSError, TimeoutError) as exc:
-                log.warning("node events (nats): the broker is unavailable: %s", exc)
+                log.warning(
+                    "node events (nats): the broker is unavailable: %s %s", type(exc).__name__, exc
+                )
                 await asyncio.sleep(RETRY_SECONDS)
             except (database.DatabaseUnavailable, TryLater) as exc:
                 log.warning("node events (nats): waiting for the database: %s", exc)
