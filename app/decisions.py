@@ -7,11 +7,10 @@ a replay needs to recompute the decision later, under any version.
 
 from __future__ import annotations
 
-import json
 import time
 
 from app import db as database
-from app import logs, monitoring
+from app import jsontext, logs, monitoring
 from app.db import Database
 from app.errors import NotFound
 
@@ -35,9 +34,9 @@ def record(db: Database, decision: dict, kind: str, facts: list, context: dict):
             decision["ruleset"]["name"],
             decision["ruleset"]["version"],
             decision["ruleset"]["sha256"],
-            json.dumps(facts),
-            json.dumps(context),
-            json.dumps(decision),
+            jsontext.dumps(facts),
+            jsontext.dumps(context),
+            jsontext.dumps(decision),
             database.now(),
             experiment.get("experiment_id"),
             experiment.get("variant"),
@@ -85,9 +84,9 @@ def get(db: Database, decision_id: str) -> dict:
     if row is None:
         raise NotFound(f"decision {decision_id!r} does not exist")
     return {
-        "decision": json.loads(row["result"]),
-        "facts": json.loads(row["facts"]),
-        "context": json.loads(row["context"]),
+        "decision": jsontext.loads(row["result"]),
+        "facts": jsontext.loads(row["facts"]),
+        "context": jsontext.loads(row["context"]),
         "kind": row["kind"],
         "created_at": row["created_at"],
     }
@@ -109,7 +108,7 @@ def first_result(db: Database, order_id: str) -> dict | None:
         " ORDER BY created_at, decision_id LIMIT 1",
         [order_id],
     ).fetchone()
-    return json.loads(row[0]) if row else None
+    return jsontext.loads(row[0]) if row else None
 
 
 def count(db: Database, order_id: str, kind: str) -> int:
@@ -126,7 +125,7 @@ def for_experiment(db: Database, experiment_id: str) -> list[dict]:
         [experiment_id],
     )
     return [
-        {"decision_id": row[0], "variant": row[1], "result": json.loads(row[2])} for row in rows
+        {"decision_id": row[0], "variant": row[1], "result": jsontext.loads(row[2])} for row in rows
     ]
 
 

@@ -14,7 +14,7 @@ import time
 
 from app.sourcing.allocate import Policy, allocate, objective, shipment_cost, unit_cost
 
-INSTANCES = 200
+INSTANCES = 600
 UNSERVED_WEIGHT = 10_000.0  # serving a unit always beats any cost difference
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import resource
 import threading
 
@@ -258,7 +259,7 @@ def test_a_failing_action_is_raised_not_swallowed(monkeypatch):
     def broken(*args):
         raise RuntimeError("action broke")
 
-    monkeypatch.setattr(engine_module, "_apply", broken)
+    monkeypatch.setattr(engine_module, "_run", broken)
     with pytest.raises(EngineError, match="action broke"):
         engine.evaluate(name, [candidate("a")])
     monkeypatch.undo()
@@ -359,9 +360,27 @@ def test_100000_evaluations_memory_stays_flat():
 
 
 def test_numbers_the_engine_would_misread_never_reach_it():
-    from app.rules.engine import _prepare
-
-    [_, fact] = _prepare([{"fact": "candidate", "key": "c", "distance_km": 0.00001}], "s1")
-    assert fact["distance_km"] == 0.0  # "1e-05" would be misread; it is as good as 0
+    # Python writes 0.00001 as "1e-05", which the engine misreads; it is as good as 0.
+    engine, name = loaded(tag_if({"distance_km": {"lt": 0.0001}}))
+    tiny = {**candidate("a"), "distance_km": 0.00001}
+    assert set(engine.evaluate(name, [tiny]).excluded) == {"a"}
+    engine, name = loaded(tag_if({"distance_km": {"gt": 1}}))
     with pytest.raises(ValueError, match="out of range"):
-        _prepare([{"fact": "order", "key": "o", "total": 1e20}], "s1")
+        engine.evaluate(name, [{**candidate("a"), "distance_km": 1e20}])
+    assert set(engine.evaluate(name, [candidate("a")]).excluded) == {"a"}
+
+
+def test_only_the_fields_the_engine_tests_reach_it():
+    from app.rules.engine import _prepare, _Session
+
+    engine, name = loaded(tag_if({"distance_km": {"lt": 100}}))
+    session = _Session(engine._loaded[name])
+    text = _prepare([{**candidate("a"), "capabilities": ["ship"]}, ORDER], session)
+    # The order is not sent: no engine pattern names it. The candidate keeps its id,
+    # its type and the one field tested; the whole fact stays in Python.
+    distance = candidate("a")["distance_km"]
+    assert json.loads(text) == [
+        {"id": "$sentinel", "fact": "$sentinel"},
+        {"id": "f0", "fact": "candidate", "distance_km": distance},
+    ]
+    assert session.facts[0]["capabilities"] == ["ship"]

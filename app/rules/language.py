@@ -79,6 +79,19 @@ class FactCatalogue:
             for name, definition in schema["$defs"].items()
             if definition.get("additionalProperties", True) is not False
         }
+        # Types an evaluation has many facts of (``"x-count": "many"``): the compiler
+        # orders joins by it.
+        self.many = frozenset(
+            name
+            for name, definition in schema["$defs"].items()
+            if definition.get("x-count") == "many"
+        )
+
+    @classmethod
+    def read(cls, path) -> FactCatalogue:
+        """The catalogue in a fact catalogue schema file."""
+        with open(path, encoding="utf-8") as file:
+            return cls(json.load(file))
 
 
 def scalar_type(value) -> str:

@@ -20,10 +20,12 @@ from itertools import combinations
 from math import comb
 
 DEFAULT_WEIGHTS = {"shipping_cost": 1.0, "distance": 0.0, "split_penalty": 5.0, "rule_score": 1.0}
-SHORTLIST = 12
-MAX_SETS = 2500
-# Node sets whose quick assignment ranked best get an exact assignment within the set.
-REFINED = 10
+# Node sets enumerated at most: the shortlist is as long as this allows (15 nodes for
+# 3 shipments, 34 for 2).
+MAX_SETS = 600
+# Node sets that could beat the best quick assignment get an exact assignment within the
+# set, best bound first, up to this many.
+MAX_REFINED = 200
 # Whole-line choices tried exactly when lines may not be split; past this, greedy.
 MAX_WHOLE_COMBINATIONS = 20000
 
@@ -100,44 +102,76 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
     total_units = sum(line["qty"] for line in lines)
     # Each line's options in order of preference, once: sets only filter them.
     preference = _preferences(usable, by_line, policy)
-    # Bounds that let a node set be skipped unseen: the most units it could serve, and,
-    # when every unit is served, the least its shipments and units could cost.
-    atp_at: dict[str, dict[str, int]] = {}
-    for option in usable:
-        per_node = atp_at.setdefault(option["line_id"], {})
-        per_node[option["node_id"]] = per_node.get(option["node_id"], 0) + option["atp"]
+    # Bounds that let a node set be skipped unseen: the most units it could serve, and
+    # the least its shipments and units could cost (each line from its cheapest node in
+    # the set, as if no other line wanted the stock).
     least_units = sum(
         line["qty"] * min(unit_cost(o, line, policy) for o in preference[line_id])
         for line_id, line in by_line.items()
         if line_id in preference
     )
-    fixed = {o["node_id"]: shipment_cost(o["distance_km"], policy) for o in usable}
+    line_ids = list(by_line)
+    quantities = [by_line[line_id]["qty"] for line_id in line_ids]
+    place = {node: i for i, node in enumerate(shortlist)}
+    column = {line_id: j for j, line_id in enumerate(line_ids)}
+    # Per shortlisted node, as plain lists (this loop runs for every set): ATP and the
+    # cheapest unit per line, and the cost of a shipment.
+    atp_of = [[0] * len(line_ids) for _ in shortlist]
+    unit_of = [[float("inf")] * len(line_ids) for _ in shortlist]
+    fixed_of = [0.0] * len(shortlist)
+    for option in usable:
+        i = place.get(option["node_id"])
+        if i is None:
+            continue
+        j = column[option["line_id"]]
+        atp_of[i][j] += option["atp"]
+        unit = unit_cost(option, by_line[option["line_id"]], policy)
+        unit_of[i][j] = min(unit_of[i][j], unit)
+        fixed_of[i] = shipment_cost(option["distance_km"], policy)
+    cheapest_fixed = sorted(fixed_of)
+    split_penalty = policy.weight("split_penalty")
     ranked = []
     tried = 0
     best_served, best_value = -1, float("inf")
     for size in range(1, min(max_shipments, len(shortlist)) + 1):
-        for subset in combinations(shortlist, size):
-            most = sum(
-                min(line["qty"], sum(atp_at.get(line_id, {}).get(n, 0) for n in subset))
-                for line_id, line in by_line.items()
-            )
-            if most < best_served:
+        extra = split_penalty * (size - 1)
+        if (
+            best_served == total_units
+            and sum(cheapest_fixed[:size]) + least_units + extra >= best_value
+        ):
+            continue  # no set of this size can beat a set that already serves every unit
+        for subset in combinations(range(len(shortlist)), size):
+            most, bound = 0, extra
+            for i in subset:
+                bound += fixed_of[i]
+            for j, quantity in enumerate(quantities):
+                available, cheapest = 0, float("inf")
+                for i in subset:
+                    available += atp_of[i][j]
+                    if unit_of[i][j] < cheapest:
+                        cheapest = unit_of[i][j]
+                take = quantity if available >= quantity else available
+                if take:
+                    most += take
+                    bound += take * cheapest
+            if most < best_served or (most == best_served and bound >= best_value):
                 continue
-            if most == best_served == total_units:
-                floor = sum(fixed[n] for n in subset) + least_units
-                floor += policy.weight("split_penalty") * (size - 1)
-                if floor >= best_value:
-                    continue
             tried += 1
-            assignments = _assign(set(subset), preference, by_line, policy)
+            nodes_set = tuple(shortlist[i] for i in subset)
+            assignments = _assign(set(nodes_set), preference, by_line, policy)
             rank = _rank(assignments, by_line, by_key, policy)
-            ranked.append((rank, subset, assignments))
+            ranked.append((most, bound, nodes_set, rank, assignments))
             if (-rank[0], -rank[1]) > (best_served, -best_value):
                 best_served, best_value = -rank[0], rank[1]
-    ranked.sort(key=lambda entry: entry[0])
-    best = (ranked[0][0], ranked[0][2]) if ranked else None
-    # Quick assignments can misplace contended stock: redo the most promising sets exactly.
-    for _, subset, _ in ranked[:REFINED]:
+    best = min(((entry[3], entry[4]) for entry in ranked), default=None, key=lambda b: b[0])
+    # Quick assignments can misplace contended stock: redo sets exactly, the most units
+    # and the lowest bound first, until no set left could beat the best found.
+    ranked.sort(key=lambda entry: (-entry[0], entry[1], entry[2]))
+    for refined, (most, bound, subset, _, _) in enumerate(ranked):
+        if refined >= MAX_REFINED or most < -best[0][0]:
+            break
+        if most == -best[0][0] and bound > best[0][1] + 1e-9:
+            continue
         assignments = _assign_exact(set(subset), usable, by_line, policy)
         rank = _rank(assignments, by_line, by_key, policy)
         if rank < best[0]:
@@ -369,18 +403,22 @@ def _assignment(line_id: str, option: dict, qty: int) -> dict:
     return {"line_id": line_id, "key": option["key"], "node_id": option["node_id"], "qty": qty}
 
 
+def _sets(size: int, max_shipments: int) -> int:
+    return sum(comb(size, k) for k in range(1, max_shipments + 1))
+
+
 def _shortlist(nodes, options, lines, policy: Policy, max_shipments: int) -> list[str]:
     """The nodes worth enumerating: all when few, else the best by coverage and cost."""
-    size = SHORTLIST
-    while (
-        size > max_shipments and sum(comb(size, k) for k in range(1, max_shipments + 1)) > MAX_SETS
-    ):
-        size -= 1
+    # As many nodes as keep the sets to enumerate within MAX_SETS.
+    size = max_shipments
+    while size < len(nodes) and _sets(size + 1, max_shipments) <= MAX_SETS:
+        size += 1
     if len(nodes) <= size:
         return nodes
     coverage: dict[str, int] = {}
     cheapest: dict[str, float] = {}
     best_for_line: dict[str, list[tuple]] = {}
+    best_unit: dict[str, list[tuple]] = {}
     for option in options:
         line = lines[option["line_id"]]
         node = option["node_id"]
@@ -390,11 +428,18 @@ def _shortlist(nodes, options, lines, policy: Policy, max_shipments: int) -> lis
         )
         cheapest[node] = min(cheapest.get(node, float("inf")), alone)
         best_for_line.setdefault(option["line_id"], []).append((alone, node))
+        if option["atp"] >= line["qty"]:
+            unit = unit_cost(option, line, policy)
+            best_unit.setdefault(option["line_id"], []).append((unit, option["distance_km"], node))
     ranked = sorted(nodes, key=lambda n: (-coverage[n], cheapest[n], n))
     chosen: list[str] = []
-    # Each line keeps its two cheapest nodes, then the widest-covering nodes fill the rest.
+    # Each line keeps its two cheapest nodes alone and the node that serves it whole at
+    # the lowest unit cost (the one to share a shipment with other lines), then the
+    # widest-covering nodes fill the rest.
     for line_id in sorted(best_for_line):
-        for _, node in sorted(best_for_line[line_id])[:2]:
+        picks = [node for _, node in sorted(best_for_line[line_id])[:2]]
+        picks += [node for *_, node in sorted(best_unit.get(line_id, []))[:1]]
+        for node in picks:
             if node not in chosen:
                 chosen.append(node)
     for node in ranked:
