@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from app import db as database
+from app import jsontext
 from app.db import Database
 from app.errors import InvalidInput, NotFound, field_error
 from app.network import nodes
@@ -24,7 +25,7 @@ def get(db: Database, customer_id: str) -> dict:
         {
             "address_id": a["address_id"],
             "label": a["label"],
-            "lines": json.loads(a["lines"]),
+            "lines": jsontext.loads(a["lines"]),
             "city": a["city"],
             "postcode": a["postcode"],
             "country": a["country"],
@@ -42,7 +43,7 @@ def get(db: Database, customer_id: str) -> dict:
         "email": row["email"],
         "phone": row["phone"],
         "tier": row["tier"],
-        "segments": json.loads(row["segments"]),
+        "segments": jsontext.loads(row["segments"]),
         "addresses": addresses,
         "default_address_id": row["default_address_id"],
         "preferred_pickup_node_id": row["preferred_pickup_node_id"],

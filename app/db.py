@@ -54,6 +54,8 @@ MIGRATIONS_TABLE = "dom_migrations"
 # What the data layer saw in this process: retries by cause, lock waits, outages.
 STATS: Counter = Counter()
 
+WAL_CHECKPOINT_PAGES = 10_000
+
 
 class DatabaseUnavailable(Unavailable):
     """The database cannot be reached (restart, failover, pool exhausted): 503, retry soon."""
@@ -204,6 +206,10 @@ def connect(path: str, busy_timeout_ms: int = 10000) -> Database:
     # across application crashes (only an OS crash can lose the last transactions).
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
+    # The write that crosses the checkpoint copies the log into the database and syncs
+    # it; every 10,000 pages (about 40 MB of log) instead of SQLite's 1,000 halves what
+    # commits cost on average (measured on decisions: 0.63 ms to 0.33 ms per commit).
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     return Database(conn)
@@ -521,10 +527,12 @@ def _load_numbers_as_python(conn) -> None:
 
 
 def close_pools(url: str | None = None) -> None:
-    """Close this process's pools (all, or the one for ``url``)."""
+    """Close this process's pools (all, or the ones for ``url``)."""
     with _POOLS_LOCK:
         for key in [k for k in _POOLS if url is None or k[1] == url]:
             _POOLS.pop(key).close()
+        for key in [k for k in _SQLITE_POOLS if url is None or k[1] == url]:
+            _SQLITE_POOLS.pop(key).close()
 
 
 def connect_postgres(url: str, config=None) -> PostgresDatabase:
@@ -544,8 +552,80 @@ def open_database(url: str, config=None) -> Database:
     return connect(url, int((config or {}).get("SQLITE_BUSY_TIMEOUT_MS", 10000)))
 
 
-def open_from_config(config) -> Database:
-    return open_database(config["DATABASE"], config)
+def open_from_config(config, pooled: bool = False) -> Database:
+    """Open the configured database; ``pooled`` lends a SQLite connection that this
+    process keeps open between requests (PostgreSQL connections always come from a
+    pool)."""
+    url = config["DATABASE"]
+    if pooled and not is_postgres(url) and url != ":memory:":
+        return _sqlite_pool(url, int(config.get("SQLITE_BUSY_TIMEOUT_MS", 10000))).lend()
+    return open_database(url, config)
+
+
+# Opening a SQLite connection (the file, WAL mode, pragmas) costs more than a small
+# query: requests borrow one this process keeps, as PostgreSQL's pool does.
+SQLITE_IDLE_CONNECTIONS = 8
+_SQLITE_POOLS: dict[tuple, SqlitePool] = {}
+
+
+class SqlitePool:
+    """Open SQLite connections of one process to one file, lent one request at a time."""
+
+    def __init__(self, path: str, busy_timeout_ms: int):
+        self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def lend(self) -> PooledSqlite:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = connect(self.path, self.busy_timeout_ms).conn
+        return PooledSqlite(conn, self)
+
+    def give_back(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:  # the borrower did not finish: nothing half-done is kept
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                conn.close()
+                return
+        with self._lock:
+            if len(self._idle) < SQLITE_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class PooledSqlite(Database):
+    """A connection lent by a ``SqlitePool``; closing it gives it back."""
+
+    def __init__(self, conn: sqlite3.Connection, pool: SqlitePool):
+        super().__init__(conn)
+        self.pool = pool
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        self.pool.give_back(conn)
+
+
+def _sqlite_pool(path: str, busy_timeout_ms: int) -> SqlitePool:
+    # A forked process opens its own: a connection must not cross a fork.
+    key = (os.getpid(), path, busy_timeout_ms)
+    with _POOLS_LOCK:
+        pool = _SQLITE_POOLS.get(key)
+        if pool is None:
+            pool = _SQLITE_POOLS[key] = SqlitePool(path, busy_timeout_ms)
+        return pool
 
 
 def probe(url: str, timeout: float, migrations_dir: str | Path) -> dict:
@@ -591,7 +671,7 @@ def probe(url: str, timeout: float, migrations_dir: str | Path) -> dict:
 def get_db() -> Database:
     """Return this request's connection, opening it on first use."""
     if "db" not in g:
-        g.db = open_from_config(current_app.config)
+        g.db = open_from_config(current_app.config, pooled=True)
     return g.db
 
 

@@ -15,7 +15,7 @@ import logging
 from collections import Counter
 
 from app import db as database
-from app import decisions, logs, metrics, monitoring, shipments
+from app import decisions, jsontext, logs, metrics, monitoring, shipments
 from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.rules import registry, runtime
@@ -33,7 +33,7 @@ def assign(experiment_id: str, key: str, challenger_share: float) -> str:
 
 def _public(row) -> dict:
     experiment = dict(row)
-    experiment["guardrails"] = json.loads(experiment["guardrails"])
+    experiment["guardrails"] = jsontext.loads(experiment["guardrails"])
     return experiment
 
 
@@ -216,9 +216,9 @@ def record_shadow(
             [
                 decision_id,
                 experiment_id,
-                json.dumps(challenger),
+                jsontext.dumps(challenger),
                 int(agrees),
-                json.dumps(difference),
+                jsontext.dumps(difference),
                 database.now(),
             ],
         )
@@ -232,9 +232,9 @@ def shadows(db, experiment_id: str) -> dict[str, dict]:
     )
     return {
         row[0]: {
-            "result": json.loads(row[1]),
+            "result": jsontext.loads(row[1]),
             "agrees": bool(row[2]),
-            "difference": json.loads(row[3]),
+            "difference": jsontext.loads(row[3]),
         }
         for row in rows
     }
@@ -337,7 +337,7 @@ def disagreements(db: Database, experiment_id: str, after: tuple | None, limit: 
         " ORDER BY s.created_at DESC, s.decision_id DESC LIMIT ?",
         [*params, limit],
     )
-    return [{**dict(row), "difference": json.loads(row["difference"])} for row in rows]
+    return [{**dict(row), "difference": jsontext.loads(row["difference"])} for row in rows]
 
 
 def side_by_side(db: Database, experiment_id: str, decision_id: str) -> dict:
@@ -353,9 +353,9 @@ def side_by_side(db: Database, experiment_id: str, decision_id: str) -> dict:
     return {
         "decision_id": decision_id,
         "agrees": bool(row["agrees"]),
-        "difference": json.loads(row["difference"]),
-        "champion": json.loads(row["champion"]),
-        "challenger": json.loads(row["result"]),
+        "difference": jsontext.loads(row["difference"]),
+        "champion": jsontext.loads(row["champion"]),
+        "challenger": jsontext.loads(row["result"]),
     }
 
 

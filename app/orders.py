@@ -11,9 +11,8 @@ Transitions outside this table are refused with 409 before anything is written.
 
 from __future__ import annotations
 
-import json
-
 from app import db as database
+from app import jsontext
 from app.db import Database
 from app.dispatch import outbox, subscriptions
 from app.errors import Conflict, NotFound
@@ -55,7 +54,7 @@ def find(db: Database, order_id: str) -> dict | None:
     if row is None:
         return None
     order = dict(row)
-    order["body"] = json.loads(order["body"])
+    order["body"] = jsontext.loads(order["body"])
     return order
 
 
@@ -76,7 +75,7 @@ def create(db: Database, body: dict, body_hash: str) -> None:
             body["order_id"],
             body["channel"],
             body["customer_id"],
-            json.dumps(body),
+            jsontext.dumps(body),
             body_hash,
             now,
             now,
@@ -121,7 +120,7 @@ def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
 def add_event(db: Database, order_id: str, event_type: str, detail: dict) -> None:
     db.execute(
         "INSERT INTO order_events (order_id, type, detail, created_at) VALUES (?, ?, ?, ?)",
-        [order_id, event_type, json.dumps(detail), database.now()],
+        [order_id, event_type, jsontext.dumps(detail), database.now()],
     )
 
 
@@ -174,7 +173,8 @@ def timeline(db: Database, order_id: str) -> list[dict]:
         [order_id],
     )
     return [
-        {"type": row["type"], "at": row["created_at"], **json.loads(row["detail"])} for row in rows
+        {"type": row["type"], "at": row["created_at"], **jsontext.loads(row["detail"])}
+        for row in rows
     ]
 
 

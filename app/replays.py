@@ -15,7 +15,7 @@ import secrets
 import threading
 
 from app import db as database
-from app import decisions, logs, metrics
+from app import decisions, jsontext, logs, metrics
 from app.db import Database
 from app.errors import NotFound
 from app.experiments import compare
@@ -75,10 +75,10 @@ def get(db: Database, replay_id: str) -> dict:
     if row is None:
         raise NotFound(f"replay {replay_id!r} does not exist")
     replay = dict(row)
-    replay["request"] = json.loads(replay["request"])
+    replay["request"] = jsontext.loads(replay["request"])
     replay.pop("created_by", None)
     for name in ("report", "changes"):
-        replay[name] = json.loads(replay[name]) if replay[name] else None
+        replay[name] = jsontext.loads(replay[name]) if replay[name] else None
     replay["progress"] = replay["done"] / replay["total"] if replay["total"] else 1.0
     return replay
 
@@ -130,8 +130,8 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
             status="done",
             done=len(ids),
             total=len(ids),
-            report=json.dumps(report),
-            changes=json.dumps(changes),
+            report=jsontext.dumps(report),
+            changes=jsontext.dumps(changes),
             finished_at=database.now(),
         )
         logs.event(
@@ -187,4 +187,4 @@ def search(db: Database, after: tuple | None, limit: int) -> list[dict]:
         " ORDER BY created_at DESC, replay_id DESC LIMIT ?",
         [*params, limit],
     )
-    return [{**dict(row), "request": json.loads(row["request"])} for row in rows]
+    return [{**dict(row), "request": jsontext.loads(row["request"])} for row in rows]

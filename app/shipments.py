@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app import db as database
+from app import jsontext
 from app.db import Database
 
 OPEN = ("pending", "requested", "accepted", "picked")
@@ -51,7 +51,7 @@ def create(db: Database, shipment: dict) -> None:
             shipment["node_id"],
             shipment["method"],
             shipment["service_level"],
-            json.dumps(shipment["lines"]),
+            jsontext.dumps(shipment["lines"]),
             shipment["estimated_cost"],
             shipment["distance_km"],
             shipment["node_day"],
@@ -69,7 +69,7 @@ def for_order(db: Database, order_id: str) -> list[dict]:
         " WHERE order_id = ? ORDER BY created_at, shipment_id",
         [order_id],
     )
-    return [{**dict(row), "lines": json.loads(row["lines"])} for row in rows]
+    return [{**dict(row), "lines": jsontext.loads(row["lines"])} for row in rows]
 
 
 # Shipment states, advanced by node callbacks (and by delivery of the request).
@@ -91,7 +91,7 @@ def get(db: Database, shipment_id: str) -> dict:
     row = db.execute("SELECT * FROM shipments WHERE shipment_id = ?", [shipment_id]).fetchone()
     if row is None:
         raise NotFound(f"shipment {shipment_id!r} does not exist")
-    return {**dict(row), "lines": json.loads(row["lines"])}
+    return {**dict(row), "lines": jsontext.loads(row["lines"])}
 
 
 def set_status(db: Database, shipment_id: str, status: str, **fields) -> None:
@@ -136,7 +136,7 @@ def excluded_nodes(db: Database, order_id: str) -> dict[str, set[str]]:
     )
     excluded: dict[str, set[str]] = {}
     for row in rows:
-        for line in json.loads(row["lines"]):
+        for line in jsontext.loads(row["lines"]):
             excluded.setdefault(line["line_id"], set()).add(row["node_id"])
     return excluded
 

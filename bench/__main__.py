@@ -5,12 +5,22 @@ from __future__ import annotations
 import platform
 import sys
 
-from bench import allocation, decisions, dispatch, experiments, inventory, rules, scaling
+from bench import (
+    allocation,
+    decisions,
+    dispatch,
+    engines,
+    experiments,
+    inventory,
+    rules,
+    scaling,
+)
 
 
 def main() -> None:
     print(f"DOM benchmarks on Python {platform.python_version()}, {platform.machine()}")
     rules.main()
+    engines.main()
     inventory.main()
     allocation.main()
     decisions.main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -217,6 +218,65 @@ def load(
     return len(bodies) / (time.perf_counter() - started), latencies
 
 
+WRK_SECONDS = 8
+WRK_CONNECTIONS = 8
+WRK_SCRIPT = """
+-- Each request POSTs the next prepared body, with an order id no other request has.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  bodies = {}
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+  wrk.headers["Authorization"] = "Bearer " .. args[2]
+  wrk.headers["Content-Type"] = "application/json"
+  sent = 0
+end
+function request()
+  sent = sent + 1
+  local body = bodies[(sent % #bodies) + 1]:gsub("__ORDER__", "w" .. tid .. "-" .. sent, 1)
+  return wrk.format("POST", nil, nil, body)
+end
+function done(summary, latency, requests)
+  local failed = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), failed))
+end
+"""
+
+
+def wrk_load(port: int, path: str, key: str, bodies: list[dict]) -> tuple[float, float, float]:
+    """Load ``path`` with Debian's wrk (a load generator in C, not the bottleneck) for
+    WRK_SECONDS over WRK_CONNECTIONS connections; return requests/s, p50 and p99 (s).
+
+    Bodies rotate; each request's order id is made unique (``__ORDER__`` in the body).
+    """
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+    with tempfile.TemporaryDirectory() as folder:
+        script, lines = Path(folder) / "orders.lua", Path(folder) / "bodies.txt"
+        script.write_text(WRK_SCRIPT)
+        lines.write_text("\n".join(json.dumps(body) for body in bodies) + "\n")
+        done = subprocess.run(
+            [
+                *("wrk", "-t", "2", "-c", str(WRK_CONNECTIONS), "-d", f"{WRK_SECONDS}s"),
+                *("--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}{path}"),
+                *("--", str(lines), key),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    result = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
+    requests, duration_us, p50_us, p99_us, failed = (int(v) for v in result.split()[1:])
+    if failed:
+        raise RuntimeError(f"{failed} of {requests} requests failed: {done.stdout}")
+    return requests / (duration_us / 1e6), p50_us / 1e6, p99_us / 1e6
+
+
 def free_port() -> int:
     import socket
 
@@ -225,24 +285,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def orders_over_http(
-    env: dict, key: str, bodies: list[dict], clients: int = CLIENT_THREADS
-) -> tuple[float, list[float]]:
-    """Start `dom serve` with ``env``, send the orders, stop it; return rate and latencies."""
-    port = free_port()
-    server = serve(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        {**env, "DOM_PORT": str(port)},
-        port,
-    )
-    try:
-        return load(port, "/v1/orders", key, bodies, clients)
-    finally:
-        server.terminate()
-        server.wait(10)
-
-
 def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
+    """Decisions through `dom serve`, then a bare Flask echo, both loaded by wrk."""
     connection = database.open_database(db_path)
     key = auth.create_key(connection, "channel")[1]
     connection.close()
@@ -254,24 +298,29 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
         "DOM_LOG_LEVEL": "INFO",
         "DOM_METRICS_DIR": tempfile.mkdtemp(prefix="dom-bench-metrics-"),
     }
-    dom = orders_over_http(env, key, bodies)
+    templated = [{**body, "order_id": "__ORDER__"} for body in bodies]
+    port = free_port()
+    server = serve(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        {**env, "DOM_PORT": str(port)},
+        port,
+    )
+    try:
+        dom = wrk_load(port, "/v1/orders", key, templated)
+    finally:
+        server.terminate()
+        server.wait(10)
     port = free_port()
     echo = serve(
         [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            str(SERVER_WORKERS),
-            "-b",
-            f"127.0.0.1:{port}",
-            "bench.echo:app",
+            *(sys.executable, "-m", "gunicorn", "-w", str(SERVER_WORKERS)),
+            *("-b", f"127.0.0.1:{port}", "bench.echo:app"),
         ],
         env,
         port,
     )
     try:
-        bare = load(port, "/echo", key, bodies)
+        bare = wrk_load(port, "/echo", key, templated)
     finally:
         echo.terminate()
         echo.wait(10)
@@ -301,16 +350,19 @@ def main() -> None:
             latencies = sorted(runs, key=lambda r: r[0])[1][1]
             print(report(f"decisions in process, {name}", rate, latencies))
             bodies = orders(setup, path, HTTP_ORDERS, "http-", 99)
-            (dom_rate, dom_lat), (echo_rate, echo_lat) = over_http(path, bodies)
+            (dom_rate, dom_p50, dom_p99), (echo_rate, echo_p50, echo_p99) = over_http(path, bodies)
+            label = f"decisions over HTTP ({SERVER_WORKERS} workers), {name}"
             print(
-                report(f"decisions over HTTP ({SERVER_WORKERS} workers), {name}", dom_rate, dom_lat)
+                f"{label:<44} {dom_rate:>8,.0f} decisions/s   p50 {dom_p50 * 1000:6.1f} ms"
+                f"   p99 {dom_p99 * 1000:6.1f} ms"
+            )
+            label = f"bare Flask echo, same bodies ({SERVER_WORKERS} workers)"
+            print(
+                f"{label:<44} {echo_rate:>8,.0f} requests/s    p50 {echo_p50 * 1000:6.1f} ms"
+                f"   p99 {echo_p99 * 1000:6.1f} ms"
             )
             print(
-                report(
-                    f"bare Flask echo, same bodies ({SERVER_WORKERS} workers)", echo_rate, echo_lat
-                )
-            )
-            print(
-                f"{'':<44} echo / decision throughput: {echo_rate / dom_rate:.1f}x;"
-                f" {CLIENT_THREADS} client threads, {HTTP_ORDERS} orders"
+                f"{'':<44} echo / decision throughput: {echo_rate / dom_rate:.1f}x; wrk, 2 threads,"
+                f" {WRK_CONNECTIONS} connections, {WRK_SECONDS} s, {len(bodies)} order bodies"
+                " rotated, each with a new order id"
             )

@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from app import db as database
-from app import logs
+from app import jsontext, logs
 from app.db import Database
 from app.dispatch import circuits
 from app.errors import Conflict, NotFound
@@ -64,7 +64,7 @@ def enqueue(
 
 def _public(row) -> dict:
     message = dict(row)
-    message["body"] = json.loads(message.pop("payload"))
+    message["body"] = jsontext.loads(message.pop("payload"))
     for private in ("lease_owner", "lease_until"):
         message.pop(private, None)
     return message

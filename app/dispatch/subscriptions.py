@@ -6,6 +6,7 @@ import json
 import secrets
 
 from app import db as database
+from app import jsontext
 from app.db import Database
 from app.dispatch import brokers
 from app.errors import Forbidden, NotFound
@@ -19,8 +20,8 @@ def _public(row) -> dict:
         "subscription_id": row["subscription_id"],
         # A broker subscription has no URL (stored as "": the column predates transports).
         "url": row["url"] or None,
-        "transport": json.loads(row["transport"]) if row["transport"] else None,
-        "event_types": json.loads(row["event_types"]),
+        "transport": jsontext.loads(row["transport"]) if row["transport"] else None,
+        "event_types": jsontext.loads(row["event_types"]),
         "channel": row["channel"],
         "disabled_at": row["disabled_at"],
         "disabled_reason": row["disabled_reason"],
@@ -88,7 +89,7 @@ def matching(db: Database, event_type: str, channel: str | None) -> list[str]:
     return [
         row[0]
         for row in rows
-        if event_type in json.loads(row[1]) and (row[2] is None or row[2] == channel)
+        if event_type in jsontext.loads(row[1]) and (row[2] is None or row[2] == channel)
     ]
 
 
@@ -103,7 +104,7 @@ def endpoint(db: Database, subscription_id: str, vault: Vault) -> dict | None:
         return None
     return {
         "url": row["url"] or None,
-        "transport": json.loads(row["transport"]) if row["transport"] else None,
+        "transport": jsontext.loads(row["transport"]) if row["transport"] else None,
         "secrets": [vault.unseal(row["secret"])],
         "disabled": bool(row["disabled_at"] or row["deleted_at"]),
     }
@@ -115,7 +116,7 @@ def transport_kinds(db: Database) -> set[str]:
         "SELECT DISTINCT transport FROM subscriptions WHERE transport IS NOT NULL"
         " AND deleted_at IS NULL"
     )
-    return {json.loads(row[0])["kind"] for row in rows}
+    return {jsontext.loads(row[0])["kind"] for row in rows}
 
 
 def disable(db, subscription_id: str, reason: str) -> bool:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from functools import lru_cache
 
 from app import db as database
-from app import logs, monitoring
+from app import jsontext, logs, monitoring
 from app.db import Database
 from app.dispatch import brokers, circuits
 from app.errors import NotFound
@@ -36,7 +37,7 @@ _COLUMNS = (
 
 def _public(row) -> dict:
     """Turn a row into the API's node document; the webhook secret never leaves here."""
-    address = json.loads(row["address"])
+    address = jsontext.loads(row["address"])
     address.update(lat=row["lat"], lon=row["lon"])
     health = {
         "secret_set": bool(row["webhook_secret_set"]),
@@ -45,14 +46,14 @@ def _public(row) -> dict:
         "disabled_reason": row["webhook_disabled_reason"],
     }
     webhook = {"url": row["webhook_url"], **health} if row["webhook_url"] else None
-    transport = {**json.loads(row["transport"]), **health} if row["transport"] else None
+    transport = {**jsontext.loads(row["transport"]), **health} if row["transport"] else None
     return {
         "node_id": row["node_id"],
         "type": row["type"],
         "name": row["name"],
         "region": row["region"],
         "address": address,
-        "capabilities": json.loads(row["capabilities"]),
+        "capabilities": jsontext.loads(row["capabilities"]),
         "daily_capacity": row["daily_capacity"],
         "priority": row["priority"],
         "active": bool(row["active"]),
@@ -95,7 +96,7 @@ def lock(db: Database, node_ids) -> None:
 
 def existing(db: Database, node_ids) -> dict[str, dict]:
     """Return ``{node_id: {"type", "capabilities", "lat", "lon", "active", "priority",
-    "daily_capacity", "timezone"}}`` for the ids that exist."""
+    "daily_capacity", "timezone", "region", "city", "postcode"}}`` for the ids that exist."""
     ids = sorted(set(node_ids))
     if not ids:
         return {}
@@ -105,22 +106,27 @@ def existing(db: Database, node_ids) -> dict[str, dict]:
         f" timezone, region, address FROM nodes WHERE node_id IN ({marks})",
         ids,
     )
-    parsed = [(row, json.loads(row["address"])) for row in rows]
+    return {row[0]: dict(_node_info(tuple(row))) for row in rows}
+
+
+@lru_cache(maxsize=8192)
+def _node_info(row: tuple) -> dict:
+    # Keyed by the row's own values: a node read again unchanged is not parsed again
+    # (a decision on a large network reads hundreds).
+    _, kind, capabilities, lat, lon, active, priority, capacity, timezone, region, address = row
+    address = jsontext.loads(address)
     return {
-        row["node_id"]: {
-            "type": row["type"],
-            "capabilities": json.loads(row["capabilities"]),
-            "lat": row["lat"],
-            "lon": row["lon"],
-            "active": bool(row["active"]),
-            "priority": row["priority"],
-            "daily_capacity": row["daily_capacity"],
-            "timezone": row["timezone"],
-            "region": row["region"],
-            "city": address.get("city"),
-            "postcode": address.get("postcode"),
-        }
-        for row, address in parsed
+        "type": kind,
+        "capabilities": jsontext.loads(capabilities),
+        "lat": lat,
+        "lon": lon,
+        "active": bool(active),
+        "priority": priority,
+        "daily_capacity": capacity,
+        "timezone": timezone,
+        "region": region,
+        "city": address.get("city"),
+        "postcode": address.get("postcode"),
     }
 
 
@@ -213,7 +219,7 @@ def put(
 def transport_kinds(db: Database) -> set[str]:
     """The broker transports some node uses."""
     rows = db.execute("SELECT DISTINCT transport FROM nodes WHERE transport IS NOT NULL")
-    return {json.loads(row[0])["kind"] for row in rows}
+    return {jsontext.loads(row[0])["kind"] for row in rows}
 
 
 def signing_secrets(db: Database, node_id: str, vault: Vault) -> list[str]:
@@ -247,7 +253,7 @@ def endpoint(db: Database, node_id: str, vault: Vault) -> dict | None:
         return None
     return {
         "url": row["webhook_url"],
-        "transport": json.loads(row["transport"]) if row["transport"] else None,
+        "transport": jsontext.loads(row["transport"]) if row["transport"] else None,
         "secrets": _secrets(row, vault),
         "disabled": bool(row["webhook_disabled_at"]),
     }

@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable
 
 from app import db as database
-from app import logs, monitoring
+from app import jsontext, logs, monitoring
 from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, skus
@@ -62,7 +62,7 @@ def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
                     f"feed {feed['feed_id']!r} was already received with a different body",
                     code="feed_id_reused",
                 )
-            return json.loads(seen["result"]), True
+            return jsontext.loads(seen["result"]), True
         current = {
             row["sku"]: row
             for row in db.execute(
@@ -389,25 +389,36 @@ def positions(
         """,
         params,
     )
-    return [_position(row) for row in rows]
-
-
-def _position(row) -> dict:
-    atp = max(0, row["on_hand"] - row["reserved"] - row["safety_stock"])
-    return {
-        "node_id": row["node_id"],
-        "sku": row["sku"],
-        "node_type": row["node_type"],
-        "node_name": row["node_name"],
-        "lat": row["lat"],
-        "lon": row["lon"],
-        "active": bool(row["active"]),
-        "on_hand": row["on_hand"],
-        "reserved": row["reserved"],
-        "safety_stock": row["safety_stock"],
-        "atp": atp,
-        "feed_as_of": row["feed_as_of"],
-    }
+    # Unpacked by position, in the order selected: this runs for every stocking node.
+    return [
+        {
+            "node_id": node_id,
+            "sku": sku,
+            "node_type": node_type,
+            "node_name": node_name,
+            "lat": lat,
+            "lon": lon,
+            "active": bool(active),
+            "on_hand": on_hand,
+            "reserved": reserved,
+            "safety_stock": safety_stock,
+            "atp": max(0, on_hand - reserved - safety_stock),
+            "feed_as_of": feed_as_of,
+        }
+        for (
+            node_id,
+            sku,
+            on_hand,
+            feed_as_of,
+            reserved,
+            safety_stock,
+            node_type,
+            node_name,
+            lat,
+            lon,
+            active,
+        ) in rows
+    ]
 
 
 def lock(db: Database, pairs: Iterable[tuple[str, str]]) -> None:

@@ -11,9 +11,8 @@ then, so scheduled activations need no timer.
 
 from __future__ import annotations
 
-import json
-
 from app import db as database
+from app import jsontext
 from app.db import Database
 from app.errors import Conflict, NotFound
 from app.rules.language import canonical, content_hash
@@ -24,7 +23,7 @@ class VersionConflict(Conflict):
 
 
 def _version(row, with_document: bool = True) -> dict:
-    document = json.loads(row["document"])
+    document = jsontext.loads(row["document"])
     version = {
         "ruleset": row["name"],
         "version": row["version"],
@@ -270,7 +269,7 @@ def scenarios(db: Database, name: str) -> list[dict]:
         "SELECT scenario_id, document FROM ruleset_scenarios WHERE name = ? ORDER BY scenario_id",
         [name],
     )
-    return [{"scenario_id": row[0], **json.loads(row[1])} for row in rows]
+    return [{"scenario_id": row[0], **jsontext.loads(row[1])} for row in rows]
 
 
 def draft_scenarios(db: Database, name: str) -> dict[str, dict]:
@@ -285,7 +284,7 @@ def draft_scenario(db: Database, name: str, scenario_id: str) -> dict:
     ).fetchone()
     if row is None:
         raise NotFound(f"ruleset {name!r} has no scenario {scenario_id!r} in its draft")
-    return {"scenario_id": scenario_id, **json.loads(row[0])}
+    return {"scenario_id": scenario_id, **jsontext.loads(row[0])}
 
 
 def delete_scenario(db: Database, name: str, scenario_id: str) -> None:
@@ -306,4 +305,4 @@ def version_scenarios(db: Database, name: str, version: int) -> dict[str, dict]:
         " WHERE name = ? AND version = ? ORDER BY scenario_id",
         [name, version],
     )
-    return {row[0]: json.loads(row[1]) for row in rows}
+    return {row[0]: jsontext.loads(row[1]) for row in rows}

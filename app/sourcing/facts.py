@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 
 from app.db import parse_time
 from app.geo import distance_km, postcode_area
@@ -283,7 +284,7 @@ def _candidate(
         "capacity_left": None if capacity is None else capacity - used,
         "feed_age_hours": None
         if feed_as_of is None
-        else round((now - parse_time(feed_as_of)).total_seconds() / 3600, 2),
+        else round((now - _stored_time(feed_as_of)).total_seconds() / 3600, 2),
         "node_priority": node.get("priority", 0),
         "in_transit": in_transit,
         "node_lat": node["lat"],
@@ -295,6 +296,12 @@ def _candidate(
         ),
     }
     return fact
+
+
+@lru_cache(maxsize=4096)
+def _stored_time(text: str) -> datetime:
+    # Feeds stamp many positions with one time: each is parsed once.
+    return parse_time(text)
 
 
 def _present(**fields) -> dict:

@@ -17,7 +17,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from app import db as database
-from app import orders, shipments
+from app import jsontext, orders, shipments
 from app.db import Database
 from app.errors import Conflict
 from app.network import reservations, stock
@@ -58,7 +58,7 @@ def record_event(db: Database, shipment_id: str, event: dict, config) -> tuple:
         if seen is not None:
             if seen["body_hash"] != digest:
                 raise EventIdReused(f"event {event['event_id']!r} was sent with another body")
-            return json.loads(seen["result"]), True
+            return jsontext.loads(seen["result"]), True
         result = _apply(db, shipments.get(db, shipment_id), event, config)
         db.execute(
             "INSERT INTO shipment_events (event_id, shipment_id, type, body_hash, result,"
