@@ -12,6 +12,7 @@ from bench import (
     engines,
     experiments,
     inventory,
+    memory,
     rules,
     scaling,
 )
@@ -27,6 +28,7 @@ def main() -> None:
     dispatch.main()
     experiments.main()
     scaling.main()
+    memory.main()
 
 
 if __name__ == "__main__":

@@ -285,6 +285,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def orders_over_http(
+    env: dict, key: str, bodies: list[dict], clients: int = CLIENT_THREADS
+) -> tuple[float, list[float]]:
+    """Start `dom serve` with ``env``, send the orders from Python threads, stop it;
+    return rate and latencies (for comparisons within one run, not for throughput)."""
+    port = free_port()
+    server = serve(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        {**env, "DOM_PORT": str(port)},
+        port,
+    )
+    try:
+        return load(port, "/v1/orders", key, bodies, clients)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
     """Decisions through `dom serve`, then a bare Flask echo, both loaded by wrk."""
     connection = database.open_database(db_path)
@@ -299,31 +317,24 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
         "DOM_METRICS_DIR": tempfile.mkdtemp(prefix="dom-bench-metrics-"),
     }
     templated = [{**body, "order_id": "__ORDER__"} for body in bodies]
-    port = free_port()
-    server = serve(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        {**env, "DOM_PORT": str(port)},
-        port,
-    )
-    try:
-        dom = wrk_load(port, "/v1/orders", key, templated)
-    finally:
-        server.terminate()
-        server.wait(10)
-    port = free_port()
-    echo = serve(
+
+    def served(command: list[str], path: str) -> tuple[float, float, float]:
+        port = free_port()
+        server = serve([part.replace("{port}", str(port)) for part in command], env, port)
+        try:
+            return wrk_load(port, path, key, templated)
+        finally:
+            server.terminate()
+            server.wait(10)
+
+    dom = served([sys.executable, "-m", "app.cli", "serve", "--port", "{port}"], "/v1/orders")
+    bare = served(
         [
             *(sys.executable, "-m", "gunicorn", "-w", str(SERVER_WORKERS)),
-            *("-b", f"127.0.0.1:{port}", "bench.echo:app"),
+            *("-b", "127.0.0.1:{port}", "bench.echo:app"),
         ],
-        env,
-        port,
+        "/echo",
     )
-    try:
-        bare = wrk_load(port, "/echo", key, templated)
-    finally:
-        echo.terminate()
-        echo.wait(10)
     return dom, bare
 
 
