@@ -133,9 +133,19 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
 
     grace = config["SHUTDOWN_GRACE_SECONDS"]
 
-    def start_dispatcher(worker):
-        dispatchers[worker.pid] = Dispatcher(app.config)
-        dispatchers[worker.pid].start_thread()
+    def worker_ready(worker):
+        # The worker's rules engine starts and compiles the active versions now, not on
+        # the first order it is sent (which would wait a few hundred milliseconds).
+        from app import readiness
+
+        try:
+            with database.open_from_config(app.config) as db:
+                readiness.load_rulesets(db)
+        except Exception:  # the first request will try again, and /readyz reports it
+            worker.log.exception("the rules engine could not be loaded at start")
+        if embedded:
+            dispatchers[worker.pid] = Dispatcher(app.config)
+            dispatchers[worker.pid].start_thread()
 
     def worker_exit(server, worker):
         # The worker has finished its requests in flight; its dispatcher finishes the
@@ -166,8 +176,7 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", math.ceil(grace))
             self.cfg.set("worker_class", "app.serving.JsonErrorsWorker")
-            if embedded:
-                self.cfg.set("post_worker_init", start_dispatcher)
+            self.cfg.set("post_worker_init", worker_ready)
             self.cfg.set("worker_exit", worker_exit)
             self.cfg.set("child_exit", child_exit)
 

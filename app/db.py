@@ -116,8 +116,29 @@ class Database:
     def in_transaction(self) -> bool:
         return self.conn.in_transaction
 
+    # Waiting for the write lock: SQLite's own busy handler sleeps up to 100 ms between
+    # tries, so a writer could wait that long for a lock freed within a millisecond (the
+    # long tail of decisions under load). Writers poll here instead, from 0.2 ms up to
+    # 5 ms apart, until the connection's busy timeout.
+    busy_timeout_ms = 10_000
+
     def begin(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + self.busy_timeout_ms / 1000
+            pause = 0.0002
+            while True:
+                try:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    busy = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+                    if not busy or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause * random.uniform(0.5, 1.5))
+                pause = min(pause * 1.5, 0.005)
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -212,7 +233,9 @@ def connect(path: str, busy_timeout_ms: int = 10000) -> Database:
     conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-    return Database(conn)
+    db = Database(conn)
+    db.busy_timeout_ms = busy_timeout_ms
+    return db
 
 
 # PostgreSQL ----------------------------------------------------------------------------
@@ -582,7 +605,9 @@ class SqlitePool:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = connect(self.path, self.busy_timeout_ms).conn
-        return PooledSqlite(conn, self)
+        lent = PooledSqlite(conn, self)
+        lent.busy_timeout_ms = self.busy_timeout_ms
+        return lent
 
     def give_back(self, conn: sqlite3.Connection) -> None:
         if conn.in_transaction:  # the borrower did not finish: nothing half-done is kept

@@ -33,7 +33,7 @@ def checks(config) -> dict[str, str]:
         # The checks below use this process's own connections: the pool must give one too.
         with database.open_from_config(config) as db:
             try:
-                results["rulesets"] = _rulesets(db)
+                results["rulesets"] = load_rulesets(db)
                 fresh = heartbeats.fresh(db, config["DISPATCH_STALE_SECONDS"])
             finally:
                 db.rollback()
@@ -46,7 +46,7 @@ def checks(config) -> dict[str, str]:
     return results
 
 
-def _rulesets(db) -> str:
+def load_rulesets(db) -> str:
     """Compile every active version in this process's engine (once: it keeps them)."""
     problems = []
     for name in registry.names(db):

@@ -24,6 +24,8 @@ from app.sourcing import decide
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 25
+# Decisions replayed per exchange with the rules engine (one round trip per version).
+BATCH = 25
 
 
 def versions_for(db: Database, request: dict) -> tuple[dict, dict]:
@@ -92,27 +94,21 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
         a, b = versions_for(db, request)
         ids = select(db, request)
         rows_a, rows_b, changes = [], [], []
-        for count, decision_id in enumerate(ids, start=1):
-            record = decisions.get(db, decision_id)
-            first = decide.replay(record, a)
-            second = decide.replay(record, b)
-            rows_a.append(metrics.measures(first))
-            rows_b.append(metrics.measures(second))
-            agrees, difference = compare(first, second)
-            if not agrees:
-                changes.append(
-                    {
-                        "decision_id": decision_id,
-                        "order_id": record["decision"]["order_id"],
-                        "champion": decide.outcome(first),
-                        "challenger": decide.outcome(second),
-                        "difference": difference,
-                    }
-                )
-            if progress:
-                progress(count, len(ids))
-            if count % PROGRESS_EVERY == 0:
-                _set(db, replay_id, done=count)
+        count = 0
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            records = [decisions.get(db, decision_id) for decision_id in chunk]
+            # Each version sees the chunk in one exchange with the rules engine.
+            firsts, seconds = decide.replay_many(records, a), decide.replay_many(records, b)
+            for decision_id, record, first, second in zip(
+                chunk, records, firsts, seconds, strict=True
+            ):
+                count += 1
+                _compare(decision_id, record, first, second, rows_a, rows_b, changes)
+                if progress:
+                    progress(count, len(ids))
+                if count % PROGRESS_EVERY == 0:
+                    _set(db, replay_id, done=count)
         report = {
             "champion": {"version": a["version"], **metrics.summary(rows_a)},
             "challenger": {
@@ -147,6 +143,22 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
         log.exception("replay %s failed", replay_id)
         _set(db, replay_id, status="failed", error=str(exc)[:500], finished_at=database.now())
     return get(db, replay_id)
+
+
+def _compare(decision_id, record, first, second, rows_a, rows_b, changes) -> None:
+    rows_a.append(metrics.measures(first))
+    rows_b.append(metrics.measures(second))
+    agrees, difference = compare(first, second)
+    if not agrees:
+        changes.append(
+            {
+                "decision_id": decision_id,
+                "order_id": record["decision"]["order_id"],
+                "champion": decide.outcome(first),
+                "challenger": decide.outcome(second),
+                "difference": difference,
+            }
+        )
 
 
 def _set(db, replay_id: str, **fields) -> None:

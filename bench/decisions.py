@@ -315,6 +315,10 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
         # As run in production: a JSON line per request and per decision, metrics counted.
         "DOM_LOG_LEVEL": "INFO",
         "DOM_METRICS_DIR": tempfile.mkdtemp(prefix="dom-bench-metrics-"),
+        # Webhooks are delivered by `dom dispatch` (measured in bench/dispatch.py): the
+        # demo nodes' endpoints do not answer here, and retrying them would be measured
+        # as decisions.
+        "DOM_DISPATCH_EMBEDDED": "false",
     }
     templated = [{**body, "order_id": "__ORDER__"} for body in bodies]
 

@@ -8,9 +8,11 @@ The objective, minimised after serving as many units as possible:
 
 subject to ATP per (node, SKU, supply), nodes' capacity left today, max shipments,
 ship-complete (one shipment, every unit) and whether a line may come from several
-nodes. Node sets up to ``max_shipments`` are enumerated over a shortlist of the most
-promising nodes (all of them when few), lines are assigned within each set, and the
-best set wins; ties prefer fewer shipments, then node ids in order.
+nodes. Node sets up to ``max_shipments`` are enumerated from the front of the nodes
+ranked most promising first (all of them for small sets, fewer for large ones), each
+skipped when its bounds show it cannot win; lines are assigned within each set,
+quickly and then exactly for the sets that could win, and the best set wins; ties
+prefer fewer shipments, then node ids in order.
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from itertools import combinations
 from math import comb
 
 DEFAULT_WEIGHTS = {"shipping_cost": 1.0, "distance": 0.0, "split_penalty": 5.0, "rule_score": 1.0}
-# Node sets enumerated at most: the shortlist is as long as this allows (15 nodes for
-# 3 shipments, 34 for 2).
-MAX_SETS = 600
+# Node sets of one size enumerated at most.
+SETS_PER_SIZE = 400
 # Node sets that could beat the best quick assignment get an exact assignment within the
 # set, best bound first, up to this many.
 MAX_REFINED = 200
@@ -98,7 +99,8 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
     ]
     nodes = sorted({o["node_id"] for o in usable})
     max_shipments = 1 if policy.ship_complete else policy.max_shipments
-    shortlist = _shortlist(nodes, usable, by_line, policy, max_shipments)
+    # Every node, most promising first; sets of each size are drawn from the front.
+    shortlist = _ranked(nodes, usable, by_line, policy)
     total_units = sum(line["qty"] for line in lines)
     # Each line's options in order of preference, once: sets only filter them.
     preference = _preferences(usable, by_line, policy)
@@ -140,7 +142,7 @@ def allocate(lines: list[dict], options: list[dict], policy: Policy) -> Allocati
             and sum(cheapest_fixed[:size]) + least_units + extra >= best_value
         ):
             continue  # no set of this size can beat a set that already serves every unit
-        for subset in combinations(range(len(shortlist)), size):
+        for subset in combinations(range(_pool(len(shortlist), size)), size):
             most, bound = 0, extra
             for i in subset:
                 bound += fixed_of[i]
@@ -403,18 +405,19 @@ def _assignment(line_id: str, option: dict, qty: int) -> dict:
     return {"line_id": line_id, "key": option["key"], "node_id": option["node_id"], "qty": qty}
 
 
-def _sets(size: int, max_shipments: int) -> int:
-    return sum(comb(size, k) for k in range(1, max_shipments + 1))
+def _pool(nodes: int, size: int) -> int:
+    """How many of the ranked nodes sets of ``size`` are drawn from: as many as keep
+    them within SETS_PER_SIZE (all for one shipment, 29 for two, 14 for three, 11 for
+    four): few shipments, which the split penalty favours, are searched widest."""
+    pool = size
+    while pool < nodes and comb(pool + 1, size) <= SETS_PER_SIZE:
+        pool += 1
+    return min(pool, nodes)
 
 
-def _shortlist(nodes, options, lines, policy: Policy, max_shipments: int) -> list[str]:
-    """The nodes worth enumerating: all when few, else the best by coverage and cost."""
-    # As many nodes as keep the sets to enumerate within MAX_SETS.
-    size = max_shipments
-    while size < len(nodes) and _sets(size + 1, max_shipments) <= MAX_SETS:
-        size += 1
-    if len(nodes) <= size:
-        return nodes
+def _ranked(nodes, options, lines, policy: Policy) -> list[str]:
+    """Every node, the most promising first: each line's cheapest alone and its cheapest
+    whole-line node, then the rest by coverage and cost."""
     coverage: dict[str, int] = {}
     cheapest: dict[str, float] = {}
     best_for_line: dict[str, list[tuple]] = {}
@@ -433,18 +436,14 @@ def _shortlist(nodes, options, lines, policy: Policy, max_shipments: int) -> lis
             best_unit.setdefault(option["line_id"], []).append((unit, option["distance_km"], node))
     ranked = sorted(nodes, key=lambda n: (-coverage[n], cheapest[n], n))
     chosen: list[str] = []
-    # Each line keeps its two cheapest nodes alone and the node that serves it whole at
-    # the lowest unit cost (the one to share a shipment with other lines), then the
-    # widest-covering nodes fill the rest.
+    # Each line's two cheapest nodes alone and the node that serves it whole at the
+    # lowest unit cost (the one to share a shipment with other lines), then the
+    # widest-covering nodes.
     for line_id in sorted(best_for_line):
         picks = [node for _, node in sorted(best_for_line[line_id])[:2]]
         picks += [node for *_, node in sorted(best_unit.get(line_id, []))[:1]]
         for node in picks:
             if node not in chosen:
                 chosen.append(node)
-    for node in ranked:
-        if len(chosen) >= size:
-            break
-        if node not in chosen:
-            chosen.append(node)
-    return sorted(chosen[:size])
+    taken = set(chosen)
+    return chosen + [node for node in ranked if node not in taken]

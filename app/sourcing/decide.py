@@ -101,11 +101,14 @@ def facts_for(db: Database, order: dict, settings: dict, excluded_nodes=None) ->
     view = gather(db, order, settings, now)
     profile = customers.profile_for_decisions(customers.get(db, order["customer_id"]))
     facts, context = build(order, profile, view, settings, excluded_nodes)
+    # Shipments can only go to candidates' nodes: their days and types are what later
+    # steps read (a large network holds hundreds more).
+    moment = datetime.fromisoformat(now)
+    serving = {f["node_id"] for f in facts if f["fact"] == "candidate"}
     context["node_days"] = {
-        n: shipments.node_day(info["timezone"], datetime.fromisoformat(now))
-        for n, info in view.nodes.items()
+        n: shipments.node_day(view.nodes[n]["timezone"], moment) for n in sorted(serving)
     }
-    context["node_types"] = {n: info["type"] for n, info in view.nodes.items()}
+    context["node_types"] = {n: view.nodes[n]["type"] for n in sorted(serving)}
     context["delivery"] = order["delivery"]
     return facts, context
 
@@ -157,11 +160,15 @@ def policy_for(settings: dict, attributes: dict, service: str) -> Policy:
     )
 
 
-def run(facts: list[dict], context: dict, version: dict) -> dict:
-    """Decide from facts under a ruleset version. Returns the decision without ids."""
+def run(facts: list[dict], context: dict, version: dict, evaluation=None) -> dict:
+    """Decide from facts under a ruleset version. Returns the decision without ids.
+
+    ``evaluation`` is the rules' verdict on these facts when it was made already (a
+    replay evaluates many at once)."""
     settings = version["document"]["settings"]
     started = time.perf_counter()
-    evaluation = runtime.evaluate(version, facts)
+    if evaluation is None:
+        evaluation = runtime.evaluate(version, facts)
     rules_done = time.perf_counter()
     attributes = {name: entry["value"] for name, entry in evaluation.attributes.items()}
     order_fact = next(f for f in facts if f["fact"] == "order")
@@ -601,12 +608,24 @@ def simulate(db: Database, body: dict, version: dict) -> dict:
 
 def replay(record: dict, version: dict) -> dict:
     """Re-decide a stored decision from the facts it saw, under ``version``."""
+    return replay_many([record], version)[0]
+
+
+def replay_many(records: list[dict], version: dict) -> list[dict]:
+    """Re-decide stored decisions under ``version``; the rules see them all in one go."""
     from app.sourcing.facts import reprice
 
-    facts = record["facts"]
-    if version["sha256"] != record["decision"]["ruleset"]["sha256"]:
-        facts = reprice(facts, record["context"], version["document"]["settings"])
-    return run(facts, record["context"], version)
+    batch = []
+    for record in records:
+        facts = record["facts"]
+        if version["sha256"] != record["decision"]["ruleset"]["sha256"]:
+            facts = reprice(facts, record["context"], version["document"]["settings"])
+        batch.append(facts)
+    evaluations = runtime.evaluate_many(version, batch)
+    return [
+        run(facts, record["context"], version, evaluation)
+        for facts, record, evaluation in zip(batch, records, evaluations, strict=True)
+    ]
 
 
 def outcome(decision: dict) -> dict:

@@ -159,8 +159,9 @@ def build(
         by_sku.setdefault(position["sku"], []).append(position)
     promised_by = parse_time(order["promised_by"]) if order.get("promised_by") else None
     limit = settings.get("max_candidates_per_line", DEFAULT_MAX_CANDIDATES)
+    distances: dict[str, float] = {}
     for line in lines:
-        found = []
+        eligible = []
         for position in by_sku.get(line["sku"], []):
             node_id = position["node_id"]
             node = view.nodes[node_id]
@@ -170,11 +171,20 @@ def build(
             if reason:
                 screen(line["line_id"], node_id, reason)
                 continue
-            found.append(
+            if node_id not in distances:
+                distances[node_id] = _distance(node, dest)
+            eligible.append((distances[node_id], node_id, position))
+        # The nearest candidates are the ones that can matter; the rest would only cost
+        # time, so only they are built.
+        eligible.sort(key=lambda entry: entry[:2])
+        for _, node_id, _ in eligible[limit:]:
+            screen(line["line_id"], node_id, f"farther than the {limit} nearest candidates")
+        for _, node_id, position in eligible[:limit]:
+            facts.append(
                 _candidate(
                     line,
                     node_id,
-                    node,
+                    view.nodes[node_id],
                     position["atp"],
                     dest,
                     rate,
@@ -184,11 +194,6 @@ def build(
                     position["feed_as_of"],
                 )
             )
-        # The nearest candidates are the ones that can matter; the rest would only cost time.
-        found.sort(key=lambda fact: (fact["distance_km"], fact["node_id"]))
-        for fact in found[limit:]:
-            screen(line["line_id"], fact["node_id"], f"farther than the {limit} nearest candidates")
-        facts.extend(found[:limit])
         if settings.get("use_in_transit") and promised_by is not None:
             for supply in view.in_transit:
                 if supply["sku"] != line["sku"] or supply["atp"] <= 0:
@@ -266,7 +271,7 @@ def _candidate(
     in_transit: bool,
     feed_as_of: str | None,
 ):
-    distance = round(distance_km(node["lat"], node["lon"], dest["lat"], dest["lon"]), 2)
+    distance = _distance(node, dest)
     capacity = node.get("daily_capacity")
     used = view.capacity_used.get(node_id, 0)
     fact = {
@@ -296,6 +301,10 @@ def _candidate(
         ),
     }
     return fact
+
+
+def _distance(node: dict, dest: dict) -> float:
+    return round(distance_km(node["lat"], node["lon"], dest["lat"], dest["lon"]), 2)
 
 
 @lru_cache(maxsize=4096)
