@@ -17,6 +17,12 @@ from app.network import nodes
 PERSONAL_FIELDS = ("email", "phone")
 
 
+def exists(db: Database, customer_id: str) -> bool:
+    """Whether the customer is known (without reading their personal data)."""
+    row = db.execute("SELECT 1 FROM customers WHERE customer_id = ?", [customer_id]).fetchone()
+    return row is not None
+
+
 def get(db: Database, customer_id: str) -> dict:
     row = db.execute("SELECT * FROM customers WHERE customer_id = ?", [customer_id]).fetchone()
     if row is None:

@@ -11,6 +11,8 @@ then, so scheduled activations need no timer.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from app import db as database
 from app import jsontext
 from app.db import Database
@@ -23,7 +25,7 @@ class VersionConflict(Conflict):
 
 
 def _version(row, with_document: bool = True) -> dict:
-    document = jsontext.loads(row["document"])
+    document = _document(row["name"], row["version"], row["sha256"], row["document"])
     version = {
         "ruleset": row["name"],
         "version": row["version"],
@@ -38,6 +40,13 @@ def _version(row, with_document: bool = True) -> dict:
     if with_document:
         version["document"] = document
     return version
+
+
+@lru_cache(maxsize=256)
+def _document(name: str, version: int, sha256: str, text: str) -> dict:
+    # A stored version never changes (its hash names it): each process parses it once,
+    # and every reader shares it, so no reader may modify it.
+    return jsontext.loads(text)
 
 
 def store(

@@ -15,7 +15,7 @@ from app import customers, decisions, orders, shipments
 from app import db as database
 from app.db import Database
 from app.dispatch import outbox
-from app.errors import Conflict, InvalidInput, NotFound, field_error
+from app.errors import Conflict, InvalidInput, field_error
 from app.network import nodes, reservations, skus, stock, transfers
 from app.rules import registry, runtime
 from app.sourcing import explain
@@ -32,9 +32,7 @@ RETRIES_OUTSIDE_LOCK = 1
 def check_references(db: Database, order: dict) -> None:
     """422 with a pointer for an unknown customer, SKU or node, or a repeated line id."""
     problems = []
-    try:
-        customers.get(db, order["customer_id"])
-    except NotFound:
+    if not customers.exists(db, order["customer_id"]):
         problems.append(
             field_error(("customer_id",), f"customer {order['customer_id']!r} does not exist")
         )
