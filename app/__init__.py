@@ -8,15 +8,26 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from app import settings
+from app import jsontext, settings
 
 
 class StrictJSON(DefaultJSONProvider):
-    """Responses are JSON: never a bare NaN or Infinity, which JSON does not have."""
+    """Responses are JSON: never a bare NaN or Infinity, which JSON does not have.
+
+    Compact answers (all of them but the development server's) are written by orjson,
+    several times faster than the standard library on a decision's explanation; it
+    writes NaN as null. What it cannot write falls back to the standard library.
+    """
 
     sort_keys = False
+    COMPACT = {"separators": (",", ":")}
 
     def dumps(self, obj, **kwargs):
+        if not kwargs or kwargs == self.COMPACT:
+            try:
+                return jsontext.dumps(obj)
+            except TypeError:
+                pass
         kwargs.setdefault("allow_nan", False)
         return super().dumps(obj, **kwargs)
 
