@@ -80,3 +80,40 @@ def test_a_file_migrated_by_sqlite_utils_keeps_its_history(tmp_path):
     assert database.migrate(connection, "migrations") == []
     assert database.migration_status(connection, "migrations")["pending"] == []
     connection.close()
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's own pool and write lock")
+def test_requests_borrow_sqlite_connections_and_nothing_half_done_is_kept(tmp_path):
+    path = str(tmp_path / "pool.db")
+    config = {"DATABASE": path, "SQLITE_BUSY_TIMEOUT_MS": 1000}
+    database.connect(path).close()
+    first = database.open_from_config(config, pooled=True)
+    raw = first.conn
+    first.begin()
+    first.execute("CREATE TABLE t (x)")
+    first.close()  # given back in the middle of a transaction: it is rolled back
+    second = database.open_from_config(config, pooled=True)
+    assert second.conn is raw  # the same connection, lent again
+    assert not second.in_transaction
+    assert second.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchone() is None
+    other = database.open_from_config(config, pooled=True)
+    assert other.conn is not raw  # one borrower at a time
+    other.close()
+    second.close()
+    database.close_pools(path)
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's own pool and write lock")
+def test_a_writer_waits_for_the_lock_until_its_busy_timeout(tmp_path):
+    path = str(tmp_path / "lock.db")
+    holder, waiter = database.connect(path), database.connect(path, busy_timeout_ms=300)
+    holder.begin()
+    with pytest.raises(database.sqlite3.OperationalError, match="locked"):
+        waiter.begin()
+    # The connection's own busy timeout is back once begin() gave up.
+    assert waiter.execute("PRAGMA busy_timeout").fetchone()[0] == 300
+    holder.commit()
+    waiter.begin()  # free now: taken at once
+    waiter.commit()
+    holder.close()
+    waiter.close()

@@ -269,3 +269,18 @@ def test_drafts_never_accumulate_in_a_serving_process(box):
         children.add(box._process.pid)
         assert len(box._loaded) <= 20
     assert len(children) == 3  # replaced after every 20 drafts
+
+
+def test_a_batch_is_evaluated_in_one_exchange_and_fails_whole(box):
+    draft = runtime.draft_version(
+        ruleset([rule("r", [{"fact": "order", "where": {"total": {"gt": 10}}}], TAG)])
+    )
+    name = runtime.engine_name(draft)
+    big, small = {**ORDER, "total": 50.0}, {**ORDER, "total": 5.0}
+    results = box.evaluate_many(name, draft["document"], [[big], [small], [big]], draft=True)
+    assert [r.fired for r in results] == [["r"], [], ["r"]]
+    with pytest.raises(ValueError, match="share the key"):
+        twice = [{**big, "key": "o"}, {**big, "key": "o"}]
+        box.evaluate_many(name, draft["document"], [[big], twice], draft=True)
+    # the child is still there and answers
+    assert box.evaluate(name, draft["document"], [big], draft=True).fired == ["r"]

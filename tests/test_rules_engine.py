@@ -384,3 +384,51 @@ def test_only_the_fields_the_engine_tests_reach_it():
         {"id": "f0", "fact": "candidate", "distance_km": distance},
     ]
     assert session.facts[0]["capabilities"] == ["ship"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '"p0":{"id":"f0"',
+        '","p1":{"id":"f3","fact":"candidate"}}',
+        '{"id":"f2"}',
+        'p0 \\ " { } [ ] f1',
+        'é"p0":{"id":"f1"',
+    ],
+)
+def test_values_that_look_like_the_engines_text_match_as_values(text):
+    # Matches are read from the engine's text by fact id: a value written to look like
+    # a match (or a fact) must neither add a match nor hide one.
+    document = ruleset(
+        [
+            rule(
+                "same-line",
+                [
+                    {"fact": "line", "as": "l", "where": {"category": {"eq": text}}},
+                    {
+                        "fact": "candidate",
+                        "as": "c",
+                        "where": {"line_id": {"eq": {"ref": "l.line_id"}}},
+                    },
+                ],
+                [{"exclude": "c", "reason": "matched"}],
+            )
+        ]
+    )
+    engine, name = loaded(document)
+    facts = [
+        {**LINE, "line_id": text, "category": text},
+        {**LINE, "line_id": "L2", "category": text + "x"},
+        candidate("a", text, node_type=text),
+        candidate("b", "L2", node_type=text),
+    ]
+    result = engine.evaluate(name, facts)
+    assert set(result.excluded) == {"a"}
+    assert result.trace == [{"rule": "same-line", "facts": ["line#0", "a"]}]
+
+
+def test_the_engine_is_sent_only_facts_of_types_its_patterns_name():
+    engine, name = loaded(tag_if({"atp": {"gt": 0}}))
+    # An order with a value the engine could not read is never sent to it.
+    result = engine.evaluate(name, [{**ORDER, "total": 1e300}, candidate("a")])
+    assert set(result.excluded) == {"a"}
