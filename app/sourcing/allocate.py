@@ -44,8 +44,16 @@ class Policy:
         default_factory=dict
     )  # shipping_cost, distance, split_penalty, rule_score
 
+    def __post_init__(self):
+        # Read for every unit and shipment cost: resolved once per decision.
+        resolved = {
+            name: float(self.weights.get(name, default))
+            for name, default in DEFAULT_WEIGHTS.items()
+        }
+        object.__setattr__(self, "_resolved", resolved)
+
     def weight(self, name: str) -> float:
-        return float(self.weights.get(name, DEFAULT_WEIGHTS[name]))
+        return self._resolved[name]
 
 
 @dataclass
@@ -58,16 +66,18 @@ class Allocation:
 
 
 def unit_cost(option: dict, line: dict, policy: Policy) -> float:
+    weights = policy._resolved
     return (
-        policy.weight("shipping_cost") * policy.rate["per_kg"] * line["weight_kg"]
-        - policy.weight("rule_score") * option["score"] / line["qty"]
+        weights["shipping_cost"] * policy.rate["per_kg"] * line["weight_kg"]
+        - weights["rule_score"] * option["score"] / line["qty"]
     )
 
 
 def shipment_cost(distance: float, policy: Policy) -> float:
+    weights, rate = policy._resolved, policy.rate
     return (
-        policy.weight("shipping_cost") * (policy.rate["base"] + policy.rate["per_km"] * distance)
-        + policy.weight("distance") * distance
+        weights["shipping_cost"] * (rate["base"] + rate["per_km"] * distance)
+        + weights["distance"] * distance
     )
 
 
