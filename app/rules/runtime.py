@@ -94,12 +94,7 @@ def evaluate(version: dict, facts: list[dict]) -> Evaluation:
     The engine runs in this process's sandbox child (``sandbox.py``), which compiles
     each version once; a draft (``version["draft"]``) never compiles in this process.
     """
-    try:
-        return SANDBOX.evaluate(
-            engine_name(version), version["document"], facts, draft=bool(version.get("draft"))
-        )
-    except EngineError as exc:
-        raise RulesFailed(f"the rules could not be evaluated: {exc}") from exc
+    return evaluate_many(version, [facts])[0]
 
 
 def evaluate_many(version: dict, batch: list[list[dict]]) -> list[Evaluation]:

@@ -186,7 +186,7 @@ def build(
                     node_id,
                     view.nodes[node_id],
                     position["atp"],
-                    dest,
+                    distances[node_id],
                     rate,
                     view,
                     now,
@@ -209,8 +209,18 @@ def build(
                     continue
                 if _screen(order, line, supply["node_id"], node, view.skus[line["sku"]], 1):
                     continue
+                distance = _distance(node, dest)
                 fact = _candidate(
-                    line, supply["node_id"], node, supply["atp"], dest, rate, view, now, True, None
+                    line,
+                    supply["node_id"],
+                    node,
+                    supply["atp"],
+                    distance,
+                    rate,
+                    view,
+                    now,
+                    True,
+                    None,
                 )
                 fact["in_transit_eta_days"] = round(
                     max(0.0, (eta - now).total_seconds()) / 86400, 2
@@ -264,14 +274,13 @@ def _candidate(
     node_id,
     node,
     atp,
-    dest,
+    distance: float,
     rate,
     view,
     now: datetime,
     in_transit: bool,
     feed_as_of: str | None,
 ):
-    distance = _distance(node, dest)
     capacity = node.get("daily_capacity")
     used = view.capacity_used.get(node_id, 0)
     fact = {
