@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from app import db as database
 from app.db import now, parse_time
-from app.network import reservations
+from app.network import nodes, reservations
 from tests.sourcing_helpers import LEICESTER, build_network, order, set_stock
 
 
@@ -323,6 +324,31 @@ def test_capacity_counts_todays_shipments(shop):
         e["node_id"] == "DC1" and e["by"][0]["rule"] == "no-capacity-left"
         for e in second["explanation"]["excluded"]
     )
+
+
+def test_a_node_changed_elsewhere_is_seen_by_the_next_decision(shop, db):
+    """Each process keeps the nodes it read; a write by any process (here: the row
+    changed under it, with a new revision, as another server's write leaves it) is
+    seen by the next decision."""
+    set_stock(shop, "DC1", {"MUG": 50})
+    set_stock(shop, "ST2", {"MUG": 50})
+    first = shop.post("/v1/orders", json=order("a", [("MUG", 1, 10.0)])).get_json()
+    assert shipped_from(first) == {"DC1": {"1": 1}}
+    with database.atomic(db):
+        db.execute("UPDATE nodes SET active = 0, revision = revision + 1 WHERE node_id = 'DC1'")
+    second = shop.post("/v1/orders", json=order("b", [("MUG", 1, 10.0)])).get_json()
+    assert shipped_from(second) == {"ST2": {"1": 1}}
+    assert {
+        "line_id": "1",
+        "reason": "node is inactive",
+        "node_ids": ["DC1"],
+    } in second["explanation"]["screened"]
+    # Through the API, a write changes the revision itself.
+    node = shop.get("/v1/nodes/DC1").get_json()
+    writable = {k: node[k] for k in nodes.WRITABLE}
+    assert shop.put("/v1/nodes/DC1", json={**writable, "active": True}).status_code == 200
+    third = shop.post("/v1/orders", json=order("c", [("MUG", 1, 10.0)])).get_json()
+    assert shipped_from(third) == {"DC1": {"1": 1}}
 
 
 def test_backorders_come_back_when_stock_arrives(shop, db):

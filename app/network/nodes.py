@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import timedelta
-from functools import lru_cache
 
 from app import db as database
 from app import jsontext, logs, monitoring
@@ -96,23 +96,51 @@ def lock(db: Database, node_ids) -> None:
 
 def existing(db: Database, node_ids) -> dict[str, dict]:
     """Return ``{node_id: {"type", "capabilities", "lat", "lon", "active", "priority",
-    "daily_capacity", "timezone", "region", "city", "postcode"}}`` for the ids that exist."""
+    "daily_capacity", "timezone", "region", "city", "postcode"}}`` for the ids that exist.
+
+    The dicts are this process's copies (see ``current``): read them, never change them.
+    """
     ids = sorted(set(node_ids))
     if not ids:
         return {}
-    marks = ",".join("?" * len(ids))
-    rows = db.execute(
-        f"SELECT node_id, type, capabilities, lat, lon, active, priority, daily_capacity,"
-        f" timezone, region, address FROM nodes WHERE node_id IN ({marks})",
-        ids,
-    )
-    return {row[0]: dict(_node_info(tuple(row))) for row in rows}
+    found = {}
+    # Databases bound the parameters of one statement.
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = db.execute(
+            "SELECT node_id, type, capabilities, lat, lon, active, priority, daily_capacity,"
+            f" timezone, region, address, revision FROM nodes"
+            f" WHERE node_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for row in rows:
+            info = _node_info(tuple(row)[:-1])
+            _KNOWN[row[0]] = (row[-1], info)
+            found[row[0]] = info
+    return found
 
 
-@lru_cache(maxsize=8192)
+# The nodes this process has read: {node_id: (revision, what ``existing`` gives)}.
+_KNOWN: dict[str, tuple[int, dict]] = {}
+
+
+def current(db: Database, revisions: dict[str, int]) -> dict[str, dict]:
+    """The nodes, as ``existing`` gives them, for ``{node_id: revision}`` read beside
+    other rows (``stock.positions``): this process's copy where its revision is the one
+    read, and the others read again."""
+    found, stale = {}, []
+    for node_id, revision in revisions.items():
+        known = _KNOWN.get(node_id)
+        if known is not None and known[0] == revision:
+            found[node_id] = known[1]
+        else:
+            stale.append(node_id)
+    if stale:
+        found.update(existing(db, stale))
+    return found
+
+
 def _node_info(row: tuple) -> dict:
-    # Keyed by the row's own values: a node read again unchanged is not parsed again
-    # (a decision on a large network reads hundreds).
     _, kind, capabilities, lat, lon, active, priority, capacity, timezone, region, address = row
     address = jsontext.loads(address)
     return {
@@ -167,8 +195,8 @@ def put(
         db.execute(
             "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
             " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
-            " created_at, updated_at, region, transport)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " created_at, updated_at, region, transport, revision)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (node_id) DO UPDATE SET type = excluded.type, name = excluded.name,"
             " region = excluded.region,"
             " address = excluded.address, lat = excluded.lat, lon = excluded.lon,"
@@ -176,7 +204,7 @@ def put(
             " priority = excluded.priority, active = excluded.active,"
             " timezone = excluded.timezone, webhook_url = excluded.webhook_url,"
             " webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at,"
-            " transport = excluded.transport",
+            " transport = excluded.transport, revision = excluded.revision",
             [
                 node_id,
                 document["type"],
@@ -195,6 +223,7 @@ def put(
                 now,
                 document.get("region"),
                 brokers.destination(transport),
+                secrets.randbits(62),
             ],
         )
         if rotated:

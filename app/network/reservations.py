@@ -63,6 +63,8 @@ def reserve(
     """
     if ttl_seconds <= 0:
         raise ValueError("ttl_seconds must be positive")
+    if not requests:
+        return []
     if any(r.qty <= 0 for r in requests):
         raise ValueError("every quantity must be positive")
     moment = now or datetime.now(UTC)
@@ -79,13 +81,15 @@ def reserve(
         transfers.lock_incoming(
             db, sorted((n, s) for n, s, supply in wanted if supply != "on_hand")
         )
+        on_hand = _on_hand_atp(db, [(n, s) for n, s, supply in wanted if supply == "on_hand"])
         for (node_id, sku, supply), qty in sorted(wanted.items()):
             if supply == "in_transit":
                 available = in_transit_atp(db, node_id, sku)
             else:
-                available = stock.atp(db, node_id, sku)
+                available = on_hand.get((node_id, sku), 0)
             if qty > available:
                 raise InsufficientStock(node_id, sku, qty, available)
+        rows = []
         for r in requests:
             reservation = {
                 "reservation_id": "res_" + secrets.token_hex(8),
@@ -100,14 +104,26 @@ def reserve(
                 "supply": r.supply,
                 "shipment_id": r.shipment_id,
             }
-            db.execute(
-                "INSERT INTO reservations (reservation_id, node_id, sku, qty, status, reference,"
-                " expires_at, created_at, updated_at, supply, shipment_id)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                list(reservation.values()),
-            )
+            rows.append(tuple(reservation.values()))
             made.append(reservation)
+        db.executemany(
+            "INSERT INTO reservations (reservation_id, node_id, sku, qty, status, reference,"
+            " expires_at, created_at, updated_at, supply, shipment_id)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
     return made
+
+
+def _on_hand_atp(db: Database, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """ATP of each (node, SKU) on hand, in one read (a decision reserves at several)."""
+    if not pairs:
+        return {}
+    wanted = set(pairs)
+    positions = stock.positions(db, {s for _, s in pairs}, {n for n, _ in pairs})
+    return {
+        (p["node_id"], p["sku"]): p["atp"] for p in positions if (p["node_id"], p["sku"]) in wanted
+    }
 
 
 def get(db: Database, reservation_id: str) -> dict:

@@ -354,7 +354,8 @@ def positions(
 
     One row per (node, SKU) with a stock record: on hand, reserved (active and
     unexpired), safety stock (the node's own, else its type's default), ATP, the
-    node's type, name, coordinates and whether it is active, and the feed time.
+    node's type, name, coordinates and whether it is active, and the feed time; and
+    the node's revision, for ``nodes.current``.
     """
     wanted = sorted(set(sku_list))
     if not wanted:
@@ -376,7 +377,8 @@ def positions(
         SELECT s.node_id, s.sku, s.on_hand, s.feed_as_of,
                COALESCE(r.reserved, 0) AS reserved,
                COALESCE(ss.quantity, d.quantity, 0) AS safety_stock,
-               n.type AS node_type, n.name AS node_name, n.lat, n.lon, n.active
+               n.type AS node_type, n.name AS node_name, n.lat, n.lon, n.active,
+               n.revision AS node_revision
         FROM stock s
         JOIN nodes n ON n.node_id = s.node_id
         LEFT JOIN (
@@ -407,6 +409,7 @@ def positions(
             "safety_stock": safety_stock,
             "atp": max(0, on_hand - reserved - safety_stock),
             "feed_as_of": feed_as_of,
+            "node_revision": node_revision,
         }
         for (
             node_id,
@@ -420,6 +423,7 @@ def positions(
             lat,
             lon,
             active,
+            node_revision,
         ) in rows
     ]
 

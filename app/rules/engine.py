@@ -291,32 +291,31 @@ def _encode(facts: list[dict]) -> str:
 def _prepare(facts: list[dict], session: _Session) -> str:
     """Record the facts in the session; return the text of those the engine tests."""
     wanted = session.loaded.fields
-    selected = []
-    seen: set[str] = set()
     keys, by_type = session.keys, session.by_type
-    session.facts = list(facts)
+    session.facts = facts = list(facts)
+    engine_facts = [SENTINEL]
+    selected = []
+    # One pass: this runs for every candidate of every evaluation.
     for index, fact in enumerate(facts):
         kind = fact.get("fact")
         if not isinstance(kind, str):
             raise ValueError(f"fact {index} has no type")
-        key = fact.get("key") or f"{kind}#{index}"
-        if key in seen or key == SENTINEL_FACT:
-            raise ValueError(f"two facts share the key {key!r}")
-        seen.add(key)
-        keys.append(key)
+        keys.append(fact.get("key") or f"{kind}#{index}")
         by_type[kind].append(index)
-        if kind in wanted:
+        names = wanted.get(kind)
+        if names is not None:
             selected.append(index)
-    engine_facts = [SENTINEL]
-    for index in selected:
-        fact = facts[index]
-        kind = fact["fact"]
-        copy = {"id": f"f{index}", "fact": kind}
-        for name in wanted[kind]:
-            value = fact.get(name)
-            if value is not None:
-                copy[name] = value
-        engine_facts.append(copy)
+            copy = {"id": f"f{index}", "fact": kind}
+            for name in names:
+                if (value := fact.get(name)) is not None:
+                    copy[name] = value
+            engine_facts.append(copy)
+    if len(set(keys)) != len(keys) or SENTINEL_FACT in keys:
+        seen: set[str] = set()
+        for key in keys:
+            if key in seen or key == SENTINEL_FACT:
+                raise ValueError(f"two facts share the key {key!r}")
+            seen.add(key)
     try:
         text = _encode(engine_facts)
     except TypeError:

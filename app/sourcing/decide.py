@@ -68,7 +68,8 @@ def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
     """Read what the facts need: only the order's SKUs and the nodes that hold them."""
     sku_list = sorted({line["sku"] for line in order["lines"]})
     positions = stock.positions(db, sku_list)
-    node_ids = {p["node_id"] for p in positions}
+    network = nodes.current(db, {p["node_id"]: p["node_revision"] for p in positions})
+    node_ids = set()
     if order["delivery"].get("node_id"):
         node_ids.add(order["delivery"]["node_id"])
     in_transit = []
@@ -81,9 +82,17 @@ def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
             atp = reservations.in_transit_atp(db, node_id, sku)
             in_transit.append({"node_id": node_id, "sku": sku, "atp": atp, "eta": eta})
             node_ids.add(node_id)
-    network = nodes.existing(db, node_ids)
+    network.update(nodes.existing(db, node_ids - network.keys()))
+    # Only a node with a daily capacity has its shipments counted; most share a timezone.
     moment = datetime.fromisoformat(now)
-    days = {n: shipments.node_day(info["timezone"], moment) for n, info in network.items()}
+    zones: dict[str, str] = {}
+    days = {}
+    for node_id, info in network.items():
+        if info["daily_capacity"] is not None:
+            zone = info["timezone"]
+            if zone not in zones:
+                zones[zone] = shipments.node_day(zone, moment)
+            days[node_id] = zones[zone]
     return NetworkView(
         nodes=network,
         positions=positions,
@@ -352,8 +361,8 @@ def commit(
     allocated: dict[str, int] = {}
     for shipment in decision["shipments"]:
         shipment["shipment_id"] = new_id("shp")
-    # The record, then each shipment (it refers to the record) and its reservations (they
-    # refer to the shipment).
+    # The record, then the shipments (they refer to the record), then their reservations
+    # (they refer to the shipments), all in one go: nothing is held unless all of it is.
     decisions.record(db, decision, kind, facts, context)
     for shipment in decision["shipments"]:
         shipments.create(
@@ -365,22 +374,24 @@ def commit(
                 "node_day": context["node_days"].get(shipment["node_id"]) or now.date().isoformat(),
             },
         )
-        reservations.reserve(
-            db,
-            [
-                reservations.Request(
-                    shipment["node_id"],
-                    line["sku"],
-                    line["qty"],
-                    reference=f"{order_id}/{line['line_id']}",
-                    supply=line["supply"],
-                    shipment_id=shipment["shipment_id"],
-                )
-                for line in shipment["lines"]
-            ],
-            ttl,
-            now=now,
-        )
+    reservations.reserve(
+        db,
+        [
+            reservations.Request(
+                shipment["node_id"],
+                line["sku"],
+                line["qty"],
+                reference=f"{order_id}/{line['line_id']}",
+                supply=line["supply"],
+                shipment_id=shipment["shipment_id"],
+            )
+            for shipment in decision["shipments"]
+            for line in shipment["lines"]
+        ],
+        ttl,
+        now=now,
+    )
+    for shipment in decision["shipments"]:
         for line in shipment["lines"]:
             allocated[line["line_id"]] = allocated.get(line["line_id"], 0) + line["qty"]
         outbox.enqueue(
