@@ -1,4 +1,6 @@
-"""Shipments: what one node sends for one decision. Owns ``shipments``."""
+"""Shipments: what one node sends for one decision. Owns ``shipments`` and
+``node_day_shipments`` (how many of a node's shipments count against its daily
+capacity on each of its days, kept with every shipment created or cancelled)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,9 @@ def used_today(db: Database, days: dict[str, str]) -> dict[str, int]:
         chunk = nodes[start : start + 500]
         day_list = sorted({days[n] for n in chunk})
         rows = db.execute(
-            f"SELECT node_id, node_day, COUNT(*) FROM shipments"
+            f"SELECT node_id, node_day, shipments FROM node_day_shipments"
             f" WHERE node_id IN ({','.join('?' * len(chunk))})"
-            f" AND node_day IN ({','.join('?' * len(day_list))}) AND status != 'cancelled'"
-            f" GROUP BY node_id, node_day",
+            f" AND node_day IN ({','.join('?' * len(day_list))})",
             [*chunk, *day_list],
         )
         for node_id, day, count in rows:
@@ -58,6 +59,12 @@ def create(db: Database, shipment: dict) -> None:
             now,
             now,
         ],
+    )
+    db.execute(
+        "INSERT INTO node_day_shipments (node_id, node_day, shipments) VALUES (?, ?, 1)"
+        " ON CONFLICT (node_id, node_day)"
+        " DO UPDATE SET shipments = node_day_shipments.shipments + 1",
+        [shipment["node_id"], shipment["node_day"]],
     )
 
 
@@ -96,6 +103,14 @@ def get(db: Database, shipment_id: str) -> dict:
 
 def set_status(db: Database, shipment_id: str, status: str, **fields) -> None:
     """Move a shipment (the caller checked the transition); call inside a transaction."""
+    if status == "cancelled":
+        # A cancelled shipment no longer takes a place in its node's day.
+        db.execute(
+            "UPDATE node_day_shipments SET shipments = shipments - 1"
+            " WHERE (node_id, node_day) IN (SELECT node_id, node_day FROM shipments"
+            " WHERE shipment_id = ? AND status != 'cancelled')",
+            [shipment_id],
+        )
     assignments = ", ".join(f"{name} = ?" for name in fields)
     db.execute(
         f"UPDATE shipments SET status = ?, updated_at = ?{', ' if fields else ''}{assignments}"

@@ -326,6 +326,27 @@ def test_capacity_counts_todays_shipments(shop):
     )
 
 
+def test_a_cancelled_shipment_frees_its_place_in_the_nodes_day(shop, db):
+    shop.put(
+        "/v1/nodes/DC1", json={**__import__("tests.conftest").conftest.NODE_DC, "daily_capacity": 1}
+    )
+    set_stock(shop, "DC1", {"MUG": 50})
+    first = shop.post("/v1/orders", json=order("a", [("MUG", 1, 10.0)])).get_json()
+    assert shipped_from(first) == {"DC1": {"1": 1}}
+    assert shop.post("/v1/orders/a/cancel").status_code == 200
+    assert shop.post("/v1/orders/a/cancel").status_code == 200  # twice frees it once
+    second = shop.post("/v1/orders", json=order("b", [("MUG", 1, 10.0)])).get_json()
+    assert shipped_from(second) == {"DC1": {"1": 1}}
+    third = shop.post("/v1/orders", json=order("c", [("MUG", 1, 10.0)])).get_json()
+    assert third["status"] == "backordered"
+    assert any(
+        e["node_id"] == "DC1" and e["by"][0]["rule"] == "no-capacity-left"
+        for e in third["explanation"]["excluded"]
+    )
+    counted = db.execute("SELECT shipments FROM node_day_shipments WHERE node_id = 'DC1'")
+    assert counted.fetchone()[0] == 1
+
+
 def test_a_node_changed_elsewhere_is_seen_by_the_next_decision(shop, db):
     """Each process keeps the nodes it read; a write by any process (here: the row
     changed under it, with a new revision, as another server's write leaves it) is

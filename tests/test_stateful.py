@@ -328,6 +328,23 @@ class Integrity(RuleBasedStateMachine):
                 assert allocated == 0, (order_id, allocated)
 
     @invariant()
+    def each_nodes_day_counts_its_shipments(self):
+        counted = {
+            (row[0], row[1]): row[2]
+            for row in self.db.execute(
+                "SELECT node_id, node_day, shipments FROM node_day_shipments WHERE shipments != 0"
+            )
+        }
+        actual = {
+            (row[0], row[1]): row[2]
+            for row in self.db.execute(
+                "SELECT node_id, node_day, COUNT(*) FROM shipments WHERE status != 'cancelled'"
+                " GROUP BY node_id, node_day"
+            )
+        }
+        assert counted == actual
+
+    @invariant()
     def no_shipment_waits_for_nothing(self):
         for shipment in self.shipments():
             holds_left = self.db.execute(
