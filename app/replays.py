@@ -98,8 +98,10 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
             records = [decisions.get(db, decision_id) for decision_id in chunk]
-            # Each version sees the chunk in one exchange with the rules engine.
-            firsts, seconds = decide.replay_many(records, a), decide.replay_many(records, b)
+            # Each version sees the chunk in one exchange with the rules engine; a replay
+            # compares outcomes and rules fired, not each candidate's weighing.
+            firsts = decide.replay_many(records, a, explained=False)
+            seconds = decide.replay_many(records, b, explained=False)
             for decision_id, record, first, second in zip(
                 chunk, records, firsts, seconds, strict=True
             ):

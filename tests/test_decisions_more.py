@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from app import auth
+from app import auth, decisions
 from app import db as database
 from app.cli import main
 from app.network import stock
+from app.rules import registry
+from app.sourcing import decide
 from tests.rules_helpers import shipped
 from tests.servers import call, serving
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -83,6 +85,17 @@ def test_replay_is_identical_over_many_orders(shop, db, env_db_path=None):
         assert replay["identical"], replay
         statuses.add(replay["original"]["status"])
     assert {"sourced", "partially_sourced"} <= statuses  # the orders were not all alike
+    # A replay run (which leaves out each candidate's weighing) decides the same, with the
+    # same rules fired.
+    records = [decisions.get(db, decision_id) for decision_id in ids]
+    version = registry.get(db, "sourcing", records[0]["decision"]["ruleset"]["version"])
+    for record, light in zip(
+        records, decide.replay_many(records, version, explained=False), strict=True
+    ):
+        assert decide.outcome(light) == decide.outcome(record["decision"])
+        fired = record["decision"]["explanation"]["rules_fired"]
+        assert light["explanation"]["rules_fired"] == fired
+        assert light["explanation"]["considered"] == []
 
 
 def test_replay_under_another_version(shop, db):

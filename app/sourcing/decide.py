@@ -167,11 +167,15 @@ def policy_for(settings: dict, attributes: dict, service: str) -> Policy:
     )
 
 
-def run(facts: list[dict], context: dict, version: dict, evaluation=None) -> dict:
+def run(
+    facts: list[dict], context: dict, version: dict, evaluation=None, explained: bool = True
+) -> dict:
     """Decide from facts under a ruleset version. Returns the decision without ids.
 
     ``evaluation`` is the rules' verdict on these facts when it was made already (a
-    replay evaluates many at once)."""
+    replay evaluates many at once). Without ``explained`` the explanation leaves out
+    what weighed for and against each candidate (chosen, alternatives, considered):
+    a replay compares outcomes and rules, and that costs as much as the rules."""
     settings = version["document"]["settings"]
     started = time.perf_counter()
     if evaluation is None:
@@ -259,7 +263,12 @@ def run(facts: list[dict], context: dict, version: dict, evaluation=None) -> dic
         "unfulfilled": unfulfilled,
         "objective": allocation.objective if allocation else None,
         "explanation": explain.explain(
-            evaluation, context, candidates, options, allocation, None if held else policy
+            evaluation,
+            context,
+            candidates,
+            options,
+            allocation,
+            None if held or not explained else policy,
         ),
         "timings_ms": {
             "rules": round((rules_done - started) * 1000, 3),
@@ -620,7 +629,7 @@ def replay(record: dict, version: dict) -> dict:
     return replay_many([record], version)[0]
 
 
-def replay_many(records: list[dict], version: dict) -> list[dict]:
+def replay_many(records: list[dict], version: dict, explained: bool = True) -> list[dict]:
     """Re-decide stored decisions under ``version``; the rules see them all in one go."""
     from app.sourcing.facts import reprice
 
@@ -632,7 +641,7 @@ def replay_many(records: list[dict], version: dict) -> list[dict]:
         batch.append(facts)
     evaluations = runtime.evaluate_many(version, batch)
     return [
-        run(facts, record["context"], version, evaluation)
+        run(facts, record["context"], version, evaluation, explained)
         for facts, record, evaluation in zip(batch, records, evaluations, strict=True)
     ]
 
