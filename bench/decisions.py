@@ -219,6 +219,7 @@ def load(
 
 
 WRK_SECONDS = 8
+WRK_WARMUP_SECONDS = 2
 WRK_CONNECTIONS = 8
 WRK_SCRIPT = """
 -- Each request POSTs the next prepared body, with an order id no other request has.
@@ -232,11 +233,12 @@ function init(args)
   for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
   wrk.headers["Authorization"] = "Bearer " .. args[2]
   wrk.headers["Content-Type"] = "application/json"
+  prefix = args[3]
   sent = 0
 end
 function request()
   sent = sent + 1
-  local body = bodies[(sent % #bodies) + 1]:gsub("__ORDER__", "w" .. tid .. "-" .. sent, 1)
+  local body = bodies[(sent % #bodies) + 1]:gsub("__ORDER__", prefix .. tid .. "-" .. sent, 1)
   return wrk.format("POST", nil, nil, body)
 end
 function done(summary, latency, requests)
@@ -253,6 +255,8 @@ def wrk_load(port: int, path: str, key: str, bodies: list[dict]) -> tuple[float,
     WRK_SECONDS over WRK_CONNECTIONS connections; return requests/s, p50 and p99 (s).
 
     Bodies rotate; each request's order id is made unique (``__ORDER__`` in the body).
+    A run of WRK_WARMUP_SECONDS comes first, not measured: a server that has just
+    started still has workers starting their rules engines and filling their caches.
     """
     if shutil.which("wrk") is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
@@ -260,21 +264,26 @@ def wrk_load(port: int, path: str, key: str, bodies: list[dict]) -> tuple[float,
         script, lines = Path(folder) / "orders.lua", Path(folder) / "bodies.txt"
         script.write_text(WRK_SCRIPT)
         lines.write_text("\n".join(json.dumps(body) for body in bodies) + "\n")
-        done = subprocess.run(
-            [
-                *("wrk", "-t", "2", "-c", str(WRK_CONNECTIONS), "-d", f"{WRK_SECONDS}s"),
-                *("--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}{path}"),
-                *("--", str(lines), key),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    result = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
-    requests, duration_us, p50_us, p99_us, failed = (int(v) for v in result.split()[1:])
-    if failed:
-        raise RuntimeError(f"{failed} of {requests} requests failed: {done.stdout}")
-    return requests / (duration_us / 1e6), p50_us / 1e6, p99_us / 1e6
+
+        def run(seconds: int, prefix: str) -> tuple[float, float, float]:
+            done = subprocess.run(
+                [
+                    *("wrk", "-t", "2", "-c", str(WRK_CONNECTIONS), "-d", f"{seconds}s"),
+                    *("--timeout", "10s", "-s", str(script), f"http://127.0.0.1:{port}{path}"),
+                    *("--", str(lines), key, prefix),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = next(line for line in done.stdout.splitlines() if line.startswith("RESULT"))
+            requests, duration_us, p50_us, p99_us, failed = (int(v) for v in result.split()[1:])
+            if failed:
+                raise RuntimeError(f"{failed} of {requests} requests failed: {done.stdout}")
+            return requests / (duration_us / 1e6), p50_us / 1e6, p99_us / 1e6
+
+        run(WRK_WARMUP_SECONDS, "warm")
+        return run(WRK_SECONDS, "w")
 
 
 def free_port() -> int:
@@ -378,6 +387,7 @@ def main() -> None:
             )
             print(
                 f"{'':<44} echo / decision throughput: {echo_rate / dom_rate:.1f}x; wrk, 2 threads,"
-                f" {WRK_CONNECTIONS} connections, {WRK_SECONDS} s, {len(bodies)} order bodies"
+                f" {WRK_CONNECTIONS} connections, {WRK_SECONDS} s after {WRK_WARMUP_SECONDS} s of"
+                f" warm-up, {len(bodies)} order bodies"
                 " rotated, each with a new order id"
             )
