@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from app import auth, customers
 from app.db import Database
 from app.network import nodes, skus, stock
+from app.promising import calendars, carriers
 
 DEMO_KEYS = {
     "admin": "demo-admin-key",
@@ -245,12 +246,91 @@ def network(seed: int = 7, as_of: datetime | None = None) -> dict:
             "lifetime_orders": orders,
             "lifetime_value": round(orders * rng.uniform(20, 120), 2),
         }
-    return {"nodes": node_docs, "skus": sku_docs, "feeds": feeds, "customers": customer_docs}
+    return {
+        "nodes": node_docs,
+        "skus": sku_docs,
+        "feeds": feeds,
+        "customers": customer_docs,
+        "calendars": {"network": BANK_HOLIDAYS},
+        "carrier_services": CARRIER_SERVICES,
+    }
+
+
+# England and Wales bank holidays: the demo network's calendar.
+BANK_HOLIDAYS = {
+    "name": "England and Wales bank holidays",
+    "closures": [
+        {"from": day, "name": name}
+        for day, name in (
+            ("2026-01-01", "New Year's Day"),
+            ("2026-04-03", "Good Friday"),
+            ("2026-04-06", "Easter Monday"),
+            ("2026-05-04", "Early May bank holiday"),
+            ("2026-05-25", "Spring bank holiday"),
+            ("2026-08-31", "Summer bank holiday"),
+            ("2026-12-25", "Christmas Day"),
+            ("2026-12-28", "Boxing Day (substitute day)"),
+            ("2027-01-01", "New Year's Day"),
+            ("2027-03-26", "Good Friday"),
+            ("2027-03-29", "Easter Monday"),
+            ("2027-05-03", "Early May bank holiday"),
+            ("2027-05-31", "Spring bank holiday"),
+            ("2027-08-30", "Summer bank holiday"),
+            ("2027-12-27", "Christmas Day (substitute day)"),
+            ("2027-12-28", "Boxing Day (substitute day)"),
+        )
+    ],
+}
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
+# The demo's carriers: a parcel service (standard and next day) and a city courier.
+CARRIER_SERVICES = {
+    "northway-standard": {
+        "carrier": "Northway Parcels",
+        "name": "Standard, 2 to 3 days",
+        "service_level": "standard",
+        "collection_days": WEEKDAYS,
+        "transit": [{"up_to_km": 250, "days": 2}, {"days": 3}],
+        "max_weight_kg": 30,
+        "rates": {
+            "currency": "GBP",
+            "base": 3.2,
+            "per_km": 0.004,
+            "per_kg": 0.15,
+            "surcharges": [{"when": "heavy", "over_kg": 20, "amount": 5.0}],
+        },
+    },
+    "northway-next-day": {
+        "carrier": "Northway Parcels",
+        "name": "Next day",
+        "service_level": "express",
+        "collection_days": WEEKDAYS,
+        "delivery_days": [*WEEKDAYS, "sat"],
+        "transit": [{"up_to_km": 400, "days": 1}, {"days": 2}],
+        "max_weight_kg": 30,
+        "rates": {"currency": "GBP", "base": 6.5, "per_km": 0.006, "per_kg": 0.25},
+    },
+    "citydash-same-day": {
+        "carrier": "CityDash",
+        "name": "Same day, evening",
+        "service_level": "same_day",
+        "collection_days": [*WEEKDAYS, "sat"],
+        "delivery_days": [*WEEKDAYS, "sat"],
+        "transit": [{"days": 0}],
+        "delivery_window": {"from": "17:00", "to": "22:00"},
+        "same_day": {"radius_km": 25, "cutoff": "12:00"},
+        "max_weight_kg": 15,
+        "rates": {"currency": "GBP", "base": 9.5, "per_km": 0.4, "per_kg": 0.1},
+    },
+}
 
 
 def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
     """Write the demo through the domain functions; return what was loaded, by kind."""
     data = network(seed)
+    for calendar_id, document in data["calendars"].items():
+        calendars.put(db, calendar_id, document)
+    for service_id, document in data["carrier_services"].items():
+        carriers.put(db, service_id, document)
     for node_id, document in data["nodes"].items():
         nodes.put(db, node_id, document)
     for code, document in data["skus"].items():
@@ -269,6 +349,8 @@ def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
         "skus": len(data["skus"]),
         "stock records": sum(len(f["items"]) for f in data["feeds"]),
         "customers": len(data["customers"]),
+        "calendars": len(data["calendars"]),
+        "carrier services": len(data["carrier_services"]),
     }
 
 

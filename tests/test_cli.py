@@ -112,11 +112,12 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     connection = database.open_database(env)
     counts = {
         table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-        for table in ("nodes", "skus", "stock", "customers", "api_keys")
+        for table in ("nodes", "skus", "stock", "customers", "api_keys", "carrier_services")
     }
     assert counts["nodes"] == 46
     assert counts["customers"] == 300
     assert counts["api_keys"] == len(demo.DEMO_KEYS)
+    assert counts["carrier_services"] == 3
     moment = datetime(2026, 11, 25, tzinfo=UTC)
     assert demo.network(7, moment) == demo.network(7, moment)
     types = dict(connection.execute("SELECT type, COUNT(*) FROM nodes GROUP BY type").fetchall())

@@ -177,10 +177,21 @@ def init_app(app: Flask) -> None:
         meta,
         network,
         orders,
+        promising,
         rulesets,
     )
 
-    for module in (meta, network, inventory, customers, rulesets, orders, dispatch, experiments):
+    for module in (
+        meta,
+        network,
+        inventory,
+        customers,
+        rulesets,
+        orders,
+        dispatch,
+        experiments,
+        promising,
+    ):
         app.register_blueprint(module.bp)
 
 

@@ -11,6 +11,7 @@ from app.db import atomic, get_db
 from app.dispatch import brokers, urls
 from app.errors import InvalidInput, field_error
 from app.network import nodes, skus, stock
+from app.promising import dates
 
 bp = Blueprint("network", __name__, url_prefix="/v1")
 
@@ -31,6 +32,9 @@ NODE_QUERY = (
 )
 def put_node(node_id: str, body: dict):
     _check_timezone(body["timezone"])
+    problems = dates.fulfilment_problems(body.get("fulfilment"))
+    if problems:
+        raise InvalidInput(problems)
     if body.get("webhook"):
         try:
             urls.check(body["webhook"]["url"], current_app.config["WEBHOOK_ALLOW"], need_dns=False)

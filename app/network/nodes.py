@@ -25,13 +25,14 @@ WRITABLE = (
     "priority",
     "active",
     "timezone",
+    "fulfilment",
 )
 
 _COLUMNS = (
     "node_id, type, name, region, address, lat, lon, capabilities, daily_capacity, priority,"
     " active, timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
     " webhook_disabled_at, webhook_disabled_reason, webhook_failures, created_at, updated_at,"
-    " transport"
+    " transport, fulfilment"
 )
 
 
@@ -58,6 +59,7 @@ def _public(row) -> dict:
         "priority": row["priority"],
         "active": bool(row["active"]),
         "timezone": row["timezone"],
+        "fulfilment": jsontext.loads(row["fulfilment"]) if row["fulfilment"] else None,
         "webhook": webhook,
         "transport": transport,
         "created_at": row["created_at"],
@@ -195,8 +197,8 @@ def put(
         db.execute(
             "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
             " daily_capacity, priority, active, timezone, webhook_url, webhook_secret,"
-            " created_at, updated_at, region, transport, revision)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " created_at, updated_at, region, transport, revision, fulfilment)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (node_id) DO UPDATE SET type = excluded.type, name = excluded.name,"
             " region = excluded.region,"
             " address = excluded.address, lat = excluded.lat, lon = excluded.lon,"
@@ -204,7 +206,8 @@ def put(
             " priority = excluded.priority, active = excluded.active,"
             " timezone = excluded.timezone, webhook_url = excluded.webhook_url,"
             " webhook_secret = excluded.webhook_secret, updated_at = excluded.updated_at,"
-            " transport = excluded.transport, revision = excluded.revision",
+            " transport = excluded.transport, revision = excluded.revision,"
+            " fulfilment = excluded.fulfilment",
             [
                 node_id,
                 document["type"],
@@ -224,6 +227,7 @@ def put(
                 document.get("region"),
                 brokers.destination(transport),
                 secrets.randbits(62),
+                json.dumps(document["fulfilment"]) if document.get("fulfilment") else None,
             ],
         )
         if rotated:

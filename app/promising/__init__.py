@@ -1,0 +1,1 @@
+"""Delivery promises: when nodes and carriers work, and the dates that follow."""
