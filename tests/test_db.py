@@ -117,3 +117,29 @@ def test_a_writer_waits_for_the_lock_until_its_busy_timeout(tmp_path):
     waiter.commit()
     holder.close()
     waiter.close()
+
+
+def test_nodes_stored_before_revisions_get_one_each(empty_database, tmp_path):
+    """A process keeps the nodes it read by revision: nodes from before 0017 must not
+    share one (a process reading two such databases would mix their nodes up)."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    for path in database.migration_files("migrations"):
+        if path.stem < "0017":
+            for part in path.parent.glob(f"{path.stem}*.sql"):
+                shutil.copy(part, earlier / part.name)
+    connection = database.open_from_config({"DATABASE": empty_database})
+    database.migrate(connection, earlier)
+    with database.atomic(connection):
+        for node_id in ("DC1", "DC2"):
+            connection.execute(
+                "INSERT INTO nodes (node_id, type, name, address, lat, lon, capabilities,"
+                " priority, active, timezone, created_at, updated_at)"
+                " VALUES (?, 'dc', 'x', '{}', 52.0, -1.0, '[\"ship\"]', 0, 1, 'Europe/London',"
+                " '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+                [node_id],
+            )
+    database.migrate(connection, "migrations")
+    revisions = [row[0] for row in connection.execute("SELECT revision FROM nodes")]
+    connection.close()
+    assert 0 not in revisions and len(set(revisions)) == 2
