@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.promising import carriers
 from tests.conftest import NODE_DC, Api
 
 NETWORK = {
@@ -161,3 +162,40 @@ def test_bad_fulfilment_settings_are_refused_and_change_nothing(admin, fulfilmen
     assert refused.status_code == 422
     assert [e["pointer"] for e in refused.get_json()["error"]["errors"]] == pointers
     assert admin.get("/v1/nodes/DC1").get_json()["fulfilment"] == FULFILMENT
+
+
+RATED = {
+    "hazmat": True,
+    "max_weight_kg": 30,
+    "rates": {
+        "base": 4.0,
+        "per_km": 0.01,
+        "per_kg": 0.5,
+        "surcharges": [
+            {"when": "hazmat", "amount": 3.0},
+            {"when": "heavy", "over_kg": 20, "amount": 6.0},
+            {"when": "remote", "over_km": 400, "amount": 10.0},
+        ],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("distance", "weight", "hazmat", "cost"),
+    [
+        (100, 2, False, 4.0 + 1.0 + 1.0),
+        (100, 2, True, 4.0 + 1.0 + 1.0 + 3.0),
+        (100, 20, False, 4.0 + 1.0 + 10.0),  # heavy is over 20 kg, not at it
+        (100, 21, False, 4.0 + 1.0 + 10.5 + 6.0),
+        (401, 2, False, 4.0 + 4.01 + 1.0 + 10.0),
+    ],
+)
+def test_what_a_parcel_costs(distance, weight, hazmat, cost):
+    assert carriers.cost(RATED, distance, weight, hazmat) == round(cost, 2)
+
+
+def test_what_a_service_carries():
+    assert carriers.carries(RATED, 30, True)
+    assert not carriers.carries(RATED, 30.5, False)
+    assert not carriers.carries({**RATED, "hazmat": False}, 1, True)
+    assert carriers.carries({"rates": {"base": 1}}, 500, False)  # no limit given

@@ -81,7 +81,7 @@ def reserve(
         transfers.lock_incoming(
             db, sorted((n, s) for n, s, supply in wanted if supply != "on_hand")
         )
-        on_hand = _on_hand_atp(db, [(n, s) for n, s, supply in wanted if supply == "on_hand"])
+        on_hand = stock.atp_at(db, [(n, s) for n, s, supply in wanted if supply == "on_hand"])
         for (node_id, sku, supply), qty in sorted(wanted.items()):
             if supply == "in_transit":
                 available = in_transit_atp(db, node_id, sku)
@@ -113,17 +113,6 @@ def reserve(
             rows,
         )
     return made
-
-
-def _on_hand_atp(db: Database, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """ATP of each (node, SKU) on hand, in one read (a decision reserves at several)."""
-    if not pairs:
-        return {}
-    wanted = set(pairs)
-    positions = stock.positions(db, {s for _, s in pairs}, {n for n, _ in pairs})
-    return {
-        (p["node_id"], p["sku"]): p["atp"] for p in positions if (p["node_id"], p["sku"]) in wanted
-    }
 
 
 def get(db: Database, reservation_id: str) -> dict:

@@ -447,8 +447,17 @@ def lock_skus(db: Database, sku_list: Iterable[str]) -> None:
 
 def atp(db: Database, node_id: str, sku: str) -> int:
     """Return ATP of one SKU at one node (0 when the node holds none)."""
-    rows = positions(db, [sku], [node_id])
-    return rows[0]["atp"] if rows else 0
+    return atp_at(db, [(node_id, sku)]).get((node_id, sku), 0)
+
+
+def atp_at(db: Database, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """ATP of each (node, SKU) that has a stock row, in one read (a decision reserves at
+    several)."""
+    wanted = set(pairs)
+    if not wanted:
+        return {}
+    rows = positions(db, {sku for _, sku in wanted}, {node_id for node_id, _ in wanted})
+    return {(p["node_id"], p["sku"]): p["atp"] for p in rows if (p["node_id"], p["sku"]) in wanted}
 
 
 def overcommitted(

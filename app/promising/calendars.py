@@ -7,13 +7,11 @@ when it names none). A calendar not stored yet has no closed days.
 
 from __future__ import annotations
 
-from datetime import date
-
 from app import db as database
 from app import jsontext
 from app.db import Database
 from app.errors import InvalidInput, NotFound
-from app.promising.dates import closed_days, closure_problems
+from app.promising.dates import closure_problems
 
 NETWORK = "network"
 
@@ -57,22 +55,6 @@ def list_calendars(db: Database) -> list[dict]:
 def exists(db: Database, calendar_id: str) -> bool:
     row = db.execute("SELECT 1 FROM calendars WHERE calendar_id = ?", [calendar_id]).fetchone()
     return row is not None
-
-
-def closed(db: Database, calendar_ids) -> dict[str, frozenset[date]]:
-    """The closed days of each calendar (none for one not stored)."""
-    ids = sorted(set(calendar_ids))
-    found = {calendar_id: frozenset() for calendar_id in ids}
-    if not ids:
-        return found
-    rows = db.execute(
-        f"SELECT calendar_id, document FROM calendars"
-        f" WHERE calendar_id IN ({','.join('?' * len(ids))})",
-        ids,
-    )
-    for calendar_id, document in rows:
-        found[calendar_id] = closed_days(jsontext.loads(document)["closures"])
-    return found
 
 
 def _public(row) -> dict:
