@@ -232,8 +232,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "EVALUATION_TIMEOUT_SECONDS",
         5.0,
-        "The longest one rules evaluation may run (compilation included); past it the"
-        " engine's process is killed and replaced, and the request gets 503.",
+        "The longest one rules evaluation may run (compilation included, a new engine"
+        " process's start-up not); past it the engine's process is killed and replaced,"
+        " and the request gets 503.",
         float,
     ),
     Setting(

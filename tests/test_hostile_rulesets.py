@@ -284,3 +284,19 @@ def test_a_batch_is_evaluated_in_one_exchange_and_fails_whole(box):
         box.evaluate_many(name, draft["document"], [[big], twice], draft=True)
     # the child is still there and answers
     assert box.evaluate(name, draft["document"], [big], draft=True).fired == ["r"]
+
+
+def test_a_new_engine_starting_up_is_not_charged_to_the_evaluation():
+    """The budget is the rules' time: a child that takes longer than it to start (an
+    interpreter and its imports, slower still on a busy machine) still evaluates."""
+    sandbox = Sandbox(timeout=0.05)
+    try:
+        document = shipped(version=1)
+        for _ in range(2):  # the first child, then its replacement after a stop
+            evaluation = sandbox.evaluate(
+                "sourcing@1#startup", document, [ORDER, candidate("ST1", node_type="store")]
+            )
+            assert evaluation.fired
+            sandbox.close()
+    finally:
+        sandbox.close()

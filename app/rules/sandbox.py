@@ -35,6 +35,11 @@ from app.errors import ApiError
 from app.rules.engine import Engine, EngineError, Evaluation
 
 DRAFTS_PER_CHILD = 20
+# How long a new child may take to start (an interpreter and the engine's imports) before
+# its first evaluation: not part of any evaluation's budget, which a busy machine's
+# start-up alone could use up.
+STARTUP_SECONDS = 30.0
+READY = b"ready"
 
 
 class BudgetExceeded(ApiError):
@@ -50,6 +55,7 @@ def _serve(connection: Connection, memory_mb: int) -> None:
     if memory_bytes:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     engine = Engine()
+    connection.send_bytes(READY)
     while True:
         try:
             name, document, batch = orjson.loads(connection.recv_bytes())
@@ -170,6 +176,13 @@ class Sandbox:
         child.close()
         self._connection = Connection(parent.detach())
         self._pid = os.getpid()
+        try:
+            started = self._connection.poll(STARTUP_SECONDS) and self._connection.recv_bytes()
+        except (EOFError, OSError):
+            started = None
+        if started != READY:
+            self._stop()
+            raise BudgetExceeded("the rules engine could not be started; try again")
 
     def _stop(self) -> None:
         if self._process is not None:
