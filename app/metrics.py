@@ -38,9 +38,10 @@ MEASURES = {
     "distance_km": "average distance of a shipment",
     "hold_rate": "share of orders put on hold",
     "backorder_rate": "share of orders back-ordered",
+    "promise_kept": "share of orders with a promised date whose shipments are all dated by it",
 }
 # Which way is better for each measure.
-HIGHER_IS_BETTER = {"fill_rate"}
+HIGHER_IS_BETTER = {"fill_rate", "promise_kept"}
 
 
 def measures(decision: dict) -> dict:
@@ -51,6 +52,7 @@ def measures(decision: dict) -> dict:
     shipments = len(decision["shipments"])
     cost = sum(s["estimated_cost"] for s in decision["shipments"])
     distances = [s["distance_km"] for s in decision["shipments"]]
+    promise = decision.get("promise")
     return {
         "fill_rate": served / ordered if ordered else 1.0,
         "units_sourced": served,
@@ -62,6 +64,7 @@ def measures(decision: dict) -> dict:
         "distance_km": statistics.fmean(distances) if distances else None,
         "hold_rate": 1.0 if decision["status"] == "on_hold" else 0.0,
         "backorder_rate": 1.0 if decision["status"] == "backordered" else 0.0,
+        "promise_kept": None if promise is None else float(promise["kept"]),
         "latency_ms": decision.get("timings_ms", {}).get("total"),
     }
 

@@ -43,8 +43,9 @@ def create(db: Database, shipment: dict) -> None:
     now = database.now()
     db.execute(
         "INSERT INTO shipments (shipment_id, order_id, decision_id, node_id, status, method,"
-        " service_level, lines, estimated_cost, distance_km, node_day, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)",
+        " service_level, lines, estimated_cost, distance_km, node_day, created_at, updated_at,"
+        " carrier_service, carrier, dispatch_date, promised_date, promised_until)"
+        " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             shipment["shipment_id"],
             shipment["order_id"],
@@ -58,6 +59,11 @@ def create(db: Database, shipment: dict) -> None:
             shipment["node_day"],
             now,
             now,
+            shipment.get("carrier_service"),
+            shipment.get("carrier"),
+            shipment.get("dispatch_date"),
+            shipment.get("promised_date"),
+            (shipment.get("delivery_window") or {}).get("to"),
         ],
     )
     db.execute(
@@ -72,6 +78,7 @@ def for_order(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT shipment_id, decision_id, node_id, status, method, service_level, lines,"
         " estimated_cost, distance_km, carrier, tracking_number, requested_at, withdrawn_reason,"
+        " carrier_service, dispatch_date, promised_date, promised_until, delivered_at,"
         " created_at, updated_at FROM shipments"
         " WHERE order_id = ? ORDER BY created_at, shipment_id",
         [order_id],
@@ -176,3 +183,15 @@ def rejection_counts(db: Database, decision_ids: list[str]) -> tuple[int, int]:
         rejected += row[0] or 0
         total += row[1] or 0
     return rejected, total
+
+
+def promise_outcomes(db: Database, since: str, until: str) -> list[dict]:
+    """Each shipment promised for a day in ``[since, until)``: its order's channel, its
+    node, the promised day and window's end, when it was delivered, and its state."""
+    rows = db.execute(
+        "SELECT o.channel, s.node_id, s.promised_date, s.promised_until, s.delivered_at,"
+        " s.status FROM shipments s JOIN orders o ON o.order_id = s.order_id"
+        " WHERE s.promised_date >= ? AND s.promised_date < ? ORDER BY s.promised_date",
+        [since, until],
+    )
+    return [dict(row) for row in rows]

@@ -13,6 +13,7 @@ from bench import (
     experiments,
     inventory,
     memory,
+    promises,
     rules,
     scaling,
 )
@@ -25,6 +26,7 @@ def main() -> None:
     inventory.main()
     allocation.main()
     decisions.main()
+    promises.main()
     dispatch.main()
     experiments.main()
     scaling.main()

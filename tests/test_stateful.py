@@ -1,5 +1,6 @@
-"""A stateful property test: orders, cancels, counts, node events, lapses and back-orders
-interleaved at random, with the invariants of the design checked after every step.
+"""A stateful property test: orders, cancels, counts, node events, promises held and
+quoted, lapses and back-orders interleaved at random, with the invariants of the design
+checked after every step.
 
 The service runs for real (Flask, a SQLite file, the rules engine, the dispatcher
 against a receiver on 127.0.0.1); time is the test's to move for holds and
@@ -22,6 +23,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from app import auth, create_app
 from app import db as database
+from app.demo import CARRIER_SERVICES
 from app.dispatch.worker import Dispatcher
 from app.sourcing import fulfilment, holds, lifecycle
 from tests.conftest import Api
@@ -76,6 +78,9 @@ class Integrity(RuleBasedStateMachine):
         for sku in SKU_IDS:
             assert self.api.put(f"/v1/skus/{sku}", json=SKUS[sku]).status_code == 201
         assert self.api.put("/v1/customers/C1", json=CUSTOMERS["C1"]).status_code == 201
+        for service_id, document in CARRIER_SERVICES.items():
+            response = self.api.put(f"/v1/carrier-services/{service_id}", json=document)
+            assert response.status_code == 201
         self.started = datetime.now(UTC).replace(microsecond=0)
         self.hours_passed = 0
         self.count = 0
@@ -161,6 +166,39 @@ class Integrity(RuleBasedStateMachine):
     )
     def place_order(self, lines):
         body = order(self.next_id("o"), [(sku, qty, 10.0) for sku, qty in lines])
+        response = self.api.post("/v1/orders", json=body)
+        assert response.status_code == 201, response.get_json()
+
+    @rule(
+        lines=st.lists(
+            st.tuples(st.sampled_from(SKU_IDS), st.integers(1, 6)),
+            min_size=1,
+            max_size=2,
+            unique_by=lambda line: line[0],
+        )
+    )
+    def hold_promise(self, lines):
+        body = {
+            "lines": [{"sku": sku, "qty": qty, "unit_price": 10.0} for sku, qty in lines],
+            "destination": {"postcode": "LE1 5AD", "country": "GB", "lat": 52.6369, "lon": -1.1398},
+            "methods": ["ship"],
+            "hold": True,
+            "promise_id": self.next_id("p"),
+        }
+        response = self.api.post("/v1/promises", json=body)
+        assert response.status_code in (201, 409), response.get_json()
+
+    @rule(index=st.integers(0, 10_000))
+    def order_quoting_a_promise(self, index):
+        rows = self.db.execute(
+            "SELECT promise_id, request FROM promises WHERE status = 'held' ORDER BY created_at"
+        ).fetchall()
+        picked = self.pick(rows, index)
+        if picked is None:
+            return
+        request = json.loads(picked[1])
+        lines = [(line["sku"], line["qty"], 10.0) for line in request["lines"]]
+        body = order(self.next_id("o"), lines, promise_id=picked[0])
         response = self.api.post("/v1/orders", json=body)
         assert response.status_code == 201, response.get_json()
 
@@ -287,6 +325,15 @@ class Integrity(RuleBasedStateMachine):
         ).fetchall()
         for node_id, sku, held, on_hand in rows:
             assert held <= on_hand, f"{node_id}/{sku}: {held} held, {on_hand} on hand"
+
+    @invariant()
+    def only_held_promises_hold_stock(self):
+        rows = self.db.execute(
+            "SELECT p.promise_id, p.status FROM promises p JOIN reservations r"
+            " ON r.reference = 'promise:' || p.promise_id WHERE r.status = 'active'"
+        ).fetchall()
+        for promise_id, status in rows:
+            assert status == "held", f"promise {promise_id} is {status} and still holds stock"
 
     @invariant()
     def stock_is_conserved(self):

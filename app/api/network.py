@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
-
 from flask import Blueprint, current_app, g, jsonify
 
 from app.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
@@ -66,12 +64,9 @@ def check_transport(body: dict, config) -> None:
 
 
 def _check_timezone(name: str) -> None:
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput(
-            [field_error(("timezone",), f"{name!r} is not an IANA time zone")]
-        ) from exc
+    problems = dates.timezone_problems(name, ("timezone",))
+    if problems:
+        raise InvalidInput(problems)
 
 
 @endpoint(

@@ -90,6 +90,15 @@ def list_nodes(
     return [_public(row) for row in db.execute(sql + " ORDER BY node_id", params)]
 
 
+def pickup_points(db: Database) -> list[tuple[str, float, float]]:
+    """``(node_id, lat, lon)`` of every active node where customers collect orders."""
+    rows = db.execute(
+        "SELECT node_id, lat, lon, capabilities FROM nodes WHERE active = ? ORDER BY node_id",
+        [1],
+    )
+    return [(row[0], row[1], row[2]) for row in rows if "pickup" in jsontext.loads(row[3])]
+
+
 def lock(db: Database, node_ids) -> None:
     """Hold these nodes (their day's capacity) until the transaction ends; nodes are
     locked before stock rows, each kind in key order."""
@@ -98,7 +107,8 @@ def lock(db: Database, node_ids) -> None:
 
 def existing(db: Database, node_ids) -> dict[str, dict]:
     """Return ``{node_id: {"type", "capabilities", "lat", "lon", "active", "priority",
-    "daily_capacity", "timezone", "region", "city", "postcode"}}`` for the ids that exist.
+    "daily_capacity", "timezone", "region", "city", "postcode", "fulfilment"}}`` for the
+    ids that exist.
 
     The dicts are this process's copies (see ``current``): read them, never change them.
     """
@@ -111,7 +121,7 @@ def existing(db: Database, node_ids) -> dict[str, dict]:
         chunk = ids[start : start + 500]
         rows = db.execute(
             "SELECT node_id, type, capabilities, lat, lon, active, priority, daily_capacity,"
-            f" timezone, region, address, revision FROM nodes"
+            f" timezone, region, address, fulfilment, revision FROM nodes"
             f" WHERE node_id IN ({','.join('?' * len(chunk))})",
             chunk,
         )
@@ -143,7 +153,20 @@ def current(db: Database, revisions: dict[str, int]) -> dict[str, dict]:
 
 
 def _node_info(row: tuple) -> dict:
-    _, kind, capabilities, lat, lon, active, priority, capacity, timezone, region, address = row
+    (
+        _,
+        kind,
+        capabilities,
+        lat,
+        lon,
+        active,
+        priority,
+        capacity,
+        timezone,
+        region,
+        address,
+        fulfilment,
+    ) = row
     address = jsontext.loads(address)
     return {
         "type": kind,
@@ -157,6 +180,7 @@ def _node_info(row: tuple) -> dict:
         "region": region,
         "city": address.get("city"),
         "postcode": address.get("postcode"),
+        "fulfilment": jsontext.loads(fulfilment) if fulfilment else None,
     }
 
 

@@ -209,6 +209,19 @@ def expire(db: Database, now: str | None = None) -> int:
     return cursor.rowcount
 
 
+def hand_over(db: Database, reference: str) -> list[dict]:
+    """Close the active holds under ``reference`` for the caller to reserve the same stock
+    again in the same transaction (an order taking over a held promise). Unlike
+    ``release`` the stock is not noted as raised: it is not free, it changes hands."""
+    held = [r for r in for_reference(db, reference) if r["status"] == "active"]
+    for r in held:
+        db.execute(
+            "UPDATE reservations SET status = 'released', updated_at = ? WHERE reservation_id = ?",
+            [database.now(), r["reservation_id"]],
+        )
+    return held
+
+
 def release_for_shipments(db: Database, shipment_ids: list[str], status: str = "released") -> int:
     """Release (or mark ``expired``) every active reservation held for these shipments.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.errors import field_error
 
@@ -242,6 +242,17 @@ def ready_for_pickup(node: NodeCalendar, moment: datetime) -> tuple[datetime, da
 
 
 # Checks the schemas cannot make -------------------------------------------------------
+
+
+def timezone_problems(name: str | None, at: tuple) -> list[dict]:
+    """A time zone name that is not in the IANA database."""
+    if name is None:
+        return []
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [field_error(at, f"{name!r} is not an IANA time zone")]
+    return []
 
 
 def closure_problems(closures: list[dict], at: tuple) -> list[dict]:

@@ -28,6 +28,8 @@ MAX_LINES = 200  # order.schema.json: lines.maxItems
 MAX_MATCHES = 200_000
 MAX_NEGATION_CHECKS = 5_000_000
 MAX_FLAGS = 10_000
+# Active carrier services an evaluation sees at most (each is one fact).
+MAX_CARRIERS = 50
 DEFAULT_CANDIDATES_PER_LINE = 60
 
 # Fields that take few values, whatever the order: how many at most.
@@ -146,6 +148,8 @@ def _pattern_size(pattern: dict, bound: dict, sizes: dict, flags: dict[str, int]
         if "node_id" in pinned:
             return sizes["line"]
         return sizes["candidate"]
+    if fact == "carrier":
+        return 1 if "service_id" in pinned else MAX_CARRIERS
     if fact == "flag":
         name = where.get("name", {}).get("eq") if isinstance(where.get("name"), dict) else None
         count = flags.get(name, 0) if isinstance(name, str) else sum(flags.values())

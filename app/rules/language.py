@@ -30,8 +30,15 @@ ATTRIBUTES = {
     "ship_complete": "boolean",
     "allow_split_lines": "boolean",
     "allow_partial": "boolean",
+    # Promises: days added to every date, and what delivery costs the customer.
+    "extra_days": "integer",
+    "price_as": "string",
+    "free_delivery": "boolean",
 }
 ACTION_KINDS = ("exclude", "score", "set", "hold", "assert", "tag")
+# The fact types ``exclude`` and ``score`` act on: nodes that could serve a line, and
+# carrier services that could carry a shipment.
+EXCLUDABLE = ("candidate", "carrier")
 
 # Engine limits measured (DESIGN.md, tests/test_hostile_rulesets.py): past them
 # durable-rules hangs or crashes. Distinct tests count each member of an in/not_in list

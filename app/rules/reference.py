@@ -172,11 +172,13 @@ def markdown(schemas_dir: str | Path, cookbook_dir: str | Path) -> str:
         " edit those, not this file. -->",
         "",
         "A ruleset is JSON: a name, a version, `settings` and `rules`. When an order is decided,"
-        " the service asserts facts about it (the order, each line, the customer, and one"
-        " candidate per line and node that could serve it); every rule whose patterns all match"
-        " fires, in priority order, and its actions exclude or score candidates, set decision"
-        " attributes, hold the order, tag it or assert flags other rules match. Then the"
-        " allocation picks nodes for the lines, minimising the objective in `settings`.",
+        " the service asserts facts about it (the order, each line, the customer, one"
+        " candidate per line and node that could serve it, and one carrier per active carrier"
+        " service); every rule whose patterns all match fires, in priority order, and its"
+        " actions exclude or score candidates and carriers, set decision attributes, hold the"
+        " order, tag it or assert flags other rules match. Then the allocation picks nodes for"
+        " the lines, minimising the objective in `settings`, and each shipment its carrier."
+        " Promises (`POST /v1/promises`) are decided by the same rules.",
         "",
     ]
     out += facts_section(facts)

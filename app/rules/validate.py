@@ -19,6 +19,7 @@ from app.errors import pointer
 from app.rules import budget, regex
 from app.rules.language import (
     ATTRIBUTES,
+    EXCLUDABLE,
     JOINABLE,
     MAX_DISTINCT_TESTS_PER_FIELD,
     MAX_PATTERNS_PER_RULE,
@@ -376,8 +377,10 @@ class _RuleChecker:
         fact_type, negated, _ = self.aliases[alias]
         if negated:
             self.add(path, f"alias {alias!r} names a negated pattern", "unbound_alias")
-        elif fact_type != "candidate":
-            self.add(path, f"alias {alias!r} is a {fact_type}, not a candidate", "alias_type")
+        elif fact_type not in EXCLUDABLE:
+            self.add(
+                path, f"alias {alias!r} is a {fact_type}, not a candidate or carrier", "alias_type"
+            )
 
     def check_action(self, index: int, action: dict) -> None:
         path = ("then", index)
@@ -393,7 +396,9 @@ class _RuleChecker:
                 self.add((*path, "value"), f"{attribute} takes a {expected}", "value_type")
             elif attribute == "max_shipments" and value < 1:
                 self.add((*path, "value"), "max_shipments must be at least 1", "value_type")
-            elif attribute == "service_level" and value not in self.service_levels:
+            elif attribute == "extra_days" and not 0 <= value <= 60:
+                self.add((*path, "value"), "extra_days must be 0 to 60", "value_type")
+            elif attribute in ("service_level", "price_as") and value not in self.service_levels:
                 self.add(
                     (*path, "value"),
                     f"service level {value!r} is not in the rate card"

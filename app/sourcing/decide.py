@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from app import customers, decisions, orders, shipments
 from app import db as database
@@ -17,6 +18,8 @@ from app.db import Database
 from app.dispatch import outbox
 from app.errors import Conflict, InvalidInput, field_error
 from app.network import nodes, reservations, skus, stock, transfers
+from app.promising import schedule as schedules
+from app.promising.dates import timezone_problems
 from app.rules import registry, runtime
 from app.sourcing import explain
 from app.sourcing.allocate import Policy, allocate
@@ -46,6 +49,12 @@ def check_references(db: Database, order: dict) -> None:
         if line["line_id"] in seen:
             problems.append(field_error(("lines", index, "line_id"), "is listed twice"))
         seen.add(line["line_id"])
+    problems.extend(
+        timezone_problems(
+            (order["delivery"].get("address") or {}).get("timezone"),
+            ("delivery", "address", "timezone"),
+        )
+    )
     node_id = order["delivery"].get("node_id")
     if node_id is not None:
         node = nodes.existing(db, [node_id]).get(node_id)
@@ -59,6 +68,9 @@ def check_references(db: Database, order: dict) -> None:
             )
     if problems:
         raise InvalidInput(problems)
+    from app.promising import promises
+
+    promises.check_quoted(db, order)
 
 
 # Gathering (reads) --------------------------------------------------------------------
@@ -73,7 +85,7 @@ def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
     if order["delivery"].get("node_id"):
         node_ids.add(order["delivery"]["node_id"])
     in_transit = []
-    if settings.get("use_in_transit") and order.get("promised_by"):
+    if settings.get("use_in_transit") and (order.get("promised_by") or order.get("quote")):
         latest: dict[tuple, str] = {}
         for transfer in transfers.in_transit(db, sku_list):
             key = (transfer["destination_node_id"], transfer["sku"])
@@ -100,24 +112,79 @@ def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
         capacity_used=shipments.used_today(db, days),
         in_transit=in_transit,
         now=now,
+        schedule=schedules.load(db),
     )
 
 
-def facts_for(db: Database, order: dict, settings: dict, excluded_nodes=None) -> tuple[list, dict]:
+def facts_for(
+    db: Database, order: dict, settings: dict, excluded_nodes=None, only_nodes=None
+) -> tuple:
+    """``(facts, context, view)``: the facts and context a decision records, and what
+    they were built from."""
     now = database.now()
     view = gather(db, order, settings, now)
     profile = customers.profile_for_decisions(customers.get(db, order["customer_id"]))
-    facts, context = build(order, profile, view, settings, excluded_nodes)
+    facts, context = build(order, profile, view, settings, excluded_nodes, only_nodes)
+    return facts, complete(context, facts, order, view), view
+
+
+def complete(context: dict, facts: list[dict], order: dict, view: NetworkView) -> dict:
+    """Add what later steps read of the candidates' nodes to a context ``build`` made."""
     # Shipments can only go to candidates' nodes: their days and types are what later
     # steps read (a large network holds hundreds more).
-    moment = datetime.fromisoformat(now)
+    moment = datetime.fromisoformat(view.now)
     serving = {f["node_id"] for f in facts if f["fact"] == "candidate"}
     context["node_days"] = {
         n: shipments.node_day(view.nodes[n]["timezone"], moment) for n in sorted(serving)
     }
     context["node_types"] = {n: view.nodes[n]["type"] for n in sorted(serving)}
     context["delivery"] = order["delivery"]
-    return facts, context
+    return context
+
+
+def date_shipments(decision: dict, order: dict, view: NetworkView) -> None:
+    """Give each shipment its dates: when it leaves its node, and the day (and window) the
+    customer gets it, by its carrier service or at the pickup store, later by a rule's
+    ``extra_days``. They come from the calendars as they are now: a replay recomputes
+    the shipments, not their dates."""
+    moment = datetime.fromisoformat(view.now)
+    extra = decision["explanation"]["attributes"].get("extra_days", {}).get("value", 0)
+    zone = _customer_zone(order)
+    pickup_id = order["delivery"].get("node_id")
+    pickup = view.nodes.get(pickup_id) if pickup_id else None
+    arrivals = {(s["node_id"], s["sku"]): s["eta"] for s in view.in_transit}
+    for shipment in decision["shipments"]:
+        node_id = shipment["node_id"]
+        ready = moment
+        for line in shipment["lines"]:
+            if line["supply"] == "in_transit" and (node_id, line["sku"]) in arrivals:
+                ready = max(ready, datetime.fromisoformat(arrivals[(node_id, line["sku"])]))
+        method = shipment["method"]
+        if method == "ship_to_store" and node_id == pickup_id:
+            method = "pickup"
+        dates = schedules.dated(
+            view.schedule,
+            view.nodes[node_id],
+            method,
+            shipment["carrier_service"],
+            ready,
+            shipment["distance_km"],
+            zone,
+            pickup,
+            extra,
+        )
+        shipment["dispatch_date"] = dates.dispatch_date.isoformat() if dates else None
+        shipment["promised_date"] = dates.delivery_date.isoformat() if dates else None
+        shipment["delivery_window"] = (
+            {"from": database.format_time(dates.earliest), "to": database.format_time(dates.latest)}
+            if dates
+            else None
+        )
+
+
+def _customer_zone(order: dict) -> ZoneInfo | None:
+    name = (order["delivery"].get("address") or {}).get("timezone")
+    return ZoneInfo(name) if name else None
 
 
 # Deciding (pure) ----------------------------------------------------------------------
@@ -151,7 +218,7 @@ def scenario_outcome(facts: list[dict], version: dict) -> dict:
     return run(facts, scenario_context(facts), version)
 
 
-def policy_for(settings: dict, attributes: dict, service: str) -> Policy:
+def policy_for(settings: dict, attributes: dict, service: str, rate: dict | None = None) -> Policy:
     ship_complete = attributes.get("ship_complete", settings.get("ship_complete", False))
     return Policy(
         max_shipments=1
@@ -162,7 +229,7 @@ def policy_for(settings: dict, attributes: dict, service: str) -> Policy:
         ),
         allow_partial=attributes.get("allow_partial", settings.get("allow_partial", True)),
         ship_complete=ship_complete,
-        rate=rate_for(settings, service),
+        rate=rate or rate_for(settings, service),
         weights=settings.get("objective", {}),
     )
 
@@ -208,13 +275,26 @@ def run(
         for c in candidates
         if c["key"] not in evaluation.excluded
     }
-    policy = policy_for(settings, attributes, service)
-    held = bool(evaluation.holds)
+    carriers = Carriers.of(context, evaluation, service)
+    candidate_facts = {c["key"]: c for c in candidates}
+    promise = _keep_promise(order_fact, context, options, candidate_facts)
+    holds = list(evaluation.holds)
+    if promise and promise["missed_lines"] and settings.get("promise_miss") == "hold":
+        holds.append(
+            {
+                "rule": "promised-date",
+                "reason": f"no node can deliver line(s) {', '.join(promise['missed_lines'])}"
+                f" by {promise['promised_by']}",
+            }
+        )
+    policy = policy_for(settings, attributes, service, carriers.rate(context, options))
+    held = bool(holds)
     allocation = None if held else allocate(context["lines"], list(options.values()), policy)
     allocated = time.perf_counter()
 
     lines = {line["line_id"]: line for line in context["lines"]}
     rate = policy.rate
+    pickup_id = context["delivery"].get("node_id")
     grouped: dict[str, list[dict]] = {}
     for assignment in allocation.assignments if allocation else []:
         grouped.setdefault(assignment["node_id"], []).append(assignment)
@@ -222,6 +302,17 @@ def run(
     for node_id, assignments in sorted(grouped.items()):
         distance = options[assignments[0]["key"]]["distance_km"]
         weight = sum(lines[a["line_id"]]["weight_kg"] * a["qty"] for a in assignments)
+        carried = None
+        if context["method"] != "pickup" and not (
+            context["method"] == "ship_to_store" and node_id == pickup_id
+        ):
+            carried = carriers.choose(
+                distance,
+                weight,
+                any(lines[a["line_id"]]["hazmat"] for a in assignments),
+                [candidate_facts[a["key"]] for a in assignments] if promise else None,
+            )
+        cost = carried[1] if carried else shipping_cost(rate, distance, weight)
         shipment_list.append(
             {
                 "node_id": node_id,
@@ -237,11 +328,13 @@ def run(
                     }
                     for a in sorted(assignments, key=lambda a: (a["line_id"], a["key"]))
                 ],
-                "estimated_cost": round(shipping_cost(rate, distance, weight), 2),
+                "estimated_cost": round(cost, 2),
                 "distance_km": distance,
+                "carrier_service": carried[0]["service_id"] if carried else None,
+                "carrier": carried[0]["carrier"] if carried else None,
             }
         )
-    unfulfilled = _unfulfilled(context, candidates, evaluation, options, allocation, policy, held)
+    unfulfilled = _unfulfilled(context, candidates, holds, evaluation, options, allocation, policy)
     served = sum(a["qty"] for a in allocation.assignments) if allocation else 0
     if held:
         status = "on_hold"
@@ -251,7 +344,19 @@ def run(
         status = "partially_sourced"
     else:
         status = "backordered"
-    return {
+    explanation = explain.explain(
+        evaluation,
+        context,
+        candidates,
+        options,
+        allocation,
+        None if held or not explained else policy,
+    )
+    explanation["holds"] = holds
+    explanation["carriers"] = carriers.explained(evaluation)
+    if promise:
+        explanation["late"] = promise.pop("late")
+    decision = {
         "status": status,
         "ruleset": {
             "name": version["ruleset"],
@@ -262,22 +367,119 @@ def run(
         "shipments": shipment_list,
         "unfulfilled": unfulfilled,
         "objective": allocation.objective if allocation else None,
-        "explanation": explain.explain(
-            evaluation,
-            context,
-            candidates,
-            options,
-            allocation,
-            None if held or not explained else policy,
-        ),
+        "explanation": explanation,
         "timings_ms": {
             "rules": round((rules_done - started) * 1000, 3),
             "allocation": round((allocated - rules_done) * 1000, 3),
         },
     }
+    if promise:
+        promise["kept"] = not promise["missed_lines"]
+        decision["promise"] = promise
+    return decision
 
 
-def _unfulfilled(context, candidates, evaluation, options, allocation, policy, held) -> list:
+class Carriers:
+    """The carrier services a decision can use for its service level, as rules left them:
+    the excluded ones out, the preferred ones cheaper by their score."""
+
+    def __init__(self, services: list[dict], excluded: dict, scores: dict):
+        self.services = services
+        self.excluded = excluded
+        self.scores = scores
+
+    @classmethod
+    def of(cls, context: dict, evaluation, service_level: str) -> Carriers:
+        known = context.get("carriers") or []  # none in decisions made before carriers
+        excluded = {
+            c["service_id"]: evaluation.excluded[f"carrier:{c['service_id']}"]
+            for c in known
+            if f"carrier:{c['service_id']}" in evaluation.excluded
+        }
+        scores = {c["service_id"]: evaluation.score_of(f"carrier:{c['service_id']}") for c in known}
+        usable = [
+            c
+            for c in known
+            if c["service_level"] == service_level and c["service_id"] not in excluded
+        ]
+        return cls(usable, excluded, scores)
+
+    def rate(self, context: dict, options: dict) -> dict | None:
+        """The linear rates the allocation weighs shipments by: those of the service that
+        would carry the whole order from the nearest candidate (None: the rate card's)."""
+        if not self.services or not options:
+            return None
+        nearest = min(o["distance_km"] for o in options.values())
+        weight = sum(line["weight_kg"] * line["qty"] for line in context["lines"])
+        hazmat = any(line["hazmat"] for line in context["lines"])
+        found = schedules.cheapest(self.services, nearest, weight, hazmat, preference=self.scores)
+        if found is None:
+            return None
+        rates = found[0]["rates"]
+        return {
+            "base": rates["base"],
+            "per_km": rates.get("per_km", 0),
+            "per_kg": rates.get("per_kg", 0),
+        }
+
+    def choose(self, distance, weight, hazmat, facts: list[dict] | None):
+        """``(service, cost)`` for one shipment: the cheapest that carries it and, for an
+        order with a promise, that delivers in time from its node when any does."""
+        if facts is not None:
+            on_time = set.intersection(*(set(f.get("on_time_carriers", ())) for f in facts))
+            timely = [s for s in self.services if s["service_id"] in on_time]
+            found = schedules.cheapest(timely, distance, weight, hazmat, preference=self.scores)
+            if found is not None:
+                return found
+        return schedules.cheapest(self.services, distance, weight, hazmat, preference=self.scores)
+
+    def explained(self, evaluation) -> list[dict]:
+        """What rules did to carrier services: exclusions and preferences."""
+        return [
+            {"service_id": sid, "excluded_by": list(self.excluded.get(sid, [])), "score": score}
+            for sid, score in sorted(self.scores.items())
+            if sid in self.excluded or score
+        ]
+
+
+def _keep_promise(order_fact: dict, context: dict, options: dict, facts: dict) -> dict | None:
+    """Drop the candidates that would be late for the order's promised date, for each line
+    that any candidate can serve in time; the lines none can are the promise's misses."""
+    promised_by = order_fact.get("promised_by")
+    if not promised_by:
+        return None
+    late, missed = [], []
+    for line in context["lines"]:
+        mine = [key for key, o in options.items() if o["line_id"] == line["line_id"]]
+        if not any("meets_promise" in facts[key] for key in mine):
+            continue  # no carrier service or calendar to judge by
+        in_time = [key for key in mine if facts[key].get("meets_promise")]
+        if not in_time:
+            if mine:
+                missed.append(line["line_id"])
+            continue
+        for key in mine:
+            if key not in in_time:
+                late.append(
+                    {
+                        "line_id": line["line_id"],
+                        "node_id": options[key]["node_id"],
+                        "candidate": key,
+                        "delivery_date": facts[key].get("delivery_date"),
+                        "reason": f"cannot deliver by {promised_by}",
+                    }
+                )
+                del options[key]
+    return {
+        "promised_by": promised_by,
+        "promise_id": order_fact.get("promise_id"),
+        "missed_lines": missed,
+        "late": late,
+    }
+
+
+def _unfulfilled(context, candidates, holds, evaluation, options, allocation, policy) -> list:
+    held = bool(holds)
     missing = []
     for line in context["lines"]:
         qty = (
@@ -289,16 +491,16 @@ def _unfulfilled(context, candidates, evaluation, options, allocation, policy, h
             continue
         entry = {"line_id": line["line_id"], "sku": line["sku"], "qty": qty}
         entry.update(
-            _reason(line, context, candidates, evaluation, options, allocation, policy, held)
+            _reason(line, context, candidates, holds, evaluation, options, allocation, policy)
         )
         missing.append(entry)
     return missing
 
 
-def _reason(line, context, candidates, evaluation, options, allocation, policy, held) -> dict:
+def _reason(line, context, candidates, holds, evaluation, options, allocation, policy) -> dict:
     line_id = line["line_id"]
-    if held:
-        return {"reason": "on_hold", "message": evaluation.holds[0]["reason"]}
+    if holds:
+        return {"reason": "on_hold", "message": holds[0]["reason"]}
     mine = [c for c in candidates if c["line_id"] == line_id]
     if not mine:
         screened = [s for s in context["screened"] if s["line_id"] == line_id]
@@ -498,7 +700,13 @@ def decide_order(db: Database, body: dict, deferred: list | None = None) -> tupl
     version, experiment = choose_version(db, body)
     settings = version["document"]["settings"]
     sku_list = sorted({line["sku"] for line in body["lines"]})
-    for attempt in range(RETRIES_OUTSIDE_LOCK + 1):
+    if body.get("promise_id"):
+        # The promise's hold changes hands in the order's own transaction.
+        with database.immediate(db):
+            stock.lock_skus(db, sku_list)
+            _serve_waiting_orders(db, sku_list)
+            result = _decide_promised(db, body, digest, version, settings, experiment)
+    for attempt in range(0 if body.get("promise_id") else RETRIES_OUTSIDE_LOCK + 1):
         locked = attempt == RETRIES_OUTSIDE_LOCK
         try:
             if locked:
@@ -580,6 +788,41 @@ def _serve_waiting_orders(db, sku_list: list[str]) -> None:
         lifecycle.resume_raised_safely(db, sku_list)
 
 
+def _decide_promised(db, body, digest, version, settings, experiment):
+    """Decide an order that quotes a held promise: from the nodes that hold it when they
+    still can serve it all, else like any order; by the promised date either way."""
+    from app.promising import promises
+
+    replay = _replay_or_conflict(db, body, digest)
+    if replay is not None:
+        return replay, False, None, None
+    held = promises.take(db, body)
+    order = body
+    if held is not None:
+        # Kept as held: by its date, with its service level, unless the order says otherwise.
+        order = {
+            "promised_by": held["window"]["to"],
+            **({"requested_service": held["service_level"]} if held["service_level"] else {}),
+            **body,
+        }
+    decision = None
+    if held is not None:
+        decision, facts, context = make_decision(
+            db, order, version, settings, only_nodes=promises.held_nodes(held)
+        )
+        if decision["status"] != "sourced":
+            decision = None
+    if decision is None:
+        decision, facts, context = make_decision(db, order, version, settings)
+    decision["experiment"] = experiment
+    orders.create(db, body, digest)
+    commit(db, order, decision, facts, context, settings, "order")
+    if held is not None:
+        # What the order did not take back from the hold is free for waiting orders.
+        stock.note_raised(db, sorted(promises.held_nodes(held)))
+    return decision, True, facts, context
+
+
 def _decide_and_commit(db, body, digest, version, settings, experiment):
     replay = _replay_or_conflict(db, body, digest)
     if replay is not None:
@@ -592,12 +835,19 @@ def _decide_and_commit(db, body, digest, version, settings, experiment):
 
 
 def make_decision(
-    db, body: dict, version: dict, settings: dict, kind_prefix: str = "dec", excluded_nodes=None
+    db,
+    body: dict,
+    version: dict,
+    settings: dict,
+    kind_prefix: str = "dec",
+    excluded_nodes=None,
+    only_nodes=None,
 ):
     started = time.perf_counter()
-    facts, context = facts_for(db, body, settings, excluded_nodes)
+    facts, context, view = facts_for(db, body, settings, excluded_nodes, only_nodes)
     built = time.perf_counter()
     decision = run(facts, context, version)
+    date_shipments(decision, body, view)
     decision = {
         "decision_id": new_id(kind_prefix),
         "order_id": body["order_id"],
@@ -646,13 +896,18 @@ def replay_many(records: list[dict], version: dict, explained: bool = True) -> l
     ]
 
 
+# A shipment's fields a replay does not recompute: its id, and the dates the calendars
+# gave when it was decided.
+NOT_REPLAYED = ("shipment_id", "dispatch_date", "promised_date", "delivery_window")
+
+
 def outcome(decision: dict) -> dict:
     """The part of a decision that a replay must reproduce: status, shipments, unfulfilled."""
     return {
         "status": decision["status"],
         "service_level": decision.get("service_level"),
         "shipments": [
-            {k: v for k, v in s.items() if k != "shipment_id"} for s in decision["shipments"]
+            {k: v for k, v in s.items() if k not in NOT_REPLAYED} for s in decision["shipments"]
         ],
         "unfulfilled": decision["unfulfilled"],
     }

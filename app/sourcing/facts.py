@@ -12,9 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from app.db import parse_time
 from app.geo import distance_km, postcode_area
+from app.promising import carriers
+from app.promising import schedule as schedules
 
 # Candidates per line when the ruleset does not say (the nearest ones are kept).
 DEFAULT_MAX_CANDIDATES = 60
@@ -32,6 +35,7 @@ class NetworkView:
     capacity_used: dict[str, int]
     in_transit: list[dict] = field(default_factory=list)  # {node_id, sku, atp, eta}
     now: str = ""
+    schedule: schedules.Schedule | None = None  # carrier services and calendars
 
 
 def destination(order: dict, nodes: dict[str, dict]) -> dict:
@@ -87,12 +91,14 @@ def build(
     view: NetworkView,
     settings: dict,
     excluded_nodes: dict[str, set[str]] | None = None,
+    only_nodes: dict[str, set[str]] | None = None,
 ) -> tuple[list, dict]:
     """Return ``(facts, context)`` for an order.
 
     ``context`` holds what allocation and explanation need besides the facts:
     the lines, the destination, the screened nodes, the node-local days.
-    ``excluded_nodes`` maps a line id to the nodes that may not serve it again.
+    ``excluded_nodes`` maps a line id to the nodes that may not serve it again;
+    ``only_nodes`` maps a SKU to the only nodes that may serve it (a held promise's).
     """
     now = parse_time(view.now)
     dest = destination(order, view.nodes)
@@ -143,11 +149,19 @@ def build(
                 destination_city=dest.get("city"),
                 destination_postcode_area=postcode_area(dest["postcode"]),
                 destination_region=dest.get("region"),
+                promised_by=order.get("promised_by"),
+                promise_id=order.get("promise_id"),
             ),
         },
         {"fact": "customer", "key": "customer", **customer},
     ]
     facts.extend({"fact": "line", "key": f"line:{line['line_id']}", **line} for line in lines)
+    services = list(view.schedule.services) if view.schedule else []
+    facts.extend(schedules.fact(service) for service in services)
+    priced = Pricing(
+        rate, [schedules.compact(s) for s in services if s["service_level"] == service]
+    )
+    promise = _Promise.of(order, view, method, service) if promised_by_of(order) else None
 
     screened: dict[tuple[str, str], list[str]] = {}
 
@@ -168,6 +182,12 @@ def build(
             reason = _screen(order, line, node_id, node, view.skus[line["sku"]], position["atp"])
             if node_id in (excluded_nodes or {}).get(line["line_id"], ()):
                 reason = "the node rejected this line or let it lapse"
+            elif (
+                reason is None
+                and only_nodes is not None
+                and node_id not in only_nodes.get(line["sku"], ())
+            ):
+                reason = "the held promise is kept by other nodes"
             if reason:
                 screen(line["line_id"], node_id, reason)
                 continue
@@ -187,20 +207,25 @@ def build(
                     view.nodes[node_id],
                     position["atp"],
                     distances[node_id],
-                    rate,
+                    priced,
                     view,
                     now,
                     False,
                     position["feed_as_of"],
+                    promise,
                 )
             )
-        if settings.get("use_in_transit") and promised_by is not None:
+        if settings.get("use_in_transit") and (promised_by is not None or order.get("quote")):
             for supply in view.in_transit:
                 if supply["sku"] != line["sku"] or supply["atp"] <= 0:
                     continue
+                if only_nodes is not None and supply["node_id"] not in only_nodes.get(
+                    line["sku"], ()
+                ):
+                    continue
                 node = view.nodes[supply["node_id"]]
                 eta = parse_time(supply["eta"])
-                if eta > promised_by:
+                if promised_by is not None and eta > promised_by:
                     screen(
                         line["line_id"],
                         supply["node_id"],
@@ -216,11 +241,12 @@ def build(
                     node,
                     supply["atp"],
                     distance,
-                    rate,
+                    priced,
                     view,
-                    now,
+                    max(now, eta),
                     True,
                     None,
+                    promise,
                 )
                 fact["in_transit_eta_days"] = round(
                     max(0.0, (eta - now).total_seconds()) / 86400, 2
@@ -238,6 +264,8 @@ def build(
         "node_days": {},
         "now": view.now,
     }
+    if services:
+        context["carriers"] = [schedules.compact(s) for s in services]
     return facts, context
 
 
@@ -275,12 +303,15 @@ def _candidate(
     node,
     atp,
     distance: float,
-    rate,
+    priced: Pricing,
     view,
-    now: datetime,
+    ready: datetime,
     in_transit: bool,
     feed_as_of: str | None,
+    promise: _Promise | None = None,
 ):
+    """``ready`` is when the supply is at the node: now, or an in-transit ETA."""
+    now = parse_time(view.now) if in_transit else ready
     capacity = node.get("daily_capacity")
     used = view.capacity_used.get(node_id, 0)
     fact = {
@@ -294,7 +325,7 @@ def _candidate(
         "atp": atp,
         "atp_after": atp - line["qty"],
         "distance_km": distance,
-        "estimated_cost": shipping_cost(rate, distance, line["weight_kg"] * line["qty"]),
+        "estimated_cost": priced.cost(distance, line["weight_kg"] * line["qty"], line["hazmat"]),
         "capacity_left": None if capacity is None else capacity - used,
         "feed_age_hours": None
         if feed_as_of is None
@@ -309,7 +340,96 @@ def _candidate(
             node_postcode_area=postcode_area(node.get("postcode")),
         ),
     }
+    if promise is not None:
+        fact.update(promise.fields(node_id, node, ready, distance, line))
     return fact
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What one parcel of a service level costs: its cheapest carrier service that carries
+    it, or the ruleset's rate card when none does (or none is set up)."""
+
+    rate: dict
+    services: list[dict]
+
+    def cost(self, distance: float, weight_kg: float, hazmat: bool) -> float:
+        found = schedules.cheapest(self.services, distance, weight_kg, hazmat)
+        if found is None:
+            return shipping_cost(self.rate, distance, weight_kg)
+        return found[1]
+
+
+def promised_by_of(order: dict) -> str | None:
+    return order.get("promised_by")
+
+
+@dataclass(frozen=True)
+class _Promise:
+    """What a candidate is told about an order's promised date: when it could deliver and
+    with which carrier services in time."""
+
+    schedule: schedules.Schedule
+    method: str
+    services: list[dict]
+    promised: datetime
+    zone: ZoneInfo | None  # the customer's; the node's when the order names none
+    pickup_id: str | None
+    pickup_node: dict | None
+
+    @classmethod
+    def of(cls, order, view: NetworkView, method: str, service: str):
+        if view.schedule is None or (method != "pickup" and not view.schedule.of_level(service)):
+            return None  # no carrier service to judge by: the promise is not judged
+        pickup_id = order["delivery"].get("node_id")
+        pickup_node = view.nodes.get(pickup_id) if pickup_id else None
+        zone_name = (order["delivery"].get("address") or {}).get("timezone") or (
+            pickup_node["timezone"] if pickup_node else None
+        )
+        return cls(
+            schedule=view.schedule,
+            method=method,
+            services=view.schedule.of_level(service),
+            promised=parse_time(promised_by_of(order)),
+            zone=ZoneInfo(zone_name) if zone_name else None,
+            pickup_id=pickup_id,
+            pickup_node=pickup_node,
+        )
+
+    def fields(self, node_id: str, node: dict, ready: datetime, distance: float, line) -> dict:
+        method = self.method
+        if method == "ship_to_store" and node_id == self.pickup_id:
+            method = "pickup"
+        if method == "pickup":
+            found = schedules.dated(self.schedule, node, "pickup", None, ready, distance)
+            dates = [] if found is None else [("", found)]
+        else:
+            dates = []
+            for service in self.services:
+                if not carriers.carries(service, line["weight_kg"], line["hazmat"]):
+                    continue
+                found = schedules.dated(
+                    self.schedule,
+                    node,
+                    method,
+                    service["service_id"],
+                    ready,
+                    distance,
+                    self.zone,
+                    self.pickup_node,
+                )
+                if found is not None:
+                    dates.append((service["service_id"], found))
+        if not dates:
+            return {"meets_promise": False, "on_time_carriers": []}
+        day = self.promised.astimezone(self.zone or self.schedule.node(node).zone).date()
+        earliest = min(found.delivery_date for _, found in dates)
+        on_time = sorted(sid for sid, found in dates if sid and found.delivery_date <= day)
+        return {
+            "delivery_date": earliest.isoformat(),
+            "meets_promise": earliest <= day,
+            "on_time_carriers": on_time,
+        }
 
 
 def _distance(node: dict, dest: dict) -> float:
@@ -337,15 +457,19 @@ def reprice(facts: list[dict], context: dict, settings: dict) -> list[dict]:
         },
         settings,
     )
-    rate = rate_for(settings, service)
-    weights = {line["line_id"]: line["weight_kg"] * line["qty"] for line in context["lines"]}
+    pricing = Pricing(
+        rate_for(settings, service),
+        [c for c in context.get("carriers") or [] if c["service_level"] == service],
+    )
+    lines = {line["line_id"]: line for line in context["lines"]}
     priced = []
     for fact in facts:
         if fact["fact"] == "candidate":
+            line = lines[fact["line_id"]]
             fact = {
                 **fact,
-                "estimated_cost": shipping_cost(
-                    rate, fact["distance_km"], weights[fact["line_id"]]
+                "estimated_cost": pricing.cost(
+                    fact["distance_km"], line["weight_kg"] * line["qty"], line["hazmat"]
                 ),
             }
         priced.append(fact)

@@ -91,6 +91,9 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
         fields = {"carrier": event.get("carrier"), "tracking_number": event.get("tracking_number")}
     elif kind in ("accepted", "picked"):
         holds.extend(db, shipment["shipment_id"])
+    elif kind == "delivered":
+        at = database.observed_time(event["at"], ("at",)) if event.get("at") else database.now()
+        fields = {"delivered_at": at}
     shipments.set_status(db, shipment["shipment_id"], target, **fields)
     detail = {
         "shipment_id": shipment["shipment_id"],

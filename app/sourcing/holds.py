@@ -22,6 +22,7 @@ from app import db as database
 from app import orders, shipments
 from app.db import Database
 from app.network import reservations, stock
+from app.promising import promises
 from app.rules import runtime
 from app.sourcing import decide, resource
 
@@ -66,6 +67,7 @@ def lapse(db: Database, config, now: str | None = None) -> list[str]:
             )
             resource.resource(db, shipment["order_id"], list(quantities), config, message)
             withdrawn.append(shipment_id)
+    promises.expire(db, moment)
     reservations.expire(db, moment)
     return withdrawn
 
