@@ -195,3 +195,16 @@ def promise_outcomes(db: Database, since: str, until: str) -> list[dict]:
         [since, until],
     )
     return [dict(row) for row in rows]
+
+
+def collected(db: Database, service_ids: list[str], day: str) -> dict[str, int]:
+    """Shipments dispatched on ``day`` with each of these carrier services (not withdrawn)."""
+    if not service_ids:
+        return {}
+    rows = db.execute(
+        f"SELECT carrier_service, COUNT(*) FROM shipments"
+        f" WHERE dispatch_date = ? AND carrier_service IN ({','.join('?' * len(service_ids))})"
+        f" AND status NOT IN ('cancelled', 'rejected') GROUP BY carrier_service",
+        [day, *service_ids],
+    )
+    return {row[0]: row[1] for row in rows}

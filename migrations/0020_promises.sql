@@ -7,6 +7,7 @@ ALTER TABLE shipments ADD COLUMN promised_date TEXT;
 ALTER TABLE shipments ADD COLUMN promised_until TEXT;
 ALTER TABLE shipments ADD COLUMN delivered_at TEXT;
 CREATE INDEX shipments_promised ON shipments (promised_date);
+CREATE INDEX shipments_collected ON shipments (dispatch_date, carrier_service);
 
 -- Promises a channel held: the options answered, the one held, its stock held by
 -- reservations whose reference is 'promise:<promise_id>' until expires_at, and the order

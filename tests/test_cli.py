@@ -128,7 +128,7 @@ def test_rules_validate_reports_problems(env, tmp_path):
     runner = CliRunner()
     ok = runner.invoke(main, ["rules", "validate", "rulesets/sourcing/ruleset.json"])
     assert ok.exit_code == 0, ok.output
-    assert "valid (29 rules)" in ok.output
+    assert "valid (30 rules)" in ok.output
     document = json.loads(Path("rulesets/sourcing/ruleset.json").read_text())
     document["rules"][0]["when"][0]["where"]["node_typ"] = {"eq": "store"}
     broken = tmp_path / "broken.json"
@@ -143,7 +143,7 @@ def test_rules_test_prints_a_table(env):
     result = CliRunner().invoke(main, ["rules", "test", "sourcing"])
     assert result.exit_code == 0, result.output
     assert "pass  protect-store-stock" in result.output
-    assert "28 passed, 0 failed" in result.output
+    assert "29 passed, 0 failed" in result.output
 
 
 def test_rules_load_reports_what_it_stored(env):

@@ -363,3 +363,27 @@ def test_the_report_says_which_promises_were_kept_by_channel_node_and_week(shop,
     bad = channel.get("/v1/reports/promises?group_by=colour&since=yesterday")
     assert bad.status_code == 422
     assert {e["pointer"] for e in bad.get_json()["error"]["errors"]} == {"/group_by", "/since"}
+
+
+def test_a_carrier_at_its_daily_limit_carries_nothing_more_today(shop, channel):
+    limited = {**CARRIER_SERVICES["northway-standard"], "daily_collection_limit": 1}
+    assert shop.put("/v1/carrier-services/northway-standard", json=limited).status_code == 200
+    set_stock(shop, "DC1", {"MUG": 10})
+    first = channel.post("/v1/orders", json=order("c1", [("MUG", 1, 20.0)])).get_json()
+    assert first["shipments"][0]["carrier_service"] == "northway-standard"
+    second = channel.post("/v1/orders", json=order("c2", [("MUG", 1, 20.0)])).get_json()
+    if first["shipments"][0]["dispatch_date"] != datetime.now(UTC).date().isoformat():
+        # after the cut-off the first parcel counts against tomorrow's collections
+        assert second["shipments"][0]["carrier_service"] == "northway-standard"
+    else:
+        # collected today already: the rule leaves it out, the rate card prices the parcel
+        assert second["shipments"][0]["carrier_service"] is None
+        assert second["explanation"]["carriers"] == [
+            {
+                "service_id": "northway-standard",
+                "excluded_by": [
+                    {"rule": "carrier-daily-limit", "reason": "its collections for today are full"}
+                ],
+                "score": 0,
+            }
+        ]

@@ -87,7 +87,7 @@ def test_invalid_versions_are_refused_with_every_problem(analyst):
 def test_validate_endpoint(analyst):
     assert analyst.post("/v1/rulesets/validate", json=shipped()).get_json() == {
         "valid": True,
-        "rules": 29,
+        "rules": 30,
     }
     bad = analyst.post("/v1/rulesets/validate", json={"ruleset": "x"})
     assert bad.status_code == 422

@@ -98,11 +98,21 @@ def compact(service: dict) -> dict:
     return kept
 
 
-def fact(service: dict) -> dict:
-    """The carrier fact rules match: one per active carrier service."""
+def fact(service: dict, collected: dict[str, int]) -> dict:
+    """The carrier fact rules match: one per active carrier service. ``collected`` counts
+    the shipments dispatched today with each service that has a daily limit."""
     compacted = compact(service)
     compacted.pop("rates")
+    limit = service.get("daily_collection_limit")
+    if limit is not None:
+        compacted["collection_limit"] = limit
+        compacted["collections_left"] = limit - collected.get(service["service_id"], 0)
     return {"fact": "carrier", "key": f"carrier:{service['service_id']}", **compacted}
+
+
+def limited(schedule: Schedule) -> list[str]:
+    """The services with a daily collection limit."""
+    return [s["service_id"] for s in schedule.services if s.get("daily_collection_limit")]
 
 
 def cheapest(

@@ -95,6 +95,7 @@ def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
             in_transit.append({"node_id": node_id, "sku": sku, "atp": atp, "eta": eta})
             node_ids.add(node_id)
     network.update(nodes.existing(db, node_ids - network.keys()))
+    schedule = schedules.load(db)
     # Only a node with a daily capacity has its shipments counted; most share a timezone.
     moment = datetime.fromisoformat(now)
     zones: dict[str, str] = {}
@@ -112,7 +113,8 @@ def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
         capacity_used=shipments.used_today(db, days),
         in_transit=in_transit,
         now=now,
-        schedule=schedules.load(db),
+        schedule=schedule,
+        collected=shipments.collected(db, schedules.limited(schedule), moment.date().isoformat()),
     )
 
 

@@ -36,6 +36,7 @@ class NetworkView:
     in_transit: list[dict] = field(default_factory=list)  # {node_id, sku, atp, eta}
     now: str = ""
     schedule: schedules.Schedule | None = None  # carrier services and calendars
+    collected: dict[str, int] = field(default_factory=dict)  # today's, by limited service
 
 
 def destination(order: dict, nodes: dict[str, dict]) -> dict:
@@ -157,7 +158,7 @@ def build(
     ]
     facts.extend({"fact": "line", "key": f"line:{line['line_id']}", **line} for line in lines)
     services = list(view.schedule.services) if view.schedule else []
-    facts.extend(schedules.fact(service) for service in services)
+    facts.extend(schedules.fact(service, view.collected) for service in services)
     priced = Pricing(
         rate, [schedules.compact(s) for s in services if s["service_level"] == service]
     )
