@@ -32,9 +32,10 @@ def rows(rng: random.Random, count: int, fill: float) -> list[dict]:
         )
         unfulfilled = [{"qty": ordered - served}] if ordered > served else []
         status = "sourced" if not unfulfilled else "partially_sourced" if served else "backordered"
-        made.append(
-            metrics.measures({"shipments": shipments, "unfulfilled": unfulfilled, "status": status})
-        )
+        decision = {"shipments": shipments, "unfulfilled": unfulfilled, "status": status}
+        if rng.random() < 0.5:  # half the orders were promised a date; most keep it
+            decision["promise"] = {"kept": rng.random() < fill}
+        made.append(metrics.measures(decision))
     return made
 
 
