@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 
 EARTH_RADIUS_KM = 6371.0088
 
@@ -17,6 +18,7 @@ def distance_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
+@lru_cache(maxsize=8192)  # nodes' postcodes recur in every decision
 def postcode_area(postcode: str | None) -> str | None:
     """The postcode area: the leading letters of a UK postcode ("SW1A 1AA" gives "SW"),
     else the part before the space; None without a postcode."""

@@ -91,12 +91,23 @@ def list_nodes(
 
 
 def pickup_points(db: Database) -> list[tuple[str, float, float]]:
-    """``(node_id, lat, lon)`` of every active node where customers collect orders."""
-    rows = db.execute(
-        "SELECT node_id, lat, lon, capabilities FROM nodes WHERE active = ? ORDER BY node_id",
-        [1],
-    )
-    return [(row[0], row[1], row[2]) for row in rows if "pickup" in jsontext.loads(row[3])]
+    """``(node_id, lat, lon)`` of every active node where customers collect orders, read
+    again only when a node changed since this process last read them."""
+    stamp = tuple(db.execute("SELECT COUNT(*), MAX(updated_at) FROM nodes").fetchone())
+    cached = _PICKUP_POINTS.get(stamp)
+    if cached is None:
+        rows = db.execute(
+            "SELECT node_id, lat, lon, capabilities FROM nodes WHERE active = ? ORDER BY node_id",
+            [1],
+        )
+        cached = [(row[0], row[1], row[2]) for row in rows if "pickup" in jsontext.loads(row[3])]
+        _PICKUP_POINTS.clear()
+        _PICKUP_POINTS[stamp] = cached
+    return cached
+
+
+# By the nodes' count and latest change (to the microsecond): one entry.
+_PICKUP_POINTS: dict[tuple, list[tuple[str, float, float]]] = {}
 
 
 def lock(db: Database, node_ids) -> None:

@@ -10,6 +10,7 @@ Pure: the network view and schedule are read at the edge (``app/promising/promis
 
 from __future__ import annotations
 
+from app.geo import distance_km
 from app.sourcing import decide
 from app.sourcing.facts import NetworkView, build
 
@@ -33,9 +34,10 @@ def ship_levels(view: NetworkView, settings: dict) -> tuple[list[str], list[str]
 
 def ways(
     request: dict, view: NetworkView, settings: dict, stores: list[tuple[str, float]]
-) -> list[dict]:
-    """The orders to decide, one per way of delivering the request asks about: each is
-    ``{"option_id", "order"}``. ``stores`` are the nearby pickup stores with distances."""
+) -> tuple[list[dict], list[dict]]:
+    """The orders to decide, one per way of delivering the request asks about, each
+    ``{"option_id", "order"}``, and the ways not worth deciding with the reason, each
+    ``{"option_id", "reason"}``. ``stores`` are the nearby pickup stores with distances."""
     methods = request.get("methods") or METHODS
     wanted_levels = set(request.get("service_levels") or ())
     days, same = ship_levels(view, settings)
@@ -47,12 +49,16 @@ def ways(
         "quote": True,  # in-transit supply counts, with its ETA, where the ruleset allows
     }
     address = request["destination"]
-    found = []
+    found, skipped = [], []
     for method, levels in (("ship", days), ("same_day", same)):
         if method not in methods:
             continue
         for level in levels:
-            if not wanted_levels or level in wanted_levels:
+            if wanted_levels and level not in wanted_levels:
+                continue
+            if method == "same_day" and (why := _no_same_day(request, view, level)):
+                skipped.append({"option_id": f"{method}:{level}", "reason": why})
+            else:
                 found.append(
                     {
                         "option_id": f"{method}:{level}",
@@ -76,7 +82,35 @@ def ways(
                     "order": {**base, "delivery": {"method": method, "node_id": store_id}},
                 }
             )
-    return found
+    return found, skipped
+
+
+def _no_same_day(request: dict, view: NetworkView, level: str) -> str | None:
+    """Why no node can deliver every line the same day, when that is plain without
+    deciding: none that delivers the same day holds it within the services' reach."""
+    services = view.schedule.of_level(level) if view.schedule else []
+    if not services:
+        return None  # priced by the rate card alone: decided like any way
+    reach = max(s["same_day"]["radius_km"] for s in services if s.get("same_day"))
+    destination = request["destination"]
+    near = {
+        p["sku"]
+        for p in view.positions
+        if p["atp"] > 0
+        and "same_day" in view.nodes[p["node_id"]]["capabilities"]
+        and view.nodes[p["node_id"]]["active"]
+        and distance_km(
+            view.nodes[p["node_id"]]["lat"],
+            view.nodes[p["node_id"]]["lon"],
+            destination["lat"],
+            destination["lon"],
+        )
+        <= reach
+    }
+    missing = sorted({line["sku"] for line in request["lines"]} - near)
+    if missing:
+        return f"no node within {reach:g} km delivers {', '.join(missing)} the same day"
+    return None
 
 
 def facts_of(ways_: list[dict], customer: dict, view: NetworkView, settings: dict) -> list:

@@ -12,6 +12,7 @@ first result, another body is a conflict.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 from app import customers, jsontext
@@ -140,11 +141,11 @@ def answer(db: Database, request: dict, version: dict | None = None) -> dict:
         if request.get("customer_id")
         else ANONYMOUS
     )
-    ways = options.ways(request, view, settings, stores)
+    ways, not_offered = options.ways(request, view, settings, stores)
     built = options.facts_of(ways, customer, view, settings)
     evaluations = runtime.evaluate_many(version, [facts for facts, _ in built])
     total = round(sum(line["qty"] * line["unit_price"] for line in request["lines"]), 2)
-    offered, not_offered = [], []
+    offered = []
     for way, (facts, context), evaluation in zip(ways, built, evaluations, strict=True):
         decision = decide.run(facts, context, version, evaluation, explained=False)
         decide.date_shipments(decision, way["order"], view)
@@ -171,9 +172,14 @@ def _stores(db: Database, destination: dict, settings: dict) -> list[tuple[str, 
     radius = settings.get("pickup_radius_km", 50)
     if not count:
         return []
+    # A degree of latitude is 111 km, of longitude less: a box first, then the distance.
+    lat0, lon0 = destination["lat"], destination["lon"]
+    box = radius / 111.0
+    wide = box / max(0.01, math.cos(math.radians(min(89.0, abs(lat0)))))
     near = sorted(
-        (round(distance_km(lat, lon, destination["lat"], destination["lon"]), 2), node_id)
+        (round(distance_km(lat, lon, lat0, lon0), 2), node_id)
         for node_id, lat, lon in nodes.pickup_points(db)
+        if abs(lat - lat0) <= box and abs((lon - lon0 + 180) % 360 - 180) <= wide
     )
     return [(node_id, d) for d, node_id in near if d <= radius][:count]
 

@@ -127,15 +127,19 @@ def cheapest(
     its cost; None when none carries it. Ties go to the service id, so it is stable."""
     best = None
     for service in services:
-        if service["service_id"] in excluded or not carriers.carries(service, weight_kg, hazmat):
+        # Inline checks: this runs for every candidate of every decision.
+        if (hazmat and not service.get("hazmat")) or service["service_id"] in excluded:
             continue
+        limit = service.get("max_weight_kg")
         radius = service.get("same_day_radius_km")
-        if radius is not None and distance_km > radius:
+        if (limit is not None and weight_kg > limit) or (
+            radius is not None and distance_km > radius
+        ):
             continue
         price = carriers.cost(service, distance_km, weight_kg, hazmat)
-        rank = (price - (preference or {}).get(service["service_id"], 0.0), service["service_id"])
-        if best is None or rank < best[0]:
-            best = (rank, service, price)
+        rank = price - preference.get(service["service_id"], 0.0) if preference else price
+        if best is None or (rank, service["service_id"]) < best[0]:
+            best = ((rank, service["service_id"]), service, price)
     return None if best is None else (best[1], best[2])
 
 

@@ -37,6 +37,9 @@ class NetworkView:
     now: str = ""
     schedule: schedules.Schedule | None = None  # carrier services and calendars
     collected: dict[str, int] = field(default_factory=dict)  # today's, by limited service
+    # Distances already worked out, by (node, destination): a promise builds the facts of
+    # several ways to the same destination from one view.
+    distances: dict[tuple, float] = field(default_factory=dict)
 
 
 def destination(order: dict, nodes: dict[str, dict]) -> dict:
@@ -174,6 +177,7 @@ def build(
         by_sku.setdefault(position["sku"], []).append(position)
     promised_by = parse_time(order["promised_by"]) if order.get("promised_by") else None
     limit = settings.get("max_candidates_per_line", DEFAULT_MAX_CANDIDATES)
+    known = view.distances
     distances: dict[str, float] = {}
     for line in lines:
         eligible = []
@@ -193,7 +197,10 @@ def build(
                 screen(line["line_id"], node_id, reason)
                 continue
             if node_id not in distances:
-                distances[node_id] = _distance(node, dest)
+                key = (node_id, dest["lat"], dest["lon"])
+                if key not in known:
+                    known[key] = _distance(node, dest)
+                distances[node_id] = known[key]
             eligible.append((distances[node_id], node_id, position))
         # The nearest candidates are the ones that can matter; the rest would only cost
         # time, so only they are built.
