@@ -219,3 +219,43 @@ def test_deltas_racing_on_one_node_lose_no_unit(admin, network, db_path):
     assert failures == []
     assert on_hand(admin) == 20
     assert on_hand(admin, "CUP") == 40
+
+
+def test_a_count_of_many_skus_is_one_raise_and_still_serves_the_orders_waiting(admin, db):
+    from app.network import skus, stock
+    from tests.sourcing_helpers import build_network, order, set_stock
+
+    build_network(admin)
+    set_stock(admin, "DC1", {"MUG": 0})
+    waiting = admin.post("/v1/orders", json=order("w", [("MUG", 1, 5.0)])).get_json()
+    assert waiting["status"] == "backordered"
+    many = [f"S{n:04d}" for n in range(stock.RAISE_EVERY_OVER + 100)]
+    for sku in many:
+        skus.put(db, sku, {"name": sku, "weight_kg": 1.0, "category": "home"})
+    # The raises of a count this big are one row, which any SKU's check sees.
+    with _transaction(db):
+        stock.note_raised(db, [*many, "MUG"])
+    assert [e["sku"] for e in stock.raised(db, ["MUG"])] == [stock.EVERY_SKU]
+    assert [e["sku"] for e in stock.raised(db, ["ANY"])] == [stock.EVERY_SKU]
+    from app.sourcing import lifecycle
+
+    assert lifecycle.resume_raised(db, ["CUP"]) == []  # nobody waits for stock yet
+    assert stock.raised(db) == []
+    # A count of every SKU at the node, MUG among them: the waiting order is served.
+    items = [{"sku": sku, "on_hand": 3} for sku in [*many, "MUG"]]
+    applied = post(admin, snapshot("big", "DC1", items, as_of=_now()))
+    assert applied.status_code == 201, applied.get_json()
+    assert applied.get_json()["backorders_resumed"] == ["w"]
+    assert stock.raised(db) == []
+
+
+def _now():
+    from app.db import now
+
+    return now()
+
+
+def _transaction(db):
+    from app import db as database
+
+    return database.atomic(db)

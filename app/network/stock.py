@@ -70,7 +70,11 @@ def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
                 [node_id],
             )
         }
-        known_skus = skus.existing(db, (item["sku"] for item in feed["items"]))
+        # A SKU the node already stocks exists (stock refers to skus, and SKUs are never
+        # deleted): only the others are looked up, none in a node's daily count.
+        known_skus = set(current) | skus.existing(
+            db, (item["sku"] for item in feed["items"] if item["sku"] not in current)
+        )
         node_exists = bool(nodes.existing(db, [node_id]))
         plan = plan_feed(feed, as_of, current, known_skus, node_exists)
         now = database.now()
@@ -266,22 +270,42 @@ def movements_after(db: Database, node_id: str, as_of: str) -> dict[str, int]:
 # Raised stock: what waiting orders are decided again for --------------------------------
 
 
+# Past this many SKUs, one raise stands for every SKU: a count of a whole node raises
+# thousands, and one row is what every decision's check then reads.
+RAISE_EVERY_OVER = 500
+EVERY_SKU = "*"  # no SKU id can be this (common.schema.json#/$defs/id)
+
+
 def note_raised(db: Database, sku_list: Iterable[str]) -> None:
     """Record that stock of these SKUs may have become available; call in the transaction
     that raised it, so the back-orders that wait for it run at least once."""
+    wanted = sorted(set(sku_list))
+    if len(wanted) > RAISE_EVERY_OVER:
+        wanted = [EVERY_SKU]
     now = database.now()
     db.executemany(
         "INSERT INTO atp_raised (sku, raised_at) VALUES (?, ?)"
         " ON CONFLICT (sku) DO UPDATE SET raised_at = excluded.raised_at",
-        [(sku, now) for sku in sorted(set(sku_list))],
+        [(sku, now) for sku in wanted],
     )
 
 
 def raised(db: Database, sku_list: Iterable[str] | None = None) -> list[dict]:
-    """SKUs noted as raised (of ``sku_list``, or all), oldest first: ``[{sku, raised_at}]``."""
-    rows = db.execute("SELECT sku, raised_at FROM atp_raised ORDER BY raised_at, sku")
-    wanted = None if sku_list is None else set(sku_list)
-    return [dict(row) for row in rows if wanted is None or row["sku"] in wanted]
+    """Raises noted for these SKUs (or all), oldest first: ``[{sku, raised_at}]``; a raise
+    of every SKU (``EVERY_SKU``) is among them whatever is asked."""
+    if sku_list is None:
+        rows = db.execute("SELECT sku, raised_at FROM atp_raised ORDER BY raised_at, sku")
+        return [dict(row) for row in rows]
+    wanted = sorted({*sku_list, EVERY_SKU})
+    found = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = db.execute(
+            f"SELECT sku, raised_at FROM atp_raised WHERE sku IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        found.extend(dict(row) for row in rows)
+    return sorted(found, key=lambda entry: (entry["raised_at"], entry["sku"]))
 
 
 def clear_raised(db: Database, entries: list[dict]) -> None:

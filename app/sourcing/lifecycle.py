@@ -92,13 +92,19 @@ def _resume_raised(db: Database, sku_list: list[str] | None) -> list[str]:
     entries = stock.raised(db, sku_list)
     if not entries:
         return []
-    # Most raised SKUs have nobody waiting for them: look only at those that do.
+    # Most raised SKUs have nobody waiting for them: look only at those that do. A raise
+    # of every SKU runs every waiting order, whatever SKUs the caller asked about.
     waiting = orders.waiting_skus(db)
     for entry in entries:
-        if entry["sku"] in waiting:
+        if entry["sku"] == stock.EVERY_SKU:
+            for sku in sorted(waiting):
+                resumed.extend(resume_backorders(db, [sku]))
+        elif entry["sku"] in waiting:
             resumed.extend(resume_backorders(db, [entry["sku"]]))
-            with database.immediate(db):
-                stock.clear_raised(db, [entry])
+        else:
+            continue
+        with database.immediate(db):
+            stock.clear_raised(db, [entry])
     with database.immediate(db):
         stock.clear_raised(db, entries)
     resumed = list(dict.fromkeys(resumed))

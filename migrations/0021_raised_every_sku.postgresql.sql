@@ -1,0 +1,1 @@
+ALTER TABLE atp_raised DROP CONSTRAINT IF EXISTS atp_raised_sku_fkey;

@@ -1,0 +1,2 @@
+-- A count of a whole node raises thousands of SKUs at once: it is noted as one raise of
+-- every SKU ('*', which no SKU id can be), so atp_raised no longer refers to skus.
