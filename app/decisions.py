@@ -92,6 +92,38 @@ def get(db: Database, decision_id: str) -> dict:
     }
 
 
+def for_replay(db: Database, decision_ids: list[str]) -> list[dict]:
+    """The stored records of these decisions, in the order given, with what a replay reads
+    of each: its facts, its context, and of the decision only its order and ruleset (the
+    decision as returned, explanation and all, is left unread)."""
+    found = {}
+    for start in range(0, len(decision_ids), 500):
+        chunk = decision_ids[start : start + 500]
+        rows = db.execute(
+            "SELECT decision_id, order_id, ruleset, ruleset_version, ruleset_sha256, facts,"
+            f" context FROM decisions WHERE decision_id IN ({','.join('?' * len(chunk))})",
+            chunk,
+        )
+        for row in rows:
+            found[row["decision_id"]] = {
+                "decision": {
+                    "decision_id": row["decision_id"],
+                    "order_id": row["order_id"],
+                    "ruleset": {
+                        "name": row["ruleset"],
+                        "version": row["ruleset_version"],
+                        "sha256": row["ruleset_sha256"],
+                    },
+                },
+                "facts": jsontext.loads(row["facts"]),
+                "context": jsontext.loads(row["context"]),
+            }
+    missing = [d for d in decision_ids if d not in found]
+    if missing:
+        raise NotFound(f"decision {missing[0]!r} does not exist")
+    return [found[d] for d in decision_ids]
+
+
 def for_order(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT decision_id, kind, status, ruleset, ruleset_version, created_at FROM decisions"

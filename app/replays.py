@@ -97,7 +97,7 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
         count = 0
         for start in range(0, len(ids), BATCH):
             chunk = ids[start : start + BATCH]
-            records = [decisions.get(db, decision_id) for decision_id in chunk]
+            records = decisions.for_replay(db, chunk)
             # Each version sees the chunk in one exchange with the rules engine; a replay
             # compares outcomes and rules fired, not each candidate's weighing.
             firsts = decide.replay_many(records, a, explained=False)
