@@ -39,6 +39,13 @@ SERVED = (*LIVE, "shipped", "delivered")
 EVENTS = ("accepted", "rejected", "picked", "shipped", "delivered")
 
 RECEIVER = None
+# One or two lines of different SKUs, 1 to 6 units each.
+LINES = st.lists(
+    st.tuples(st.sampled_from(SKU_IDS), st.integers(1, 6)),
+    min_size=1,
+    max_size=2,
+    unique_by=lambda line: line[0],
+)
 
 
 def receiver() -> Receiver:
@@ -156,27 +163,13 @@ class Integrity(RuleBasedStateMachine):
 
     # Steps ---------------------------------------------------------------------------
 
-    @rule(
-        lines=st.lists(
-            st.tuples(st.sampled_from(SKU_IDS), st.integers(1, 6)),
-            min_size=1,
-            max_size=2,
-            unique_by=lambda line: line[0],
-        )
-    )
+    @rule(lines=LINES)
     def place_order(self, lines):
         body = order(self.next_id("o"), [(sku, qty, 10.0) for sku, qty in lines])
         response = self.api.post("/v1/orders", json=body)
         assert response.status_code == 201, response.get_json()
 
-    @rule(
-        lines=st.lists(
-            st.tuples(st.sampled_from(SKU_IDS), st.integers(1, 6)),
-            min_size=1,
-            max_size=2,
-            unique_by=lambda line: line[0],
-        )
-    )
+    @rule(lines=LINES)
     def hold_promise(self, lines):
         body = {
             "lines": [{"sku": sku, "qty": qty, "unit_price": 10.0} for sku, qty in lines],
