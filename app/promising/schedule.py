@@ -152,13 +152,6 @@ class Dates:
     earliest: datetime
     latest: datetime
 
-    def public(self) -> dict:
-        return {
-            "dispatch_date": self.dispatch_date.isoformat(),
-            "delivery_date": self.delivery_date.isoformat(),
-            "window": {"from": self.earliest.isoformat(), "to": self.latest.isoformat()},
-        }
-
 
 def dated(
     schedule: Schedule,

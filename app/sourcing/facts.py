@@ -165,7 +165,7 @@ def build(
     priced = Pricing(
         rate, [schedules.compact(s) for s in services if s["service_level"] == service]
     )
-    promise = _Promise.of(order, view, method, service) if promised_by_of(order) else None
+    promise = _Promise.of(order, view, method, service) if order.get("promised_by") else None
 
     screened: dict[tuple[str, str], list[str]] = {}
 
@@ -368,10 +368,6 @@ class Pricing:
         return found[1]
 
 
-def promised_by_of(order: dict) -> str | None:
-    return order.get("promised_by")
-
-
 @dataclass(frozen=True)
 class _Promise:
     """What a candidate is told about an order's promised date: when it could deliver and
@@ -398,7 +394,7 @@ class _Promise:
             schedule=view.schedule,
             method=method,
             services=view.schedule.of_level(service),
-            promised=parse_time(promised_by_of(order)),
+            promised=parse_time(order["promised_by"]),
             zone=ZoneInfo(zone_name) if zone_name else None,
             pickup_id=pickup_id,
             pickup_node=pickup_node,
