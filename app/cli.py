@@ -762,8 +762,7 @@ def decisions_replay(db, decision_id: str, version_number: int | None):
         dom decisions replay dec_3f2a9c01b7e4d2aa --version 2
     """
     from app import decisions
-    from app.rules import registry
-    from app.sourcing import decide
+    from app.rules import kinds, registry
 
     try:
         record = decisions.get(db, decision_id)
@@ -772,11 +771,12 @@ def decisions_replay(db, decision_id: str, version_number: int | None):
         version = registry.get(db, original["ruleset"]["name"], number)
     except NotFound as exc:
         raise click.ClickException(exc.message) from exc
-    replayed = decide.replay(record, version)
-    same = decide.outcome(replayed) == decide.outcome(original)
+    kind = kinds.of_decision(original)
+    [replayed] = kind.replay_many([record], version)
+    same = kind.reproduce(replayed) == kind.reproduce(original)
     click.echo(
         json.dumps(
-            {"original": decide.outcome(original), "replayed": decide.outcome(replayed)}, indent=2
+            {"original": kind.reproduce(original), "replayed": kind.reproduce(replayed)}, indent=2
         )
     )
     click.echo(
@@ -975,8 +975,6 @@ def replays_show(db, replay_id: str):
 
 
 def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) -> None:
-    from app.metrics import MEASURES
-
     def show(value):
         return "-" if value is None else f"{value:,.3f}"
 
@@ -987,7 +985,7 @@ def _comparison_table(left: dict, right: dict, differences: dict, names: tuple) 
         f"  {'95% interval (always valid)':<28}verdict"
     )
     click.echo(f"{'decisions':<22}{left['decisions']:>12}{right['decisions']:>12}")
-    for name in MEASURES:
+    for name in differences:  # the measures of the ruleset's kind
         diff = differences[name]
         interval = f"[{diff['ci95'][0]:,.3f}, {diff['ci95'][1]:,.3f}]" if diff["ci95"] else "-"
         said = diff.get("verdict") or verdict(name, diff)

@@ -122,7 +122,9 @@ def network(seed: int = 7, as_of: datetime | None = None) -> dict:
     for node_id, node_type, name, postcode, city, lat, lon in WAREHOUSES:
         capabilities = ["ship"] if node_type != "supplier" else ["ship", "dropship"]
         if node_type == "dc":
-            capabilities.append("ship_to_store")
+            capabilities += ["ship_to_store", "returns"]
+        if node_type == "3pl":
+            capabilities += ["returns", "refurbish"]  # the returns centre
         node_docs[node_id] = {
             "type": node_type,
             "name": name,
@@ -135,7 +137,7 @@ def network(seed: int = 7, as_of: datetime | None = None) -> dict:
         }
     for index, (city, postcode, lat, lon) in enumerate(CITIES):
         node_id = f"ST-{index + 1:03d}"
-        capabilities = ["ship", "pickup"]
+        capabilities = ["ship", "pickup", "returns"]
         if index < 12:
             capabilities.append("same_day")
         node_docs[node_id] = {

@@ -18,7 +18,7 @@ from app import db as database
 from app import decisions, jsontext, logs, metrics, monitoring, shipments
 from app.db import Database
 from app.errors import Conflict, InvalidInput, NotFound, field_error
-from app.rules import registry, runtime
+from app.rules import kinds, registry, runtime
 from app.schemas import Catalogue
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,29 @@ def running(db: Database, ruleset: str, now: str | None = None) -> dict | None:
         [ruleset, now, now],
     ).fetchone()
     return _public(row) if row else None
+
+
+def choose(db: Database, ruleset: str, keys: dict) -> tuple[dict, dict | None]:
+    """The version that decides now: the active one, or a running experiment's variant,
+    assigned by the experiment's ``assign_by`` key (an order id or customer id in ``keys``).
+    Shadow mode: the champion decides."""
+    experiment = running(db, ruleset)
+    if experiment is None:
+        return runtime.active_version(db, ruleset), None
+    if experiment["mode"] == "shadow":
+        variant = "champion"
+    else:
+        variant = assign(
+            experiment["experiment_id"],
+            keys[experiment["assign_by"]],
+            experiment["challenger_share"],
+        )
+    version = registry.get(db, ruleset, experiment[variant])
+    return version, {
+        "experiment_id": experiment["experiment_id"],
+        "variant": variant,
+        "mode": experiment["mode"],
+    }
 
 
 def create(db: Database, schemas: Catalogue, document: dict, by: str) -> dict:
@@ -245,6 +268,8 @@ def shadows(db, experiment_id: str) -> dict[str, dict]:
 
 def report(db: Database, experiment_id: str) -> dict:
     experiment = get(db, experiment_id)
+    champion_version = registry.get(db, experiment["ruleset"], experiment["champion"])
+    kind = kinds.of(champion_version["document"]).name
     real = decisions.for_experiment(db, experiment_id)
     if experiment["mode"] == "split":
         by_variant = {"champion": [], "challenger": []}
@@ -253,10 +278,12 @@ def report(db: Database, experiment_id: str) -> dict:
         rows = {k: [metrics.measures(d) for d in v] for k, v in by_variant.items()}
         ids = {v: [r["decision_id"] for r in real if r["variant"] == v] for v in rows}
         variants = {
-            variant: metrics.summary(rows[variant], shipments.rejection_counts(db, ids[variant]))
+            variant: metrics.summary(
+                rows[variant], shipments.rejection_counts(db, ids[variant]), kind
+            )
             for variant in rows
         }
-        diff = metrics.differences(rows["champion"], rows["challenger"])
+        diff = metrics.differences(rows["champion"], rows["challenger"], kind)
         extra = {}
     else:
         shadow = shadows(db, experiment_id)
@@ -269,11 +296,13 @@ def report(db: Database, experiment_id: str) -> dict:
         challenger_rows = [metrics.measures(b) for _, b in pairs]
         variants = {
             "champion": metrics.summary(
-                champion_rows, shipments.rejection_counts(db, [r["decision_id"] for r in real])
+                champion_rows,
+                shipments.rejection_counts(db, [r["decision_id"] for r in real]),
+                kind,
             ),
-            "challenger": metrics.summary(challenger_rows),
+            "challenger": metrics.summary(challenger_rows, kind=kind),
         }
-        diff = metrics.paired_differences(champion_rows, challenger_rows)
+        diff = metrics.paired_differences(champion_rows, challenger_rows, kind)
         compared = [(r, shadow[r["decision_id"]]) for r in real if r["decision_id"] in shadow]
         # Only orders on which the variants disagreed say what makes the difference.
         disagreeing = [(r, s) for r, s in compared if not s["agrees"]]
@@ -370,17 +399,19 @@ def check_guardrails(db: Database, experiment_id: str) -> str | None:
     if min(v["decisions"] for v in result["variants"].values()) < minimum:
         return None
     reasons = []
-    fill = result["challenger_minus_champion"]["fill_rate"]
+    found = result["challenger_minus_champion"]
+    # Sourcing has a fill rate and a cost per order; returns a cost per return.
+    fill = found.get("fill_rate")
     limit = rails.get("max_fill_rate_drop")
-    if limit is not None and fill["ci95"] and fill["ci95"][1] < -limit:
+    if limit is not None and fill and fill["ci95"] and fill["ci95"][1] < -limit:
         reasons.append(f"fill rate fell by {-fill['difference']:.3f} (more than {limit})")
-    cost = result["challenger_minus_champion"]["cost_per_order"]
+    measure = "cost_per_order" if "cost_per_order" in found else "cost_per_return"
+    cost = found[measure]
     limit = rails.get("max_cost_increase")
-    base = result["variants"]["champion"]["cost_per_order"]
+    base = result["variants"]["champion"][measure]
     if limit is not None and cost["ci95"] and base and cost["ci95"][0] > limit * base:
-        reasons.append(
-            f"cost per order rose by {cost['difference'] / base:.1%} (more than {limit:.0%})"
-        )
+        what = measure.replace("_", " ")
+        reasons.append(f"{what} rose by {cost['difference'] / base:.1%} (more than {limit:.0%})")
     if not reasons:
         return None
     reason = "guardrail: " + "; ".join(reasons)

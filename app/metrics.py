@@ -40,12 +40,23 @@ MEASURES = {
     "backorder_rate": "share of orders back-ordered",
     "promise_kept": "share of orders with a promised date whose shipments are all dated by it",
 }
+RETURN_MEASURES = {
+    "cost_per_return": "what taking the return back costs at the chosen point (0 when kept)",
+    "kept_share": "share of returns the customer keeps, refunded without a trip",
+    "resale_share": "share of returned units expected back on sale (restocked or sent on)",
+    "refund_per_return": "refund per return",
+    "refund_early_share": "share of returns refunded at once or at the drop-off, not later",
+    "refused_share": "share of returns no point could take",
+}
 # Which way is better for each measure.
-HIGHER_IS_BETTER = {"fill_rate", "promise_kept"}
+HIGHER_IS_BETTER = {"fill_rate", "promise_kept", "resale_share", "refund_early_share"}
+BY_KIND = {"sourcing": MEASURES, "returns": RETURN_MEASURES}
 
 
 def measures(decision: dict) -> dict:
-    """The measures of one decision result."""
+    """The measures of one decision result, of its kind."""
+    if decision.get("kind") == "returns":
+        return return_measures(decision)
     served = sum(line["qty"] for s in decision["shipments"] for line in s["lines"])
     missing = sum(u["qty"] for u in decision["unfulfilled"])
     ordered = served + missing
@@ -69,10 +80,33 @@ def measures(decision: dict) -> dict:
     }
 
 
-def summary(rows: list[dict], rejections: tuple[int, int] | None = None) -> dict:
+def return_measures(decision: dict) -> dict:
+    """The measures of one return decision."""
+    units = sum(line["qty"] for line in decision["lines"])
+    resold = sum(
+        line["qty"]
+        for line in decision["lines"]
+        if line["disposition"] in ("restock", "send_to_dc")
+    )
+    return {
+        "cost_per_return": sum(s["estimated_cost"] for s in decision["shipments"]),
+        "kept_share": 1.0 if decision["status"] == "keep" else 0.0,
+        "resale_share": resold / units if units else None,
+        "refund_per_return": decision["refund_total"],
+        "refund_early_share": 1.0
+        if decision["refund_due"] in ("at_decision", "at_drop_off")
+        else 0.0,
+        "refused_share": 1.0 if decision["status"] == "refused" else 0.0,
+        "latency_ms": None,
+    }
+
+
+def summary(
+    rows: list[dict], rejections: tuple[int, int] | None = None, kind: str = "sourcing"
+) -> dict:
     """Averages over decisions of one variant, with latency percentiles."""
     result: dict = {"decisions": len(rows)}
-    for name in MEASURES:
+    for name in BY_KIND[kind]:
         values = [r[name] for r in rows if r[name] is not None]
         result[name] = statistics.fmean(values) if values else None
     latencies = sorted(r["latency_ms"] for r in rows if r.get("latency_ms") is not None)
@@ -153,10 +187,12 @@ def difference(champion: list[float], challenger: list[float]) -> dict:
     return _interval(diff, variance, per_observation, enough, note)
 
 
-def differences(champion_rows: list[dict], challenger_rows: list[dict]) -> dict:
+def differences(
+    champion_rows: list[dict], challenger_rows: list[dict], kind: str = "sourcing"
+) -> dict:
     found = {
         name: difference([r[name] for r in champion_rows], [r[name] for r in challenger_rows])
-        for name in MEASURES
+        for name in BY_KIND[kind]
     }
     return {name: {**result, "verdict": verdict(name, result)} for name, result in found.items()}
 
@@ -178,12 +214,14 @@ def paired_difference(pairs: list[tuple[float, float]]) -> dict:
     return _interval(mean, per_observation / len(deltas), per_observation, enough, note)
 
 
-def paired_differences(champion_rows: list[dict], challenger_rows: list[dict]) -> dict:
+def paired_differences(
+    champion_rows: list[dict], challenger_rows: list[dict], kind: str = "sourcing"
+) -> dict:
     """Every measure's paired difference (shadow mode), with its verdict."""
     found = {
         name: paired_difference(
             [(a[name], b[name]) for a, b in zip(champion_rows, challenger_rows, strict=True)]
         )
-        for name in MEASURES
+        for name in BY_KIND[kind]
     }
     return {name: {**result, "verdict": verdict(name, result)} for name, result in found.items()}

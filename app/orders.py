@@ -4,6 +4,8 @@ and ``order_events``.
     received ──> sourced | partially_sourced | backordered | on_hold
     partially_sourced, backordered ──> sourced | partially_sourced | backordered (back-orders)
     sourced ──> completed, partially_sourced (a node rejected part of it)
+    completed, partially_returned, returned ──> partially_returned | returned | completed
+        (goods came back, or a return was withdrawn)
     any open state ──> cancelled
 
 Transitions outside this table are refused with 409 before anything is written.
@@ -25,7 +27,10 @@ TRANSITIONS = {
     "backordered": {"sourced", "partially_sourced", "backordered", "on_hold", "cancelled"},
     "on_hold": {"sourced", "partially_sourced", "backordered", "cancelled"},
     "cancelled": set(),
-    "completed": set(),
+    "completed": {"partially_returned", "returned"},
+    # A withdrawn return gives the goods back to the order.
+    "partially_returned": {"partially_returned", "returned", "completed"},
+    "returned": {"partially_returned", "completed"},
 }
 
 

@@ -19,8 +19,7 @@ from app import decisions, jsontext, logs, metrics
 from app.db import Database
 from app.errors import NotFound
 from app.experiments import compare
-from app.rules import registry, runtime
-from app.sourcing import decide
+from app.rules import kinds, registry, runtime
 
 log = logging.getLogger(__name__)
 PROGRESS_EVERY = 25
@@ -69,7 +68,8 @@ def select(db: Database, request: dict) -> list[str]:
 
 def _channel(db, decision_id: str) -> str | None:
     facts = decisions.get(db, decision_id)["facts"]
-    return next((f["channel"] for f in facts if f["fact"] == "order"), None)
+    # The order's channel: on the order fact (sourcing) or the return fact (returns).
+    return next((f["channel"] for f in facts if f["fact"] in ("order", "return")), None)
 
 
 def get(db: Database, replay_id: str) -> dict:
@@ -92,6 +92,7 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
     _set(db, replay_id, status="running")
     try:
         a, b = versions_for(db, request)
+        kind = kinds.of(a["document"])
         ids = select(db, request)
         rows_a, rows_b, changes = [], [], []
         count = 0
@@ -100,25 +101,26 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
             records = decisions.for_replay(db, chunk)
             # Each version sees the chunk in one exchange with the rules engine; a replay
             # compares outcomes and rules fired, not each candidate's weighing.
-            firsts = decide.replay_many(records, a, explained=False)
-            seconds = decide.replay_many(records, b, explained=False)
+            firsts = kind.replay_many(records, a, explained=False)
+            seconds = kind.replay_many(records, b, explained=False)
             for decision_id, record, first, second in zip(
                 chunk, records, firsts, seconds, strict=True
             ):
                 count += 1
-                _compare(decision_id, record, first, second, rows_a, rows_b, changes)
+                _compare(kind, decision_id, record, first, second, rows_a, rows_b, changes)
                 if progress:
                     progress(count, len(ids))
                 if count % PROGRESS_EVERY == 0:
                     _set(db, replay_id, done=count)
         report = {
-            "champion": {"version": a["version"], **metrics.summary(rows_a)},
+            "kind": kind.name,
+            "champion": {"version": a["version"], **metrics.summary(rows_a, kind=kind.name)},
             "challenger": {
                 "version": b["version"],
                 "draft": bool(b.get("draft")),
-                **metrics.summary(rows_b),
+                **metrics.summary(rows_b, kind=kind.name),
             },
-            "challenger_minus_champion": metrics.paired_differences(rows_a, rows_b),
+            "challenger_minus_champion": metrics.paired_differences(rows_a, rows_b, kind=kind.name),
             "changed": len(changes),
             "change_rate": len(changes) / len(ids) if ids else 0.0,
         }
@@ -147,7 +149,7 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
     return get(db, replay_id)
 
 
-def _compare(decision_id, record, first, second, rows_a, rows_b, changes) -> None:
+def _compare(kind, decision_id, record, first, second, rows_a, rows_b, changes) -> None:
     rows_a.append(metrics.measures(first))
     rows_b.append(metrics.measures(second))
     agrees, difference = compare(first, second)
@@ -156,8 +158,8 @@ def _compare(decision_id, record, first, second, rows_a, rows_b, changes) -> Non
             {
                 "decision_id": decision_id,
                 "order_id": record["decision"]["order_id"],
-                "champion": decide.outcome(first),
-                "challenger": decide.outcome(second),
+                "champion": kind.reproduce(first),
+                "challenger": kind.reproduce(second),
                 "difference": difference,
             }
         )

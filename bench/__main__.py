@@ -14,6 +14,7 @@ from bench import (
     inventory,
     memory,
     promises,
+    returns,
     rules,
     scaling,
 )
@@ -27,6 +28,7 @@ def main() -> None:
     allocation.main()
     decisions.main()
     promises.main()
+    returns.main()
     dispatch.main()
     experiments.main()
     scaling.main()

@@ -142,13 +142,14 @@ def orders(setup: dict, path: str, count: int, prefix: str, seed: int) -> list[d
     return bodies
 
 
-def in_process(path: str, bodies: list[dict]) -> tuple[float, list[float]]:
+def in_process(path: str, bodies: list[dict], decider=decide.decide_order) -> tuple:
+    """Each body through ``decider(connection, body)`` in turn; rate and latencies."""
     connection = database.open_database(path)
     latencies = []
     started = time.perf_counter()
     for body in bodies:
         t0 = time.perf_counter()
-        decide.decide_order(connection, body)
+        decider(connection, body)
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
     connection.close()

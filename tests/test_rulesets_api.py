@@ -41,7 +41,20 @@ def version_two(**changes):
 def test_shipped_ruleset_is_loaded_and_active(analyst):
     listing = analyst.get("/v1/rulesets").get_json()["rulesets"]
     assert listing == [
-        {"ruleset": "sourcing", "active_version": 1, "latest_version": 1, "versions": 1}
+        {
+            "ruleset": "returns",
+            "kind": "returns",
+            "active_version": 1,
+            "latest_version": 1,
+            "versions": 1,
+        },
+        {
+            "ruleset": "sourcing",
+            "kind": "sourcing",
+            "active_version": 1,
+            "latest_version": 1,
+            "versions": 1,
+        },
     ]
     detail = analyst.get("/v1/rulesets/sourcing").get_json()
     assert detail["activations"][0]["kind"] == "initial"

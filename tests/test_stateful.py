@@ -1,6 +1,6 @@
 """A stateful property test: orders, cancels, counts, node events, promises held and
-quoted, lapses and back-orders interleaved at random, with the invariants of the design
-checked after every step.
+quoted, returns and their points' reports, lapses and back-orders interleaved at random,
+with the invariants of the design checked after every step.
 
 The service runs for real (Flask, a SQLite file, the rules engine, the dispatcher
 against a receiver on 127.0.0.1); time is the test's to move for holds and
@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -37,6 +37,8 @@ SKU_IDS = ("MUG", "CUP")
 LIVE = ("pending", "requested", "accepted", "picked")
 SERVED = (*LIVE, "shipped", "delivered")
 EVENTS = ("accepted", "rejected", "picked", "shipped", "delivered")
+CONDITIONS = ("unopened", "opened", "damaged", "defective")
+RETURN_EVENTS = ("received", "inspected", "disposed")
 
 RECEIVER = None
 # One or two lines of different SKUs, 1 to 6 units each.
@@ -80,7 +82,9 @@ class Integrity(RuleBasedStateMachine):
         self.api = Api(self.app.test_client(), auth.create_key(self.db, "admin")[1])
         webhook = {"url": receiver().url, "secret": SECRET}
         for node_id in NODE_IDS:
-            body = {**NODES[node_id], "webhook": webhook}
+            # Every node takes returns: a returned unit may come back to any of them.
+            capabilities = [*NODES[node_id]["capabilities"], "returns"]
+            body = {**NODES[node_id], "capabilities": capabilities, "webhook": webhook}
             assert self.api.put(f"/v1/nodes/{node_id}", json=body).status_code == 201
         for sku in SKU_IDS:
             assert self.api.put(f"/v1/skus/{sku}", json=SKUS[sku]).status_code == 201
@@ -268,6 +272,19 @@ class Integrity(RuleBasedStateMachine):
             body.update(carrier="DPD", tracking_number="T", at=self.when(minutes_ago))
         self.report(shipment["shipment_id"], body)
 
+    @rule(index=st.integers(0, 10_000), minutes_ago=st.integers(0, 180))
+    def node_delivers(self, index, minutes_ago):
+        """A node's whole happy path at once, so that goods reach customers (and come back)."""
+        live = [s for s in self.shipments() if s["status"] in LIVE]
+        shipment = self.pick(live, index)
+        if shipment is None:
+            return
+        for kind in ("accepted", "shipped", "delivered"):
+            body = {"event_id": self.next_id("e"), "type": kind}
+            if kind == "shipped":
+                body.update(carrier="DPD", tracking_number="T", at=self.when(minutes_ago))
+            self.report(shipment["shipment_id"], body)
+
     @rule()
     def node_repeats_itself(self):
         if self.last_event is not None:
@@ -287,6 +304,84 @@ class Integrity(RuleBasedStateMachine):
             for hold in held:
                 if hold["counted_at"] is None:
                     self.move((hold["node_id"], hold["sku"]), -hold["qty"], at)
+
+    @rule(
+        index=st.integers(0, 10_000),
+        qty=st.integers(1, 4),
+        condition=st.sampled_from(CONDITIONS),
+        method=st.sampled_from(("drop_off", "ship_back", "collect")),
+        handled=st.integers(0, 3),
+    )
+    def return_goods(self, index, qty, condition, method, handled):
+        """A customer returns goods; the point may at once report the first ``handled`` of
+        received, inspected and disposed (or leave them to ``point_reports``)."""
+        delivered = self.db.execute(
+            "SELECT order_id, lines FROM shipments WHERE status = 'delivered' ORDER BY shipment_id"
+        ).fetchall()
+        shipment = self.pick(delivered, index)
+        if shipment is None:
+            # Nothing delivered yet: a node delivers first, so that returns are frequent.
+            self.node_delivers(index, 0)
+            return
+        line = json.loads(shipment["lines"])[0]
+        body = {
+            "return_id": self.next_id("r"),
+            "order_id": shipment["order_id"],
+            "method": method,
+            "lines": [
+                {
+                    "line_id": line["line_id"],
+                    "qty": qty,
+                    "reason": "wrong_size",
+                    "condition": condition,
+                }
+            ],
+        }
+        response = self.api.post("/v1/returns", json=body)
+        # 422: more than was delivered and not yet returned.
+        assert response.status_code in (201, 422), response.get_json()
+        event(f"return asked: {response.status_code}")
+        if response.status_code == 201 and response.get_json()["point"]:
+            for kind in RETURN_EVENTS[:handled]:
+                self.point_reports(0, kind, condition, 0, body["return_id"])
+
+    @rule(
+        index=st.integers(0, 10_000),
+        kind=st.sampled_from(RETURN_EVENTS),
+        condition=st.sampled_from(CONDITIONS),
+        minutes_ago=st.integers(0, 180),
+    )
+    def point_reports(self, index, kind, condition, minutes_ago, return_id=None):
+        found = self.db.execute(
+            "SELECT return_id, point_node_id, status FROM returns"
+            " WHERE point_node_id IS NOT NULL AND return_id = COALESCE(?, return_id)"
+            " ORDER BY return_id",
+            [return_id],
+        ).fetchall()
+        # Mostly a return whose state takes this report; otherwise any (refused with 409).
+        ready = {"received": "expected", "inspected": "received", "disposed": "inspected"}
+        fitting = [row for row in found if row["status"] == ready[kind]]
+        chosen = self.pick(fitting if fitting and index % 4 else found, index)
+        if chosen is None:
+            return
+        return_id, point = chosen["return_id"], chosen["point_node_id"]
+        lines = self.db.execute(
+            "SELECT line_id, sku, qty FROM return_lines WHERE return_id = ?", [return_id]
+        ).fetchall()
+        at = self.when(minutes_ago)
+        body = {"event_id": self.next_id("re"), "type": kind, "at": at}
+        if kind == "inspected":
+            body["lines"] = [{"line_id": line["line_id"], "condition": condition} for line in lines]
+        response = self.api.post(f"/v1/returns/{return_id}/events", json=body)
+        assert response.status_code in (201, 409), response.get_json()
+        event(f"return {kind}: {response.status_code}")
+        if response.status_code == 201 and kind == "inspected":
+            skus = {line["line_id"]: line["sku"] for line in lines}
+            for line in response.get_json()["lines"]:
+                if "restocked_at" in line:
+                    self.move(
+                        (point, skus[line["line_id"]]), line["qty"], database.normalize_time(at)
+                    )
 
     @rule()
     def dispatch(self):
@@ -360,12 +455,43 @@ class Integrity(RuleBasedStateMachine):
             allocated, wanted = totals[order_id]
             if status == "cancelled":
                 assert not live.get(order_id), order_id
-            elif status in ("sourced", "completed"):
+            elif status in ("sourced", "completed", "partially_returned", "returned"):
                 assert allocated == wanted, (order_id, status, allocated, wanted)
             elif status == "partially_sourced":
                 assert 0 < allocated < wanted, (order_id, status, allocated, wanted)
             elif status == "backordered":
                 assert allocated == 0, (order_id, allocated)
+
+    @invariant()
+    def returns_never_exceed_deliveries(self):
+        delivered: dict[tuple, int] = {}
+        for shipment in self.shipments():
+            if shipment["status"] == "delivered":
+                for line in json.loads(shipment["lines"]):
+                    key = (shipment["order_id"], line["line_id"])
+                    delivered[key] = delivered.get(key, 0) + line["qty"]
+        for order_id, line_id, back in self.db.execute(
+            "SELECT l.order_id, l.line_id, SUM(l.qty) FROM return_lines l JOIN returns r"
+            " ON r.return_id = l.return_id WHERE r.status <> 'cancelled'"
+            " GROUP BY l.order_id, l.line_id"
+        ):
+            assert back <= delivered.get((order_id, line_id), 0), (order_id, line_id, back)
+        # A finished order's status says how much came back.
+        for order_id, status, ordered, back in self.db.execute(
+            "SELECT o.order_id, o.status, (SELECT SUM(qty) FROM order_lines x"
+            " WHERE x.order_id = o.order_id), (SELECT COALESCE(SUM(l.qty), 0) FROM return_lines"
+            " l JOIN returns r ON r.return_id = l.return_id WHERE l.order_id = o.order_id"
+            " AND r.status <> 'cancelled') FROM orders o"
+            " WHERE o.status IN ('completed', 'partially_returned', 'returned')"
+        ):
+            wanted = (
+                "completed"
+                if back == 0
+                else "returned"
+                if back >= ordered
+                else ("partially_returned")
+            )
+            assert status == wanted, (order_id, status, ordered, back)
 
     @invariant()
     def each_nodes_day_counts_its_shipments(self):

@@ -178,6 +178,7 @@ def init_app(app: Flask) -> None:
         network,
         orders,
         promising,
+        returns,
         rulesets,
     )
 
@@ -191,6 +192,7 @@ def init_app(app: Flask) -> None:
         dispatch,
         experiments,
         promising,
+        returns,
     ):
         app.register_blueprint(module.bp)
 

@@ -12,8 +12,8 @@ from app.api import Param, created_or_ok, endpoint, listing, query_args, schemas
 from app.db import get_db, normalize_time
 from app.errors import Forbidden, InvalidInput, NotFound
 from app.network import nodes
-from app.rules import registry, runtime
-from app.sourcing import casebook, decide, explain, lifecycle
+from app.rules import kinds, registry, runtime
+from app.sourcing import casebook, decide, lifecycle
 
 bp = Blueprint("orders", __name__, url_prefix="/v1")
 log = logging.getLogger(__name__)
@@ -33,7 +33,9 @@ ORDER_QUERY = (
 )
 DECISION_QUERY = (
     Param("order_id", "Only decisions of this order."),
-    Param("kind", "Only this kind.", enum=("order", "backorder", "resource", "simulation")),
+    Param(
+        "kind", "Only this kind.", enum=("order", "backorder", "resource", "simulation", "return")
+    ),
     Param("ruleset_version", "Only decisions made under this version.", "integer", minimum=1),
     Param("rule", "Only decisions in which this rule fired."),
     Param("node_id", "Only decisions with a shipment from this node."),
@@ -246,7 +248,7 @@ def decision_scenario(decision_id: str, body: dict):
     version = registry.get(db, name, original["ruleset"]["version"])
     facts = casebook.anonymous_facts(record["facts"])
     evaluation = runtime.evaluate(version, facts)
-    outcome = decide.scenario_outcome(facts, version)
+    outcome = kinds.of(version["document"]).outcome_of(facts, version)
     case = casebook.scenario({**original, "decision_id": decision_id}, facts, evaluation, outcome)
     if body.get("scenario"):
         case["scenario"] = body["scenario"]
@@ -273,7 +275,8 @@ def why_not(decision_id: str, node_id: str):
     db = get_db()
     record = visible_decision(db, decision_id)
     nodes.get(db, node_id)  # 404 for a node that does not exist, not "it had no stock"
-    return jsonify(explain.why_not(record["decision"], node_id))
+    decision = record["decision"]
+    return jsonify(kinds.of_decision(decision).explain_why_not(decision, node_id))
 
 
 @endpoint(
@@ -292,14 +295,15 @@ def replay(decision_id: str, body: dict):
     original = record["decision"]
     number = body.get("version", original["ruleset"]["version"])
     version = registry.get(db, original["ruleset"]["name"], number)
-    replayed = decide.replay(record, version)
-    same = decide.outcome(replayed) == decide.outcome(original)
+    kind = kinds.of_decision(original)
+    [replayed] = kind.replay_many([record], version)
+    same = kind.reproduce(replayed) == kind.reproduce(original)
     return jsonify(
         {
             "decision_id": decision_id,
             "version": number,
             "identical": same,
-            "original": decide.outcome(original),
-            "replayed": {**decide.outcome(replayed), "explanation": replayed["explanation"]},
+            "original": kind.reproduce(original),
+            "replayed": {**kind.reproduce(replayed), "explanation": replayed["explanation"]},
         }
     )

@@ -7,7 +7,7 @@ from flask import Blueprint, g, jsonify
 from app.api import Param, created_or_ok, endpoint, query_args, schemas
 from app.db import get_db, normalize_time, now
 from app.errors import InvalidInput, NotFound, field_error
-from app.rules import diff, registry, runtime
+from app.rules import diff, kinds, registry, runtime
 
 bp = Blueprint("rulesets", __name__, url_prefix="/v1")
 
@@ -74,6 +74,7 @@ def list_rulesets():
         found.append(
             {
                 "ruleset": name,
+                "kind": stored[-1]["kind"],
                 "active_version": current["version"] if current else None,
                 "latest_version": stored[-1]["version"],
                 "versions": len(stored),
@@ -354,7 +355,8 @@ def evaluate(name: str, body: dict):
         version = registry.get(db, name, body["version"])
     else:
         version = runtime.active_version(db, name)
-    runtime.require_valid_facts(body["facts"], schemas(), ("facts",))
+    kind = kinds.of(version["document"]).name
+    runtime.require_valid_facts(body["facts"], schemas(), ("facts",), kind)
     result = runtime.evaluate(version, body["facts"])
     return jsonify(
         {

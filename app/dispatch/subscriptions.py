@@ -12,7 +12,7 @@ from app.dispatch import brokers
 from app.errors import Forbidden, NotFound
 from app.vault import Vault
 
-EVENT_TYPES = ("order.status_changed",)
+EVENT_TYPES = ("order.status_changed", "return.refund_due")
 
 
 def _public(row) -> dict:

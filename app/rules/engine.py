@@ -39,13 +39,13 @@ import re
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import durable_rules_engine as rules_engine
 import orjson
 
+from app.rules import kinds
 from app.rules.compile import SENTINEL_FACT, SENTINEL_RULE, RulePlan, compile_ruleset
-from app.rules.language import FactCatalogue, is_ref, split_ref
+from app.rules.language import is_ref, split_ref
 from app.rules.patterns import passes, pattern_matches
 
 SENTINEL = {"id": SENTINEL_FACT, "fact": SENTINEL_FACT}
@@ -81,7 +81,7 @@ def _keep_freed_memory() -> bool:
 
 MEMORY_TUNED = _keep_freed_memory()
 # Fact types an evaluation has many of, from the shipped catalogue (``x-count``).
-MANY = FactCatalogue.read(Path(__file__).resolve().parents[2] / "schemas/facts.schema.json").many
+MANY = kinds.many()
 # Derived facts one evaluation may assert; far above any sane ruleset.
 MAX_DERIVED_FACTS = 10_000
 SMALLEST_NUMBER = 0.0001
@@ -106,6 +106,8 @@ class Evaluation:
     excluded: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     scores: dict[str, list[dict]] = field(default_factory=lambda: defaultdict(list))
     attributes: dict[str, dict] = field(default_factory=dict)
+    # Attributes set on one fact (``set`` with ``for``): fact key -> attribute -> entry.
+    item_attributes: dict[str, dict] = field(default_factory=dict)
     holds: list[dict] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     flags: list[dict] = field(default_factory=list)
@@ -117,6 +119,7 @@ class Evaluation:
             "excluded": {k: list(v) for k, v in self.excluded.items()},
             "scores": {k: list(v) for k, v in self.scores.items()},
             "attributes": dict(self.attributes),
+            "item_attributes": {k: dict(v) for k, v in self.item_attributes.items()},
             "holds": list(self.holds),
             "tags": list(self.tags),
             "flags": list(self.flags),
@@ -127,7 +130,7 @@ class Evaluation:
 
 
 # What a rule's action does to each match, planned when the ruleset is loaded.
-EXCLUDE, SCORE, SET, HOLD, TAG, ASSERT = range(6)
+EXCLUDE, SCORE, SET, HOLD, TAG, ASSERT, SET_FOR = range(7)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class _Rule:
     plan: RulePlan
     checked: bool  # whether matches need tests in Python (residual or negated)
     # (EXCLUDE | SCORE, position, entry), (SET, attribute, value), (HOLD, entry, None),
+    # (SET_FOR, (attribute, position), value),
     # (TAG, tag, None), (ASSERT, flag name, ((value name, position | None, field | literal)))
     # An entry is the same for every match of the rule, so one is shared (and pickled once).
     steps: tuple
@@ -152,6 +156,9 @@ def _plan_rule(plan: RulePlan) -> _Rule:
         elif kind == "score":
             entry = {"rule": rule_id, "add": action["add"], "reason": action["reason"]}
             steps.append((SCORE, plan.aliases[action["score"]], entry))
+        elif kind == "set" and "for" in action:
+            position = plan.aliases[action["for"]]
+            steps.append((SET_FOR, (action["set"], position), action["value"]))
         elif kind == "set":
             steps.append((SET, action["set"], action["value"]))
         elif kind == "hold":
@@ -191,7 +198,7 @@ class _Session:
         self.types: list[str] = []
         self.by_type: dict[str, list[int]] = defaultdict(list)
         self.derived: set[tuple] = set()
-        self.attribute_priority: dict[str, int] = {}
+        self.attribute_priority: dict = {}  # attribute or (fact key, attribute) -> priority
         self.pending: list[dict] = []  # derived facts for the engine, asserted per action
 
 
@@ -438,6 +445,15 @@ def _apply(session: _Session, rule: _Rule, frames: list) -> None:
             if session.attribute_priority.get(first, -(10**9)) < plan.priority:
                 session.attribute_priority[first] = plan.priority
                 result.attributes[first] = {"value": second, "rule": rule_id}
+        elif step == SET_FOR:
+            attribute, position = first
+            for frame in frames:
+                key = keys[frame[position]]
+                slot = (key, attribute)
+                if session.attribute_priority.get(slot, -(10**9)) < plan.priority:
+                    session.attribute_priority[slot] = plan.priority
+                    entry = {"value": second, "rule": rule_id}
+                    result.item_attributes.setdefault(key, {})[attribute] = entry
         elif step == HOLD:
             result.holds.extend([first] * len(frames))
         elif step == TAG:

@@ -23,23 +23,7 @@ OPERATORS_BY_TYPE = {
 COMPARISONS = ("eq", "ne", "lt", "lte", "gt", "gte")
 JOINABLE = set(COMPARISONS)
 
-# Decision attributes a rule can set, with the type of their value.
-ATTRIBUTES = {
-    "service_level": "string",
-    "max_shipments": "integer",
-    "ship_complete": "boolean",
-    "allow_split_lines": "boolean",
-    "allow_partial": "boolean",
-    # Promises: days added to every date, and what delivery costs the customer.
-    "extra_days": "integer",
-    "price_as": "string",
-    "free_delivery": "boolean",
-}
 ACTION_KINDS = ("exclude", "score", "set", "hold", "assert", "tag")
-# The fact types ``exclude`` and ``score`` act on: nodes that could serve a line, and
-# carrier services that could carry a shipment.
-EXCLUDABLE = ("candidate", "carrier")
-
 # Engine limits measured (DESIGN.md, tests/test_hostile_rulesets.py): past them
 # durable-rules hangs or crashes. Distinct tests count each member of an in/not_in list
 # (520 members on one field hang compilation; 510 compile at once); 256 rules sharing

@@ -54,10 +54,10 @@ def _json(value) -> str:
     return json.dumps(value, indent=2)
 
 
-def facts_section(facts: dict) -> list[str]:
-    out = ["## Facts", "", facts.get("description", ""), ""]
+def facts_section(facts: dict, title: str = "Facts", prefix: str = "") -> list[str]:
+    out = [f"## {title}", "", facts.get("description", ""), ""]
     for name, spec in facts["$defs"].items():
-        out += [f"### `{name}`", "", spec.get("description", ""), ""]
+        out += [f"### {prefix}`{name}`", "", spec.get("description", ""), ""]
         required = set(spec.get("required", []))
         out += ["| field | type | meaning |", "|---|---|---|"]
         for field, field_spec in spec.get("properties", {}).items():
@@ -127,9 +127,9 @@ def rules_section(ruleset: dict) -> list[str]:
     return [*out, ""]
 
 
-def settings_section(ruleset: dict) -> list[str]:
-    settings = ruleset["$defs"]["settings"]
-    out = ["## Settings", "", settings.get("description", ""), "", "| setting | type | meaning |"]
+def settings_section(ruleset: dict, key: str = "settings", title: str = "Settings") -> list[str]:
+    settings = ruleset["$defs"][key]
+    out = [f"## {title}", "", settings.get("description", ""), "", "| setting | type | meaning |"]
     out.append("|---|---|---|")
     for name, spec in settings["properties"].items():
         meaning = _cell(spec.get("description"))
@@ -164,6 +164,7 @@ def markdown(schemas_dir: str | Path, cookbook_dir: str | Path) -> str:
     """The whole reference as Markdown."""
     schemas_dir = Path(schemas_dir)
     facts = json.loads((schemas_dir / "facts.schema.json").read_text())
+    returns_facts = json.loads((schemas_dir / "returns-facts.schema.json").read_text())
     ruleset = json.loads((schemas_dir / "ruleset.schema.json").read_text())
     out = [
         "# The ruleset language",
@@ -180,11 +181,21 @@ def markdown(schemas_dir: str | Path, cookbook_dir: str | Path) -> str:
         " the lines, minimising the objective in `settings`, and each shipment its carrier."
         " Promises (`POST /v1/promises`) are decided by the same rules.",
         "",
+        "A ruleset has a `kind`. The above is `sourcing`, the default. A `returns` ruleset"
+        " decides returns (`POST /v1/returns`): its facts are the return, each returned line"
+        " (`item`), the customer and one `point` per node that could take it; its rules"
+        " exclude and score points, set `keep_it`, `refund_due`, `restocking_fee_percent`"
+        " and `deduct_return_shipping` on the decision, and `disposition` or"
+        " `restocking_fee_percent` on one line (`set` with `for` naming an item pattern)."
+        " The same operators, versions, scenarios and release steps apply to both.",
+        "",
     ]
     out += facts_section(facts)
+    out += facts_section(returns_facts, "Facts of returns rulesets", "returns: ")
     out += operators_section(ruleset)
     out += rules_section(ruleset)
     out += settings_section(ruleset)
+    out += settings_section(ruleset, "returns_settings", "Settings of returns rulesets")
     out += cookbook_section(cookbook(cookbook_dir))
     return "\n".join(out).rstrip() + "\n"
 

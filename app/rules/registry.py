@@ -17,6 +17,7 @@ from app import db as database
 from app import jsontext
 from app.db import Database
 from app.errors import Conflict, NotFound
+from app.rules.kinds import DEFAULT as DEFAULT_KIND
 from app.rules.language import canonical, content_hash
 
 
@@ -28,6 +29,7 @@ def _version(row, with_document: bool = True) -> dict:
     document = _document(row["name"], row["version"], row["sha256"], row["document"])
     version = {
         "ruleset": row["name"],
+        "kind": document.get("kind", DEFAULT_KIND),
         "version": row["version"],
         "sha256": row["sha256"],
         "description": row["description"],
@@ -64,6 +66,7 @@ def store(
     name, number = document["ruleset"], document["version"]
     digest = content_hash(document)
     with database.immediate(db):
+        _require_same_kind(db, name, document.get("kind", DEFAULT_KIND))
         row = db.execute(
             "SELECT * FROM ruleset_versions WHERE name = ? AND version = ?", [name, number]
         ).fetchone()
@@ -103,6 +106,27 @@ def store(
             for sid, case in sorted(scenarios.items()):
                 put_scenario(db, name, sid, case, source)
     return detail(db, name, number), True
+
+
+class KindChanged(Conflict):
+    code = "kind_changed"
+
+
+def _require_same_kind(db: Database, name: str, kind: str) -> None:
+    """Every version of a ruleset decides the same kind of thing."""
+    row = db.execute(
+        "SELECT name, version, sha256, document FROM ruleset_versions WHERE name = ?"
+        " ORDER BY version DESC LIMIT 1",
+        [name],
+    ).fetchone()
+    if row is None:
+        return
+    stored = _document(row[0], row[1], row[2], row[3]).get("kind", DEFAULT_KIND)
+    if stored != kind:
+        raise KindChanged(
+            f"{name} is a {stored} ruleset; a version of kind {kind} cannot join it"
+            " (store it under another name)"
+        )
 
 
 def _draft_untouched(db: Database, name: str, number: int, draft: dict) -> bool:

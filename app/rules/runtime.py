@@ -23,7 +23,7 @@ from app.errors import (
     field_error,
     pointer,
 )
-from app.rules import registry, scenarios
+from app.rules import kinds, registry, scenarios
 from app.rules.engine import EngineError, Evaluation
 from app.rules.language import FactCatalogue, content_hash
 from app.rules.sandbox import Sandbox
@@ -47,13 +47,13 @@ class RulesFailed(ApiError):
     code = "rules_failed"
 
 
-def facts_catalogue(schemas: Catalogue) -> FactCatalogue:
-    return FactCatalogue(schemas.documents["facts"])
+def facts_catalogue(schemas: Catalogue, kind: str = kinds.DEFAULT) -> FactCatalogue:
+    return FactCatalogue(schemas.documents[kinds.KINDS[kind].facts])
 
 
 def validate(document, schemas: Catalogue) -> list[dict]:
     """Every problem of a ruleset document; empty when it can be stored and compiled."""
-    return problems(document, schemas, facts_catalogue(schemas))
+    return problems(document, schemas, facts_catalogue(schemas, kinds.of(document).name))
 
 
 def require_valid(document, schemas: Catalogue) -> None:
@@ -190,7 +190,7 @@ def scenario_problems(case, document: dict, schemas: Catalogue, base: tuple = ()
     ]
     if found:
         return found
-    found.extend(fact_problems(case["facts"], schemas, (*base, "facts")))
+    found.extend(fact_problems(case["facts"], schemas, (*base, "facts"), kinds.of(document).name))
     rule_ids = [rule["id"] for rule in document["rules"]]
     for path, rule in scenarios.rule_references(case):
         if rule not in rule_ids:
@@ -278,8 +278,9 @@ def require_passing(db: Database, version: dict, schemas: Catalogue, action: str
 def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
     """Run scenarios against a version; return a report with one row per scenario."""
     rows = []
+    kind = kinds.of(version["document"])
     for case in cases:
-        failures = _fact_problems(case, schemas)
+        failures = _fact_problems(case, schemas, kind.name)
         evaluation = None
         if not failures:
             try:
@@ -289,10 +290,9 @@ def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
         if evaluation is not None:
             outcome = None
             if scenarios.needs_outcome(case):
-                # Sourcing outcomes: the allocation runs on the scenario's own facts.
-                from app.sourcing.decide import scenario_outcome
-
-                outcome = scenario_outcome(case["facts"], version)
+                # The kind's own decision runs on the scenario's facts (sourcing: the
+                # allocation; returns: the choice of point, dispositions and refunds).
+                outcome = kind.outcome_of(case["facts"], version)
             failures = scenarios.check(case, evaluation, outcome)
         rows.append(
             {
@@ -312,8 +312,11 @@ def run_scenarios(version: dict, cases: list[dict], schemas: Catalogue) -> dict:
     }
 
 
-def fact_problems(facts: list[dict], schemas: Catalogue, base: tuple = ()) -> list[dict]:
-    """Check facts against the fact catalogue; pointers lead into ``facts`` under ``base``.
+def fact_problems(
+    facts: list[dict], schemas: Catalogue, base: tuple = (), kind: str = kinds.DEFAULT
+) -> list[dict]:
+    """Check facts against the kind's fact catalogue; pointers lead into ``facts`` under
+    ``base``.
 
     A fact's ``key`` (its name in results) must be a unique string.
     """
@@ -329,19 +332,22 @@ def fact_problems(facts: list[dict], schemas: Catalogue, base: tuple = ()) -> li
                 found.append(field_error(f"{at}/key", f"key {key!r} is used twice"))
             keys.add(key)
         bare = {k: v for k, v in fact.items() if k != "key"}
-        for problem in schemas.errors("facts", bare):
+        for problem in schemas.errors(kinds.KINDS[kind].facts, bare):
             found.append(field_error(at + problem["pointer"], problem["message"]))
     return found
 
 
-def require_valid_facts(facts: list[dict], schemas: Catalogue, base: tuple = ()) -> None:
-    found = fact_problems(facts, schemas, base)
+def require_valid_facts(
+    facts: list[dict], schemas: Catalogue, base: tuple = (), kind: str = kinds.DEFAULT
+) -> None:
+    found = fact_problems(facts, schemas, base, kind)
     if found:
         raise InvalidInput(found)
 
 
-def _fact_problems(case: dict, schemas: Catalogue) -> list[str]:
-    return [f"{p['pointer']}: {p['message']}" for p in fact_problems(case["facts"], schemas)]
+def _fact_problems(case: dict, schemas: Catalogue, kind: str) -> list[str]:
+    problems = fact_problems(case["facts"], schemas, (), kind)
+    return [f"{p['pointer']}: {p['message']}" for p in problems]
 
 
 def activate(

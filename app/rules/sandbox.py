@@ -215,6 +215,7 @@ def _evaluation(payload: dict) -> Evaluation:
         excluded=defaultdict(list, payload["excluded"]),
         scores=defaultdict(list, payload["scores"]),
         attributes=payload["attributes"],
+        item_attributes=payload.get("item_attributes", {}),
         holds=payload["holds"],
         tags=payload["tags"],
         flags=payload["flags"],

@@ -65,6 +65,16 @@ def check(scenario: dict, evaluation: Evaluation, outcome: dict | None = None) -
     for attribute in absent.get("attributes", {}):
         if attribute in evaluation.attributes:
             failures.append(f"expected {attribute} unset; a rule set it")
+    for key, wanted in expect.get("item_attributes", {}).items():
+        got_all = evaluation.item_attributes.get(key, {})
+        for attribute, value in wanted.items():
+            got = got_all.get(attribute, {}).get("value")
+            if got != value:
+                failures.append(f"expected {attribute} = {value!r} for {key}; got {got!r}")
+    for key, unwanted in absent.get("item_attributes", {}).items():
+        for attribute in unwanted:
+            if attribute in evaluation.item_attributes.get(key, {}):
+                failures.append(f"expected {attribute} unset for {key}; a rule set it")
     if "held" in expect and expect["held"] != held:
         failures.append(f"expected held = {expect['held']}; got {held}")
     if outcome is not None:

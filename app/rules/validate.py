@@ -16,10 +16,9 @@ from collections import defaultdict
 from jsonschema import Draft202012Validator
 
 from app.errors import pointer
-from app.rules import budget, regex
+from app.rules import budget, kinds, regex
+from app.rules.kinds import Kind
 from app.rules.language import (
-    ATTRIBUTES,
-    EXCLUDABLE,
     JOINABLE,
     MAX_DISTINCT_TESTS_PER_FIELD,
     MAX_PATTERNS_PER_RULE,
@@ -51,8 +50,13 @@ def problem(path, message: str, code: str, rule_id: str | None = None) -> dict:
     return entry
 
 
-def problems(document, schemas: Catalogue, facts: FactCatalogue) -> list[dict]:
-    """Return every problem of a ruleset document (empty when it can be stored)."""
+def problems(document, schemas: Catalogue, facts: FactCatalogue | None = None) -> list[dict]:
+    """Return every problem of a ruleset document (empty when it can be stored).
+
+    Its ``kind`` chooses the fact catalogue (unless ``facts`` is given), the attributes
+    rules may set and the facts they exclude and score."""
+    kind = kinds.of(document)
+    facts = facts or kinds.catalogue(kind.name)
     found: list[dict] = []
     rules = document.get("rules") if isinstance(document, dict) else None
     rule_ids = {}
@@ -66,6 +70,15 @@ def problems(document, schemas: Catalogue, facts: FactCatalogue) -> list[dict]:
         match = re.match(r"^/rules/(\d+)", entry["pointer"])
         rule_id = rule_ids.get(int(match.group(1))) if match else None
         found.append(problem(entry["pointer"], entry["message"], "schema", rule_id))
+    name = document.get("ruleset") if isinstance(document, dict) else None
+    if isinstance(name, str) and name in kinds.KINDS and name != kind.name:
+        found.append(
+            problem(
+                ("kind",),
+                f"the ruleset named {name} decides {name}; its kind must be {name}",
+                "wrong_kind",
+            )
+        )
     if not isinstance(rules, list):
         return found
     if len(rules) > MAX_RULES:
@@ -92,11 +105,11 @@ def problems(document, schemas: Catalogue, facts: FactCatalogue) -> list[dict]:
     sound = {index for index, _ in well_formed}
     for index, rule in enumerate(rules):
         if isinstance(rule, dict) and index not in sound:
-            found.extend(_check_malformed(index, rule, facts, pattern_validator))
+            found.extend(_check_malformed(index, rule, facts, pattern_validator, kind))
     settings = document.get("settings") if isinstance(document.get("settings"), dict) else {}
     rate_card = settings.get("rate_card")
     service_levels = set(rate_card) if isinstance(rate_card, dict) else set()
-    found.extend(_check_rules(well_formed, facts, service_levels))
+    found.extend(_check_rules(well_formed, facts, service_levels, kind))
     # Measure the rules that are otherwise sound: a broken one is reported already.
     broken = {int(m.group(1)) for p in found if (m := re.match(r"^/rules/(\d+)", p["pointer"]))}
     found.extend(budget.problems([(i, r) for i, r in well_formed if i not in broken], settings))
@@ -142,7 +155,9 @@ def _duplicate_ids(rules: list) -> list[dict]:
     return found
 
 
-def _check_malformed(index: int, rule: dict, facts: FactCatalogue, pattern_validator) -> list:
+def _check_malformed(
+    index: int, rule: dict, facts: FactCatalogue, pattern_validator, kind: Kind
+) -> list:
     """The meaning of the sound patterns of a rule that has a schema error elsewhere.
 
     Patterns that compare with another pattern's fact are left to the next attempt: the
@@ -150,7 +165,7 @@ def _check_malformed(index: int, rule: dict, facts: FactCatalogue, pattern_valid
     """
     rule_id = rule.get("id") if isinstance(rule.get("id"), str) else None
     checker = _RuleChecker(
-        {"id": rule_id, "when": [], "then": []}, ("rules", index), facts, {}, set()
+        {"id": rule_id, "when": [], "then": []}, ("rules", index), facts, {}, set(), kind
     )
     patterns = rule.get("when") if isinstance(rule.get("when"), list) else []
     for position, pattern in enumerate(patterns):
@@ -163,7 +178,7 @@ def _check_malformed(index: int, rule: dict, facts: FactCatalogue, pattern_valid
     return checker.found
 
 
-def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[dict]:
+def _check_rules(rules, facts: FactCatalogue, service_levels: set[str], kind: Kind) -> list[dict]:
     found = []
     flag_extra = flag_fields(rules)
     distinct_tests: dict[str, set] = defaultdict(set)
@@ -171,7 +186,7 @@ def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[
     for index, rule in rules:
         base = ("rules", index)
         rule_id = rule["id"]
-        checker = _RuleChecker(rule, base, facts, flag_extra, service_levels)
+        checker = _RuleChecker(rule, base, facts, flag_extra, service_levels, kind)
         found.extend(checker.check())
         if rule.get("enabled", True):
             for test in set(checker.tests):
@@ -207,8 +222,9 @@ def _check_rules(rules, facts: FactCatalogue, service_levels: set[str]) -> list[
 class _RuleChecker:
     """Checks one well-formed rule against the fact catalogue."""
 
-    def __init__(self, rule, base, facts: FactCatalogue, flag_extra, service_levels):
+    def __init__(self, rule, base, facts: FactCatalogue, flag_extra, service_levels, kind: Kind):
         self.rule = rule
+        self.kind = kind
         self.rule_id = rule["id"]
         self.base = base
         self.facts = facts
@@ -377,9 +393,11 @@ class _RuleChecker:
         fact_type, negated, _ = self.aliases[alias]
         if negated:
             self.add(path, f"alias {alias!r} names a negated pattern", "unbound_alias")
-        elif fact_type not in EXCLUDABLE:
+        elif fact_type not in self.kind.excludable:
             self.add(
-                path, f"alias {alias!r} is a {fact_type}, not a candidate or carrier", "alias_type"
+                path,
+                f"alias {alias!r} is a {fact_type}, not a {' or '.join(self.kind.excludable)}",
+                "alias_type",
             )
 
     def check_action(self, index: int, action: dict) -> None:
@@ -388,23 +406,7 @@ class _RuleChecker:
         if kind in ("exclude", "score"):
             self.bound_candidate((*path, kind), action[kind])
         elif kind == "set":
-            attribute, value = action["set"], action["value"]
-            expected = ATTRIBUTES[attribute]
-            if not fits(expected, scalar_type(value)) or (
-                expected == "integer" and not isinstance(value, int)
-            ):
-                self.add((*path, "value"), f"{attribute} takes a {expected}", "value_type")
-            elif attribute == "max_shipments" and value < 1:
-                self.add((*path, "value"), "max_shipments must be at least 1", "value_type")
-            elif attribute == "extra_days" and not 0 <= value <= 60:
-                self.add((*path, "value"), "extra_days must be 0 to 60", "value_type")
-            elif attribute in ("service_level", "price_as") and value not in self.service_levels:
-                self.add(
-                    (*path, "value"),
-                    f"service level {value!r} is not in the rate card"
-                    f"{_suggest(value, self.service_levels)}",
-                    "value_type",
-                )
+            self.check_set(path, action)
         elif kind == "assert":
             for name, operand in (action.get("values") or {}).items():
                 if not is_ref(operand):
@@ -421,6 +423,56 @@ class _RuleChecker:
                         f"{self.aliases[alias][0]} has no field {field!r}{_suggest(field, fields)}",
                         "unknown_field",
                     )
+
+    def check_set(self, path, action: dict) -> None:
+        attribute, value = action["set"], action["value"]
+        target = action.get("for")
+        known = self.kind.attributes if target is None else self.kind.item_attributes
+        if attribute not in known:
+            what = "decision" if target is None else f"{self.kind.item_type or 'fact'} in for"
+            self.add(
+                (*path, "set"),
+                f"{self.kind.name} rules cannot set {attribute!r} on the {what}"
+                f"{_suggest(attribute, known)}",
+                "unknown_attribute",
+            )
+            return
+        if target is not None:
+            if target not in self.aliases or self.aliases[target][1]:
+                self.add(
+                    (*path, "for"), f"alias {target!r} is not bound by a pattern", "unbound_alias"
+                )
+            elif self.aliases[target][0] != self.kind.item_type:
+                self.add(
+                    (*path, "for"),
+                    f"alias {target!r} is a {self.aliases[target][0]}, not a {self.kind.item_type}",
+                    "alias_type",
+                )
+        expected = known[attribute]
+        choices = self.kind.choices.get(attribute)
+        if not fits(expected, scalar_type(value)) or (
+            expected == "integer" and not isinstance(value, int)
+        ):
+            self.add((*path, "value"), f"{attribute} takes a {expected}", "value_type")
+        elif attribute == "max_shipments" and value < 1:
+            self.add((*path, "value"), "max_shipments must be at least 1", "value_type")
+        elif attribute == "extra_days" and not 0 <= value <= 60:
+            self.add((*path, "value"), "extra_days must be 0 to 60", "value_type")
+        elif attribute == "restocking_fee_percent" and not 0 <= value <= 100:
+            self.add((*path, "value"), "restocking_fee_percent must be 0 to 100", "value_type")
+        elif choices is not None and value not in choices:
+            self.add(
+                (*path, "value"),
+                f"{attribute} is one of {', '.join(choices)}{_suggest(value, choices)}",
+                "value_type",
+            )
+        elif attribute in ("service_level", "price_as") and value not in self.service_levels:
+            self.add(
+                (*path, "value"),
+                f"service level {value!r} is not in the rate card"
+                f"{_suggest(value, self.service_levels)}",
+                "value_type",
+            )
 
 
 def _suggest(word: str, options) -> str:

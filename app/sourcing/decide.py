@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from app import customers, decisions, orders, shipments
+from app import customers, decisions, experiments, orders, shipments
 from app import db as database
 from app.db import Database
 from app.dispatch import outbox
@@ -699,7 +699,7 @@ def decide_order(db: Database, body: dict, deferred: list | None = None) -> tupl
     if replay is not None:
         return replay, False
     check_references(db, body)
-    version, experiment = choose_version(db, body)
+    version, experiment = experiments.choose(db, RULESET, body)
     settings = version["document"]["settings"]
     sku_list = sorted({line["sku"] for line in body["lines"]})
     if body.get("promise_id"):
@@ -743,32 +743,8 @@ def decide_order(db: Database, body: dict, deferred: list | None = None) -> tupl
     return decision, created
 
 
-def choose_version(db, body: dict) -> tuple[dict, dict | None]:
-    """The version that decides this order: the active one, or an experiment's variant."""
-    from app import experiments
-
-    experiment = experiments.running(db, RULESET)
-    if experiment is None:
-        return runtime.active_version(db, RULESET), None
-    if experiment["mode"] == "shadow":
-        variant = "champion"
-    else:
-        key = body[experiment["assign_by"]]
-        variant = experiments.assign(
-            experiment["experiment_id"], key, experiment["challenger_share"]
-        )
-    version = registry.get(db, RULESET, experiment[variant])
-    return version, {
-        "experiment_id": experiment["experiment_id"],
-        "variant": variant,
-        "mode": experiment["mode"],
-    }
-
-
 def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict):
     """The challenger's evaluation of the champion's facts, to run after the answer."""
-    from app import experiments
-
     number = experiments.get(db, experiment["experiment_id"])["challenger"]
     challenger = registry.get(db, RULESET, number)
     record = {"facts": facts, "context": context, "decision": decision}

@@ -130,6 +130,10 @@ def _complete_if_done(db, order_id: str) -> None:
         and orders.require(db, order_id)["status"] == "sourced"
     ):
         orders.set_status(db, order_id, "completed", {"reason": "every shipment was delivered"})
+        # Goods returned before the last shipment arrived: the order says so at once.
+        from app.returns import returns
+
+        returns.settle_order_status(db, order_id, None)
 
 
 def expire_acknowledgements(db: Database, config, now: datetime | None = None) -> list[str]:

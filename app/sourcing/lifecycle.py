@@ -17,7 +17,10 @@ SHIPPED = ("shipped", "delivered")
 
 
 def view(db: Database, order_id: str) -> dict:
-    """The order with its lines, shipments and their states, decisions and timeline."""
+    """The order with its lines, shipments and their states, decisions, returns and
+    timeline."""
+    from app.returns import returns
+
     order = orders.require(db, order_id)
     body = order["body"]
     return {
@@ -31,6 +34,7 @@ def view(db: Database, order_id: str) -> dict:
         "lines": orders.lines(db, order_id),
         "shipments": shipments.for_order(db, order_id),
         "decisions": decisions.for_order(db, order_id),
+        "returns": returns.for_order(db, order_id),
         "timeline": orders.timeline(db, order_id),
         "created_at": order["created_at"],
         "updated_at": order["updated_at"],

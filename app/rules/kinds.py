@@ -1,0 +1,143 @@
+"""Kinds of ruleset: what each kind of decision brings to the shared rules machinery.
+
+Versions, validation, scenarios, activation, rollback, evaluation and the engine are the
+same code for every kind. A kind adds only data: its fact catalogue, the attributes its
+rules may set (for the decision, or for one fact such as a returned line), the fact
+types its rules exclude and score, the settings its documents carry (in
+``ruleset.schema.json``, chosen by ``kind``), and its decision's entry points: a
+scenario's outcome, stored decisions decided again (replays), the part of a decision a
+replay must reproduce, and why a node was not chosen. Its measures for experiments and
+replays are in ``app/metrics.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from app.rules.language import FactCatalogue
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+DEFAULT = "sourcing"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    # Short name of the fact catalogue schema in schemas/ (``facts`` is facts.schema.json).
+    facts: str
+    # Attributes a ``set`` action may set on the decision, with their value types.
+    attributes: dict[str, str]
+    # The fact types ``exclude`` and ``score`` act on.
+    excludable: tuple[str, ...]
+    # Entry points of the kind's decision, as ``module:function``:
+    # the outcome of a scenario's facts under a version (``serves`` and ``status``
+    # expectations are checked against it): (facts, version) -> decision;
+    outcome: str
+    # stored decisions decided again: (records, version, explained) -> [decision];
+    replay: str
+    # the part of a decision a replay must reproduce: (decision) -> dict;
+    reproduced: str
+    # why a node did not take part: (decision, node_id) -> dict.
+    why_not: str
+    # Attributes a ``set`` action with ``for`` sets on one fact of ``item_type``.
+    item_attributes: dict[str, str] = field(default_factory=dict)
+    item_type: str | None = None
+    # Allowed values of string attributes, decision or item.
+    choices: dict[str, tuple] = field(default_factory=dict)
+
+    def outcome_of(self, facts: list[dict], version: dict) -> dict:
+        return _call(self.outcome, facts, version)
+
+    def replay_many(self, records: list[dict], version: dict, explained: bool = True) -> list:
+        return _call(self.replay, records, version, explained)
+
+    def reproduce(self, decision: dict) -> dict:
+        return _call(self.reproduced, decision)
+
+    def explain_why_not(self, decision: dict, node_id: str) -> dict:
+        return _call(self.why_not, decision, node_id)
+
+
+def _call(path: str, *args):
+    module, _, function = path.partition(":")
+    return getattr(importlib.import_module(module), function)(*args)
+
+
+SOURCING = Kind(
+    name="sourcing",
+    facts="facts",
+    attributes={
+        "service_level": "string",
+        "max_shipments": "integer",
+        "ship_complete": "boolean",
+        "allow_split_lines": "boolean",
+        "allow_partial": "boolean",
+        # Promises: days added to every date, and what delivery costs the customer.
+        "extra_days": "integer",
+        "price_as": "string",
+        "free_delivery": "boolean",
+    },
+    # Nodes that could serve a line, and carrier services that could carry a shipment.
+    excludable=("candidate", "carrier"),
+    outcome="app.sourcing.decide:scenario_outcome",
+    replay="app.sourcing.decide:replay_many",
+    reproduced="app.sourcing.decide:outcome",
+    why_not="app.sourcing.explain:why_not",
+)
+
+DISPOSITIONS = ("restock", "send_to_dc", "refurbish", "return_to_vendor", "dispose")
+REFUND_DUE = ("at_decision", "at_drop_off", "on_receipt", "after_inspection")
+
+RETURNS = Kind(
+    name="returns",
+    facts="returns-facts",
+    attributes={
+        # The customer keeps the goods and is refunded: no trip, no point.
+        "keep_it": "boolean",
+        "refund_due": "string",
+        # Deducted from every line's refund unless a line has its own.
+        "restocking_fee_percent": "number",
+        "deduct_return_shipping": "boolean",
+    },
+    excludable=("point",),
+    outcome="app.returns.decide:scenario_outcome",
+    replay="app.returns.decide:replay_many",
+    reproduced="app.returns.decide:outcome",
+    why_not="app.returns.decide:why_not",
+    item_attributes={
+        "disposition": "string",
+        "restocking_fee_percent": "number",
+    },
+    item_type="item",
+    choices={"refund_due": REFUND_DUE, "disposition": DISPOSITIONS},
+)
+
+KINDS = {kind.name: kind for kind in (SOURCING, RETURNS)}
+
+
+def of_decision(decision: dict) -> Kind:
+    """The kind of a stored decision (sourcing when it names none: made before kinds)."""
+    return KINDS.get(decision.get("kind", DEFAULT), SOURCING)
+
+
+def of(document) -> Kind:
+    """The kind of a ruleset document (sourcing when it names none or an unknown one;
+    the schema reports an unknown kind)."""
+    name = document.get("kind", DEFAULT) if isinstance(document, dict) else DEFAULT
+    return KINDS.get(name, SOURCING) if isinstance(name, str) else SOURCING
+
+
+@cache
+def catalogue(kind_name: str) -> FactCatalogue:
+    """The fact catalogue of a kind, read once per process."""
+    path = SCHEMAS / f"{KINDS[kind_name].facts}.schema.json"
+    return FactCatalogue(json.loads(path.read_text()))
+
+
+def many() -> frozenset:
+    """Fact types an evaluation has many of, in any kind (the compiler orders joins by it)."""
+    return frozenset().union(*(catalogue(name).many for name in KINDS))
