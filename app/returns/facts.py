@@ -140,7 +140,7 @@ def gather(db: Database, request: dict, order: dict, settings: dict, now: str) -
     if level and request["method"] != "drop_off":
         view.carriers = schedules.load(db).of_level(level)
     ids = [point["node_id"] for point in points]
-    if ids:
+    if ids and wanted_skus:  # none: every line is unknown, and the check says so
         _read_positions(db, view, ids, wanted_skus, settings.get("demand_days", 30))
     return view
 
