@@ -97,7 +97,7 @@ def return_measures(decision: dict) -> dict:
         if decision["refund_due"] in ("at_decision", "at_drop_off")
         else 0.0,
         "refused_share": 1.0 if decision["status"] == "refused" else 0.0,
-        "latency_ms": None,
+        "latency_ms": decision.get("timings_ms", {}).get("total"),
     }
 
 

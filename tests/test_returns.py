@@ -702,3 +702,41 @@ def test_a_carrier_brings_it_back_at_the_cheapest_carrier_services_price(shop, a
     drain(app)
     [expected] = sent(receiver, "return.expected")
     assert expected["carrier_service"] == "northway-standard"
+
+
+def test_the_higher_priority_sets_a_lines_attribute_and_only_on_the_lines_it_matched():
+    from app.rules import runtime
+
+    document = version(9)
+    document["rules"] = [
+        {
+            "id": f"r{priority}",
+            "priority": priority,
+            "when": [{"fact": "item", "as": "i", "where": {"category": {"eq": "electronics"}}}],
+            "then": [{"set": "disposition", "for": "i", "value": value}],
+        }
+        for priority, value in ((20, "refurbish"), (10, "dispose"), (30, "return_to_vendor"))
+    ]
+    document["rules"][2]["when"][0]["where"]["condition"] = {"eq": "defective"}
+    facts = [
+        {
+            "fact": "item",
+            "key": k,
+            "line_id": k,
+            "sku": "S",
+            "qty": 1,
+            "unit_price": 5.0,
+            "reason": "defective",
+            "condition": c,
+            "category": cat,
+        }
+        for k, c, cat in (
+            ("a", "damaged", "electronics"),
+            ("b", "defective", "electronics"),
+            ("c", "damaged", "home"),
+        )
+    ]
+    result = runtime.evaluate(runtime.draft_version(document), facts)
+    assert result.item_attributes["a"]["disposition"] == {"value": "refurbish", "rule": "r20"}
+    assert result.item_attributes["b"]["disposition"]["value"] == "return_to_vendor"
+    assert "c" not in result.item_attributes

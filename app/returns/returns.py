@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from datetime import timedelta
 
 from app import db as database
@@ -70,14 +71,27 @@ def create(db: Database, body: dict) -> tuple[dict, bool]:
         version, experiment = experiments.choose(db, RULESET, keys)
         settings = version["document"]["settings"]
         now = database.now()
+        started = time.perf_counter()
         view = facts.gather(db, body, order, settings, now)
         _check_lines(db, body, view, settings, now)
         found = facts.build(view, settings)
+        gathered = time.perf_counter()
+        evaluation = runtime.evaluate(version, found)
+        evaluated = time.perf_counter()
+        outcome = decide.run(found, version, evaluation)
+        done = time.perf_counter()
         decision = {
             "decision_id": f"dec_{secrets.token_hex(8)}",
             "order_id": body["order_id"],
             "return_id": body["return_id"],
-            **decide.run(found, version, runtime.evaluate(version, found)),
+            **outcome,
+            # The same phases as an order's (the choice of point is its allocation).
+            "timings_ms": {
+                "facts": round((gathered - started) * 1000, 3),
+                "rules": round((evaluated - gathered) * 1000, 3),
+                "allocation": round((done - evaluated) * 1000, 3),
+                "total": round((done - started) * 1000, 3),
+            },
             "ruleset": {
                 "name": version["ruleset"],
                 "version": version["version"],
