@@ -163,15 +163,14 @@ def _read_positions(db: Database, view: View, ids: list[str], sku_list: list[str
     ):
         view.on_hand.setdefault(row["node_id"], {})[row["sku"]] = row["on_hand"]
     since = (parse_time(view.now) - timedelta(days=days)).isoformat().replace("+00:00", "Z")
-    wanted = set(sku_list)
+    # Demand the service sees: units of these SKUs each point shipped (its dated movements).
     for row in db.execute(
-        f"SELECT node_id, lines FROM shipments WHERE node_id IN ({node_marks})"
-        " AND created_at >= ? AND status NOT IN ('rejected', 'cancelled')",
-        [*ids, since],
+        f"SELECT node_id, -SUM(qty) FROM stock_movements WHERE node_id IN ({node_marks})"
+        f" AND sku IN ({sku_marks}) AND kind = 'shipped' AND at >= ? GROUP BY node_id",
+        [*ids, *sku_list, since],
     ):
-        units = sum(line["qty"] for line in jsontext.loads(row["lines"]) if line["sku"] in wanted)
-        if units:
-            view.demand[row["node_id"]] = view.demand.get(row["node_id"], 0) + units
+        if row[1]:
+            view.demand[row[0]] = row[1]
     day = view.now[:10]
     for row in db.execute(
         f"SELECT point_node_id, status, created_at FROM returns WHERE point_node_id IN"
