@@ -313,12 +313,12 @@ def orders_over_http(
         server.wait(10)
 
 
-def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
-    """Decisions through `dom serve`, then a bare Flask echo, both loaded by wrk."""
+def serving_env(db_path: str) -> tuple[str, dict]:
+    """A channel key on ``db_path``, and the environment `dom serve` runs with in a bench."""
     connection = database.open_database(db_path)
     key = auth.create_key(connection, "channel")[1]
     connection.close()
-    env = {
+    return key, {
         **os.environ,
         "DOM_DATABASE": db_path,
         "DOM_WORKERS": str(SERVER_WORKERS),
@@ -330,6 +330,11 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
         # as decisions.
         "DOM_DISPATCH_EMBEDDED": "false",
     }
+
+
+def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
+    """Decisions through `dom serve`, then a bare Flask echo, both loaded by wrk."""
+    key, env = serving_env(db_path)
     templated = [{**body, "order_id": "__ORDER__"} for body in bodies]
 
     def served(command: list[str], path: str) -> tuple[float, float, float]:

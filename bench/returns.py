@@ -8,14 +8,12 @@ method, so every rule of the shipped returns ruleset gets its share of the load.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from app import auth
 from app import db as database
 from app.returns import returns
 from app.sourcing import decide
@@ -29,6 +27,7 @@ from bench.decisions import (
     orders,
     percentile,
     serve,
+    serving_env,
     wrk_load,
 )
 
@@ -96,17 +95,7 @@ def bodies(lines: list[tuple[str, str, int]], count: int, prefix: str, seed: int
 
 
 def over_http(path: str, requests: list[dict]) -> tuple[float, float, float]:
-    connection = database.open_database(path)
-    key = auth.create_key(connection, "channel")[1]
-    connection.close()
-    env = {
-        **os.environ,
-        "DOM_DATABASE": path,
-        "DOM_WORKERS": str(SERVER_WORKERS),
-        "DOM_LOG_LEVEL": "INFO",
-        "DOM_METRICS_DIR": tempfile.mkdtemp(prefix="dom-bench-metrics-"),
-        "DOM_DISPATCH_EMBEDDED": "false",
-    }
+    key, env = serving_env(path)
     port = free_port()
     server = serve([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env, port)
     try:
