@@ -269,8 +269,14 @@ def shadows(db, experiment_id: str) -> dict[str, dict]:
 def report(db: Database, experiment_id: str) -> dict:
     experiment = get(db, experiment_id)
     champion_version = registry.get(db, experiment["ruleset"], experiment["champion"])
-    kind = kinds.of(champion_version["document"]).name
+    of_kind = kinds.of(champion_version["document"])
+    kind = of_kind.name
     real = decisions.for_experiment(db, experiment_id)
+    # What happened since (a return's goods sold again, its refund paid), where the kind
+    # observes it: measured on the real decisions only.
+    observed = of_kind.observe(db, [r["decision_id"] for r in real])
+    for record in real:
+        record["result"] = {**record["result"], **observed.get(record["decision_id"], {})}
     if experiment["mode"] == "split":
         by_variant = {"champion": [], "challenger": []}
         for record in real:

@@ -47,9 +47,19 @@ RETURN_MEASURES = {
     "refund_per_return": "refund per return",
     "refund_early_share": "share of returns refunded at once or at the drop-off, not later",
     "refused_share": "share of returns no point could take",
+    # Observed after the decision (experiments on live returns; a replay has no such data):
+    "resold_within_30_days": "share of returned units the point shipped again within 30 days"
+    " of restocking them",
+    "refund_hours": "hours from the return to its refund being due to the channel",
 }
 # Which way is better for each measure.
-HIGHER_IS_BETTER = {"fill_rate", "promise_kept", "resale_share", "refund_early_share"}
+HIGHER_IS_BETTER = {
+    "fill_rate",
+    "promise_kept",
+    "resale_share",
+    "refund_early_share",
+    "resold_within_30_days",
+}
 BY_KIND = {"sourcing": MEASURES, "returns": RETURN_MEASURES}
 
 
@@ -97,6 +107,8 @@ def return_measures(decision: dict) -> dict:
         if decision["refund_due"] in ("at_decision", "at_drop_off")
         else 0.0,
         "refused_share": 1.0 if decision["status"] == "refused" else 0.0,
+        "resold_within_30_days": decision.get("resold_within_30_days"),
+        "refund_hours": decision.get("refund_hours"),
         "latency_ms": decision.get("timings_ms", {}).get("total"),
     }
 

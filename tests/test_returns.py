@@ -740,3 +740,127 @@ def test_the_higher_priority_sets_a_lines_attribute_and_only_on_the_lines_it_mat
     assert result.item_attributes["a"]["disposition"] == {"value": "refurbish", "rule": "r20"}
     assert result.item_attributes["b"]["disposition"]["value"] == "return_to_vendor"
     assert "c" not in result.item_attributes
+
+
+def test_a_restocked_return_serves_a_waiting_back_order(shop, db):
+    set_stock(shop["admin"], "DC1", {"MUG": 1})
+    deliver(shop, "o13", [("MUG", 1, 12.0)])  # the last mug anywhere
+    waiting = shop["admin"].post("/v1/orders", json=order("o14", [("MUG", 1, 12.0)])).get_json()
+    assert waiting["status"] == "backordered"
+    body = asked("r13", "o13", [("1", 1, "wrong_size", "unopened")], method="ship_back")
+    found = shop["channel"].post("/v1/returns", json=body).get_json()
+    point = found["point"]  # the DC that sold it: it sells mugs
+    report(shop, point, "r13", "received")
+    done = report(
+        shop, point, "r13", "inspected", lines=[{"line_id": "1", "condition": "unopened"}]
+    )
+    assert (point, done["lines"][0]["disposition"]) == ("DC1", "restock")
+    served = shop["admin"].get("/v1/orders/o14").get_json()
+    assert served["status"] == "sourced"
+    assert [s["node_id"] for s in served["shipments"]] == ["DC1"]
+
+
+def test_damaged_electronics_are_refurbished_at_the_returns_centre(shop, app, receiver, db):
+    set_stock(shop["admin"], "DC1", {"PHONE": 3})
+    deliver(shop, "o15", [("PHONE", 1, 300.0)])
+    found = (
+        shop["channel"]
+        .post(
+            "/v1/returns",
+            json=asked(
+                "r15", "o15", [("1", 1, "damaged_in_transit", "damaged")], method="ship_back"
+            ),
+        )
+        .get_json()
+    )
+    assert found["point"] == "PL1"  # the returns centre that refurbishes
+    assert "damaged-to-returns-centre" in found["explanation"]["rules_fired"]
+    assert found["lines"][0]["disposition"] == "refurbish"
+    assert found["lines"][0]["refund"] == 300.0  # no fee: it was damaged on the way
+    report(shop, "PL1", "r15", "received")
+    before = stock.positions(db, ["PHONE"], ["PL1"])
+    done = report(shop, "PL1", "r15", "inspected", lines=[{"line_id": "1", "condition": "damaged"}])
+    assert done["lines"][0]["disposition"] == "refurbish"
+    assert stock.positions(db, ["PHONE"], ["PL1"]) == before  # not on sale until refurbished
+    assert report(shop, "PL1", "r15", "disposed")["status"] == "closed"
+    assert shop["admin"].get("/v1/returns/r15").get_json()["status"] == "closed"
+
+
+def test_a_return_is_simulated_under_a_version_or_a_draft_and_nothing_is_kept(
+    shop, analyst, db, client, keys
+):
+    set_stock(shop["admin"], "DC1", {"MUG": 5})
+    deliver(shop, "o16", [("MUG", 1, 12.0)])
+    body = asked("s16", "o16", [("1", 1, "wrong_size", "unopened")])
+    live = shop["channel"].post("/v1/returns/simulate", json=body).get_json()
+    assert (live["status"], live["simulated"]) == ("return", True)
+    assert analyst.post("/v1/rulesets/returns/versions", json=version(2, 25)).status_code == 201
+    under_two = analyst.post("/v1/returns/simulate", json={**body, "ruleset_version": 2})
+    assert under_two.get_json()["status"] == "keep"
+    drafted = analyst.post("/v1/returns/simulate", json={**body, "draft_ruleset": version(7, 50)})
+    assert drafted.get_json()["ruleset"] == {**drafted.get_json()["ruleset"], "draft": True}
+    assert drafted.get_json()["status"] == "keep"
+    sourcing = json.loads(
+        (Path(__file__).parent.parent / "rulesets/sourcing/ruleset.json").read_text()
+    )
+    wrong = analyst.post("/v1/returns/simulate", json={**body, "draft_ruleset": sourcing})
+    assert wrong.status_code == 422
+    refused = shop["channel"].post("/v1/returns/simulate", json={**body, "ruleset_version": 2})
+    assert refused.status_code == 403
+    too_many = analyst.post(
+        "/v1/returns/simulate", json=asked("s17", "o16", [("1", 2, "wrong_size", "unopened")])
+    )
+    assert too_many.status_code == 422
+    assert db.execute("SELECT COUNT(*) FROM returns").fetchone()[0] == 0
+
+
+def test_an_experiment_reports_goods_sold_again_and_refund_hours(shop, analyst, db):
+    assert analyst.post("/v1/rulesets/returns/versions", json=version(2)).status_code == 201
+    analyst.post(
+        "/v1/experiments",
+        json={
+            "experiment_id": "ret-ob",
+            "ruleset": "returns",
+            "champion": 1,
+            "challenger": 2,
+            "mode": "split",
+            "challenger_share": 0.5,
+        },
+    )
+    set_stock(shop["admin"], "ST1", {"MUG": 1})
+    found = returned(shop, 4, "ob")
+    for record in found:
+        point = record["point"]
+        report(shop, point, record["return_id"], "received")
+        report(
+            shop,
+            point,
+            record["return_id"],
+            "inspected",
+            lines=[{"line_id": "1", "condition": "unopened"}],
+        )
+    # The store sells the returned mugs again: one order each, from ST1 (it has them now).
+    points = {record["point"] for record in found}
+    for number in range(4):
+        body = order(
+            f"again{number}",
+            [("MUG", 1, 12.0)],
+            delivery={"method": "pickup", "node_id": sorted(points)[0]},
+        )
+        assert shop["admin"].post("/v1/orders", json=body).status_code == 201
+    for shipment in db.execute(
+        "SELECT shipment_id, node_id FROM shipments WHERE order_id LIKE 'again%'"
+    ).fetchall():
+        node = shop["nodes"][shipment["node_id"]]
+        path = f"/v1/shipments/{shipment['shipment_id']}/events"
+        node.post(path, json={"event_id": "a", "type": "accepted"})
+        node.post(
+            path,
+            json={"event_id": "s", "type": "shipped", "carrier": "DPD", "tracking_number": "T"},
+        )
+    result = analyst.get("/v1/experiments/ret-ob/report").get_json()
+    both = result["variants"]
+    sold = [both[v]["resold_within_30_days"] for v in both if both[v]["decisions"]]
+    assert sold and all(value is not None and value > 0 for value in sold), both
+    hours = [both[v]["refund_hours"] for v in both if both[v]["decisions"]]
+    assert all(value is not None and 0 <= value < 1 for value in hours), both

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from app import orders
-from app.api import created_or_ok, endpoint
+from app.api import created_or_ok, endpoint, schemas
 from app.db import get_db
-from app.errors import NotFound
+from app.errors import Forbidden, InvalidInput, NotFound, field_error
 from app.returns import returns
+from app.rules import kinds, registry, runtime
 
 bp = Blueprint("returns", __name__, url_prefix="/v1")
 
@@ -51,6 +52,40 @@ def post_return(body: dict):
         raise NotFound(f"order {body['order_id']!r} does not exist")
     found, created = returns.create(db, body)
     return created_or_ok(found, created)
+
+
+@endpoint(
+    bp,
+    "/returns/simulate",
+    "POST",
+    summary="What would happen to a return: decided without recording, under a version or a draft",
+    roles=("admin", "analyst", "channel"),
+    body="return-simulation",
+    responses={
+        200: "The simulated decision",
+        403: "A channel key sent a draft or a version",
+        404: "No such order for this key, or no such ruleset version",
+        422: "Invalid return, lines that cannot be returned, or an invalid draft",
+    },
+)
+def simulate(body: dict):
+    db = get_db()
+    draft = body.pop("draft_ruleset", None)
+    number = body.pop("ruleset_version", None)
+    order = orders.find(db, body["order_id"])
+    if order is not None and not g.principal.sees_channel(order["channel"]):
+        raise NotFound(f"order {body['order_id']!r} does not exist")
+    if g.principal.role == "channel" and (draft is not None or number is not None):
+        raise Forbidden("channel keys simulate under the active ruleset only")
+    if draft is not None:
+        version = runtime.check_draft(draft, schemas(), "/draft_ruleset")
+        if kinds.of(draft) is not kinds.RETURNS:
+            raise InvalidInput([field_error(("draft_ruleset", "kind"), "must be returns")])
+    elif number is not None:
+        version = registry.get(db, returns.RULESET, number)
+    else:
+        version = runtime.active_version(db, returns.RULESET)
+    return jsonify(returns.simulate(db, body, version))
 
 
 @endpoint(

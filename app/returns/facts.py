@@ -16,6 +16,7 @@ from app.network import skus
 from app.promising import schedule as schedules
 
 RETURN_KEY = "return"
+RESELLABLE = ("unopened", "opened")
 CUSTOMER_KEY = "customer"
 CONDITION_DISPOSITIONS = {
     "unopened": "restock",
@@ -267,15 +268,17 @@ def build(view: View, settings: dict) -> list[dict]:
         "returns": view.returns_before,
         "return_rate": round(view.returns_before / orders_placed, 4) if orders_placed else 0.0,
     }
-    return [the_return, customer, *items, *_points(view, settings, items, weight, value)]
+    return [the_return, customer, *items, *_points(view, settings, items, weight)]
 
 
-def _points(view: View, settings: dict, items: list[dict], weight: float, value: float):
+def _points(view: View, settings: dict, items: list[dict], weight: float):
     returned = {item["sku"] for item in items}
     suppliers = {item.get("supplier_id") for item in items}
     handling = settings.get("handling_cost", {})
     send_on = settings.get("send_on")
-    credit = settings.get("resale_credit_percent", 0) / 100
+    # Only goods in a condition to be sold again earn a point that sells them a credit.
+    resellable = sum(i["value"] for i in items if i["condition"] in RESELLABLE)
+    credit = settings.get("resale_credit_percent", 0) / 100 * resellable
     units = sum(item["qty"] for item in items)
     hazmat = any(item.get("hazmat") for item in items)
     for point in view.points:
@@ -291,7 +294,7 @@ def _points(view: View, settings: dict, items: list[dict], weight: float, value:
         if not sells_all and point["type"] == "store" and send_on:
             cost += send_on["base"] + send_on["per_kg"] * weight
         if sells_all and demand > 0:
-            cost -= value * credit
+            cost -= credit
         fact = {
             "fact": "point",
             "key": point_key(node_id),

@@ -107,6 +107,30 @@ def create(db: Database, body: dict) -> tuple[dict, bool]:
     return get(db, body["return_id"]), True
 
 
+def simulate(db: Database, body: dict, version: dict) -> dict:
+    """What a version (stored or draft) would decide for this return, checked as a real one
+    is; nothing is recorded, reserved or sent."""
+    order = orders.find(db, body["order_id"])
+    if order is None:
+        raise InvalidInput([field_error(("order_id",), "no such order")])
+    settings = version["document"]["settings"]
+    now = database.now()
+    view = facts.gather(db, body, order, settings, now)
+    _check_lines(db, body, view, settings, now)
+    found = facts.build(view, settings)
+    decision = decide.run(found, version, runtime.evaluate(version, found))
+    ruleset = {
+        "name": version["ruleset"],
+        "version": version["version"],
+        "sha256": version["sha256"],
+    }
+    return {
+        **decision,
+        "ruleset": {**ruleset, "draft": bool(version.get("draft"))},
+        "simulated": True,
+    }
+
+
 def _shadow(db: Database, experiment: dict, decision: dict, found: list[dict]) -> None:
     """The challenger's decision on the champion's facts, recorded beside it; the return
     stands whatever happens here."""
@@ -373,6 +397,59 @@ def for_order(db: Database, order_id: str) -> list[dict]:
         }
         for r in rows
     ]
+
+
+RESOLD_DAYS = 30
+
+
+def observed(db: Database, decision_ids: list[str]) -> dict[str, dict]:
+    """What happened after these return decisions: the share of returned units their point
+    shipped again within 30 days of restocking them (None until inspected), and the hours
+    until the refund was due to the channel (None until it was)."""
+    found: dict[str, dict] = {}
+    for start in range(0, len(decision_ids), 500):
+        chunk = decision_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = db.execute(
+            "SELECT r.return_id, r.decision_id, r.point_node_id, r.created_at, r.refund_sent_at,"
+            " (SELECT MIN(e.created_at) FROM return_events e WHERE e.return_id = r.return_id"
+            " AND e.type = 'inspected') AS inspected_at"
+            f" FROM returns r WHERE r.decision_id IN ({marks})",
+            chunk,
+        ).fetchall()
+        for row in rows:
+            sent = row["refund_sent_at"]
+            hours = (
+                (parse_time(sent) - parse_time(row["created_at"])).total_seconds() / 3600
+                if sent
+                else None
+            )
+            found[row["decision_id"]] = {
+                "refund_hours": hours,
+                "resold_within_30_days": _resold(db, row) if row["inspected_at"] else None,
+            }
+    return found
+
+
+def _resold(db: Database, row) -> float | None:
+    lines = db.execute(
+        "SELECT sku, qty, final_disposition FROM return_lines WHERE return_id = ?",
+        [row["return_id"]],
+    ).fetchall()
+    units = sum(line["qty"] for line in lines)
+    since = row["inspected_at"]
+    until = (parse_time(since) + timedelta(days=RESOLD_DAYS)).isoformat().replace("+00:00", "Z")
+    resold = 0
+    for line in lines:
+        if line["final_disposition"] != "restock":
+            continue
+        shipped = db.execute(
+            "SELECT COALESCE(-SUM(qty), 0) FROM stock_movements WHERE node_id = ? AND sku = ?"
+            " AND kind = 'shipped' AND at >= ? AND at < ?",
+            [row["point_node_id"], line["sku"], since, until],
+        ).fetchone()[0]
+        resold += min(line["qty"], shipped)
+    return resold / units if units else None
 
 
 def why_not(db: Database, return_id: str, node_id: str) -> dict:

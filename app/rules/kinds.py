@@ -48,6 +48,9 @@ class Kind:
     item_type: str | None = None
     # Allowed values of string attributes, decision or item.
     choices: dict[str, tuple] = field(default_factory=dict)
+    # What happened after real decisions, for experiment reports (``module:function``):
+    # (db, decision ids) -> {decision id: {measure: value}}; none: nothing to add.
+    observed: str | None = None
 
     def outcome_of(self, facts: list[dict], version: dict) -> dict:
         return _call(self.outcome, facts, version)
@@ -60,6 +63,9 @@ class Kind:
 
     def explain_why_not(self, decision: dict, node_id: str) -> dict:
         return _call(self.why_not, decision, node_id)
+
+    def observe(self, db, decision_ids: list[str]) -> dict[str, dict]:
+        return _call(self.observed, db, decision_ids) if self.observed else {}
 
 
 def _call(path: str, *args):
@@ -108,6 +114,7 @@ RETURNS = Kind(
     replay="app.returns.decide:replay_many",
     reproduced="app.returns.decide:outcome",
     why_not="app.returns.decide:why_not",
+    observed="app.returns.returns:observed",
     item_attributes={
         "disposition": "string",
         "restocking_fee_percent": "number",
