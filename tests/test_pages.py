@@ -59,7 +59,16 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         page.goto(f"http://127.0.0.1:{port}/v1/docs/rulesets")
         assert page.title() == "The ruleset language"
         headings = page.locator("h2").all_inner_texts()
-        assert headings == ["Facts", "Operators", "Rules", "Actions", "Settings", "Cookbook"]
+        assert headings == [
+            "Facts",
+            "Facts of returns rulesets",
+            "Operators",
+            "Rules",
+            "Actions",
+            "Settings",
+            "Settings of returns rulesets",
+            "Cookbook",
+        ]
         # Tables render as tables: the candidate's fields, one row each.
         candidate = page.locator("h3", has_text="candidate").locator(
             "xpath=following-sibling::table[1]"
@@ -73,6 +82,16 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         assert page.locator("pre code").count() >= 22
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=SCREENSHOTS / "ruleset-reference-top.png")
+        # Returns rules have their own facts: one table row per field of a return point.
+        returns_facts = json.loads(
+            (Path(__file__).parent.parent / "schemas/returns-facts.schema.json").read_text()
+        )
+        point = page.locator("h3", has_text="returns: point").locator(
+            "xpath=following-sibling::table[1]"
+        )
+        assert point.locator("tr").count() == len(returns_facts["$defs"]["point"]["properties"])
+        point.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "ruleset-reference-returns.png")
         page.locator("h2", has_text="Cookbook").scroll_into_view_if_needed()
         page.screenshot(path=SCREENSHOTS / "ruleset-reference-cookbook.png")
         # Without a key the page is refused, in the one error shape.
