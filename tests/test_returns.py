@@ -864,3 +864,11 @@ def test_an_experiment_reports_goods_sold_again_and_refund_hours(shop, analyst, 
     assert sold and all(value is not None and value > 0 for value in sold), both
     hours = [both[v]["refund_hours"] for v in both if both[v]["decisions"]]
     assert all(value is not None and 0 <= value < 1 for value in hours), both
+
+
+def test_an_order_is_not_simulated_under_a_returns_draft(shop, analyst):
+    set_stock(shop["admin"], "DC1", {"MUG": 5})
+    body = {**order("sim1", [("MUG", 1, 12.0)]), "draft_ruleset": version(3)}
+    answer = analyst.post("/v1/decisions/simulate", json=body)
+    assert answer.status_code == 422
+    assert [e["pointer"] for e in answer.get_json()["error"]["errors"]] == ["/draft_ruleset/kind"]

@@ -168,6 +168,26 @@ def principal() -> auth.Principal:
     return g.principal
 
 
+def version_to_simulate(db, ruleset: str, draft: dict | None, number: int | None) -> dict:
+    """The version a simulation of ``ruleset`` runs under: an inline draft (at
+    ``/draft_ruleset``, of the ruleset's kind), a stored version, or the active one. A
+    channel asks what the live rules decide; trying rules is an analyst's tool."""
+    from app.errors import Forbidden
+    from app.rules import kinds, registry, runtime
+
+    if g.principal.role == "channel" and (draft is not None or number is not None):
+        raise Forbidden("channel keys simulate under the active ruleset only")
+    if number is not None:
+        return registry.get(db, ruleset, number)
+    if draft is None:
+        return runtime.active_version(db, ruleset)
+    version = runtime.check_draft(draft, schemas(), "/draft_ruleset")
+    if kinds.of(draft).name != ruleset:
+        message = f"must be {ruleset}: a {kinds.of(draft).name} ruleset decides something else"
+        raise InvalidInput([field_error(("draft_ruleset", "kind"), message)])
+    return version
+
+
 def init_app(app: Flask) -> None:
     from app.api import (
         customers,

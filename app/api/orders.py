@@ -8,9 +8,17 @@ from flask import Blueprint, current_app, g, jsonify, make_response
 
 from app import db as database
 from app import decisions, orders, privacy
-from app.api import Param, created_or_ok, endpoint, listing, query_args, schemas
+from app.api import (
+    Param,
+    created_or_ok,
+    endpoint,
+    listing,
+    query_args,
+    schemas,
+    version_to_simulate,
+)
 from app.db import get_db, normalize_time
-from app.errors import Forbidden, InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound
 from app.network import nodes
 from app.rules import kinds, registry, runtime
 from app.sourcing import casebook, decide, lifecycle
@@ -144,15 +152,7 @@ def simulate(body: dict):
     draft = body.pop("draft_ruleset", None)
     number = body.pop("ruleset_version", None)
     g.principal.require_channel(body["channel"])
-    if g.principal.role == "channel" and (draft is not None or number is not None):
-        # Trying rules is an analyst's tool; a channel asks what the live rules decide.
-        raise Forbidden("channel keys simulate under the active ruleset only")
-    if draft is not None:
-        version = runtime.check_draft(draft, schemas(), "/draft_ruleset")
-    elif number is not None:
-        version = registry.get(db, decide.RULESET, number)
-    else:
-        version = runtime.active_version(db, decide.RULESET)
+    version = version_to_simulate(db, decide.RULESET, draft, number)
     return jsonify(decide.simulate(db, body, version))
 
 

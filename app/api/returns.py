@@ -5,11 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from app import orders
-from app.api import created_or_ok, endpoint, schemas
+from app.api import created_or_ok, endpoint, version_to_simulate
 from app.db import get_db
-from app.errors import Forbidden, InvalidInput, NotFound, field_error
+from app.errors import NotFound
 from app.returns import returns
-from app.rules import kinds, registry, runtime
 
 bp = Blueprint("returns", __name__, url_prefix="/v1")
 
@@ -75,16 +74,7 @@ def simulate(body: dict):
     order = orders.find(db, body["order_id"])
     if order is not None and not g.principal.sees_channel(order["channel"]):
         raise NotFound(f"order {body['order_id']!r} does not exist")
-    if g.principal.role == "channel" and (draft is not None or number is not None):
-        raise Forbidden("channel keys simulate under the active ruleset only")
-    if draft is not None:
-        version = runtime.check_draft(draft, schemas(), "/draft_ruleset")
-        if kinds.of(draft) is not kinds.RETURNS:
-            raise InvalidInput([field_error(("draft_ruleset", "kind"), "must be returns")])
-    elif number is not None:
-        version = registry.get(db, returns.RULESET, number)
-    else:
-        version = runtime.active_version(db, returns.RULESET)
+    version = version_to_simulate(db, returns.RULESET, draft, number)
     return jsonify(returns.simulate(db, body, version))
 
 

@@ -110,6 +110,28 @@ def pickup_points(db: Database) -> list[tuple[str, float, float]]:
 _PICKUP_POINTS: dict[tuple, list[tuple[str, float, float]]] = {}
 
 
+def active_nodes(db: Database) -> list[dict]:
+    """``{node_id, type, capabilities, lat, lon, region, daily_capacity}`` of every active
+    node, read again only when a node changed since this process last read them."""
+    stamp = tuple(db.execute("SELECT COUNT(*), MAX(updated_at) FROM nodes").fetchone())
+    cached = _ACTIVE.get(stamp)
+    if cached is None:
+        rows = db.execute(
+            "SELECT node_id, type, capabilities, lat, lon, region, daily_capacity FROM nodes"
+            " WHERE active = ? ORDER BY node_id",
+            [1],
+        )
+        cached = [
+            {**dict(row), "capabilities": jsontext.loads(row["capabilities"])} for row in rows
+        ]
+        _ACTIVE.clear()
+        _ACTIVE[stamp] = cached
+    return cached
+
+
+_ACTIVE: dict[tuple, list[dict]] = {}
+
+
 def lock(db: Database, node_ids) -> None:
     """Hold these nodes (their day's capacity) until the transaction ends; nodes are
     locked before stock rows, each kind in key order."""

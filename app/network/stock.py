@@ -258,6 +258,41 @@ def move(
     return not counted
 
 
+def on_hand_of(db: Database, node_ids: list[str], sku_list: list[str]) -> dict[str, dict]:
+    """On hand of these SKUs at these nodes: ``{node_id: {sku: units}}``, for the positions
+    that have a stock row (a node that never stocked a SKU has none)."""
+    found: dict[str, dict] = {}
+    if not node_ids or not sku_list:
+        return found
+    nodes_in, skus_in = ",".join("?" * len(node_ids)), ",".join("?" * len(sku_list))
+    for row in db.execute(
+        f"SELECT node_id, sku, on_hand FROM stock WHERE node_id IN ({nodes_in})"
+        f" AND sku IN ({skus_in})",
+        [*node_ids, *sku_list],
+    ):
+        found.setdefault(row["node_id"], {})[row["sku"]] = row["on_hand"]
+    return found
+
+
+def shipped(
+    db: Database, node_ids: list[str], sku_list: list[str], since: str, until: str | None = None
+) -> dict[str, int]:
+    """Units of these SKUs each node shipped from ``since`` (to ``until``): its dated
+    movements, as each shipment that left recorded them."""
+    if not node_ids or not sku_list:
+        return {}
+    nodes_in, skus_in = ",".join("?" * len(node_ids)), ",".join("?" * len(sku_list))
+    sql = (
+        f"SELECT node_id, -SUM(qty) FROM stock_movements WHERE node_id IN ({nodes_in})"
+        f" AND sku IN ({skus_in}) AND kind = 'shipped' AND at >= ?"
+    )
+    params = [*node_ids, *sku_list, since]
+    if until is not None:
+        sql += " AND at < ?"
+        params.append(until)
+    return {row[0]: row[1] for row in db.execute(sql + " GROUP BY node_id", params) if row[1]}
+
+
 def movements_after(db: Database, node_id: str, as_of: str) -> dict[str, int]:
     """Net units moved at a node after ``as_of``, per SKU: what a count then did not see."""
     rows = db.execute(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from app import customers, geo, jsontext
+from app import customers, geo
 from app.db import Database, parse_time
-from app.network import skus
+from app.network import nodes, skus, stock
 from app.promising import schedule as schedules
 
 RETURN_KEY = "return"
@@ -87,24 +87,16 @@ def delivered_lines(shipment_rows: list[dict], node_types: dict[str, str]) -> di
 
 
 def gather(db: Database, request: dict, order: dict, settings: dict, now: str) -> View:
-    """Read everything the facts of ``request`` need (call inside the return's transaction)."""
+    """Read everything the facts of ``request`` need but the returns already made (the
+    caller, which owns them, adds those), inside the return's transaction."""
     from app import shipments
     from app.orders import lines as order_lines
 
     lines = {line["line_id"]: line for line in order_lines(db, order["order_id"])}
-    node_rows = [
-        dict(row)
-        for row in db.execute(
-            "SELECT node_id, type, capabilities, lat, lon, region, daily_capacity FROM nodes"
-            " WHERE active = ?",
-            [1],
-        )
-    ]
-    for row in node_rows:
-        row["capabilities"] = jsontext.loads(row["capabilities"])
-    by_id = {row["node_id"]: row for row in node_rows}
+    active = nodes.active_nodes(db)
+    by_id = {row["node_id"]: row for row in active}
     shipped = shipments.for_order(db, order["order_id"])
-    delivered = delivered_lines(shipped, {row["node_id"]: row["type"] for row in node_rows})
+    delivered = delivered_lines(shipped, {row["node_id"]: row["type"] for row in active})
     # Lines the order does not have are reported by the check that follows.
     wanted_skus = sorted(
         {lines[line["line_id"]]["sku"] for line in request["lines"] if line["line_id"] in lines}
@@ -116,7 +108,7 @@ def gather(db: Database, request: dict, order: dict, settings: dict, now: str) -
         if line["line_id"] in delivered and delivered[line["line_id"]]["node_type"] == "supplier"
     }
     candidates = [
-        row for row in node_rows if "returns" in row["capabilities"] or row["node_id"] in suppliers
+        row for row in active if "returns" in row["capabilities"] or row["node_id"] in suppliers
     ]
     candidates.sort(
         key=lambda row: (
@@ -125,6 +117,9 @@ def gather(db: Database, request: dict, order: dict, settings: dict, now: str) -
         )
     )
     points = candidates[: settings.get("max_points", 30)]
+    ids = [point["node_id"] for point in points]
+    days = settings.get("demand_days", 30)
+    since = (parse_time(now) - timedelta(days=days)).isoformat().replace("+00:00", "Z")
     view = View(
         request=request,
         order=order,
@@ -132,57 +127,18 @@ def gather(db: Database, request: dict, order: dict, settings: dict, now: str) -
         delivered=delivered,
         skus=skus.details(db, wanted_skus),
         customer=customers.profile_for_decisions(customers.get(db, order["customer_id"])),
-        returns_before=_returns_of_customer(db, order["customer_id"]),
+        returns_before=0,
         origin=origin,
         points=points,
+        on_hand=stock.on_hand_of(db, ids, wanted_skus),
+        # Demand the service sees: units of these SKUs each point shipped.
+        demand=stock.shipped(db, ids, wanted_skus, since),
         now=now,
     )
     level = (settings["methods"].get(request["method"]) or {}).get("service_level")
     if level and request["method"] != "drop_off":
         view.carriers = schedules.load(db).of_level(level)
-    ids = [point["node_id"] for point in points]
-    if ids and wanted_skus:  # none: every line is unknown, and the check says so
-        _read_positions(db, view, ids, wanted_skus, settings.get("demand_days", 30))
     return view
-
-
-def _returns_of_customer(db: Database, customer_id: str) -> int:
-    row = db.execute(
-        "SELECT COUNT(*) FROM returns r JOIN orders o ON o.order_id = r.order_id"
-        " WHERE o.customer_id = ? AND r.status <> 'cancelled'",
-        [customer_id],
-    ).fetchone()
-    return row[0]
-
-
-def _read_positions(db: Database, view: View, ids: list[str], sku_list: list[str], days: int):
-    node_marks, sku_marks = ",".join("?" * len(ids)), ",".join("?" * len(sku_list))
-    for row in db.execute(
-        f"SELECT node_id, sku, on_hand FROM stock WHERE node_id IN ({node_marks})"
-        f" AND sku IN ({sku_marks})",
-        [*ids, *sku_list],
-    ):
-        view.on_hand.setdefault(row["node_id"], {})[row["sku"]] = row["on_hand"]
-    since = (parse_time(view.now) - timedelta(days=days)).isoformat().replace("+00:00", "Z")
-    # Demand the service sees: units of these SKUs each point shipped (its dated movements).
-    for row in db.execute(
-        f"SELECT node_id, -SUM(qty) FROM stock_movements WHERE node_id IN ({node_marks})"
-        f" AND sku IN ({sku_marks}) AND kind = 'shipped' AND at >= ? GROUP BY node_id",
-        [*ids, *sku_list, since],
-    ):
-        if row[1]:
-            view.demand[row[0]] = row[1]
-    day = view.now[:10]
-    for row in db.execute(
-        f"SELECT point_node_id, status, created_at FROM returns WHERE point_node_id IN"
-        f" ({node_marks}) AND (status = 'expected' OR created_at >= ?)",
-        [*ids, day],
-    ):
-        node_id = row["point_node_id"]
-        if row["status"] == "expected":
-            view.open_returns[node_id] = view.open_returns.get(node_id, 0) + 1
-        if row["created_at"][:10] == day:
-            view.taken_today[node_id] = view.taken_today.get(node_id, 0) + 1
 
 
 def _days_between(earlier: str, later: str) -> int:
@@ -226,8 +182,8 @@ def build(view: View, settings: dict) -> list[dict]:
             "value": round(ordered["unit_price"] * line["qty"], 2),
             "category": sku.get("category"),
             "reason": line["reason"],
-            "condition": line.get("inspected_condition", line["condition"]),
-            "inspected": "inspected_condition" in line,
+            "condition": line["condition"],
+            "inspected": False,  # the inspection decides again with the condition found
             "weight_kg": sku.get("weight_kg"),
             "hazmat": sku.get("hazmat"),
             "dropship": delivered.get("node_type") == "supplier",

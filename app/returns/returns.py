@@ -23,13 +23,12 @@ from app import decisions, experiments, jsontext, orders
 from app.db import Database, parse_time
 from app.dispatch import outbox, subscriptions
 from app.errors import Conflict, InvalidInput, NotFound, field_error
-from app.network import nodes, stock, transfers
+from app.network import nodes, skus, stock, transfers
 from app.returns import decide, facts
 from app.rules import runtime
 
 log = logging.getLogger(__name__)
 RULESET = "returns"
-OPEN = ("expected", "received", "inspected")
 NEXT = {"received": ("expected",), "inspected": ("received",), "disposed": ("inspected",)}
 SEND_ON_DAYS = 2
 
@@ -72,7 +71,7 @@ def create(db: Database, body: dict) -> tuple[dict, bool]:
         settings = version["document"]["settings"]
         now = database.now()
         started = time.perf_counter()
-        view = facts.gather(db, body, order, settings, now)
+        view = _gather(db, body, order, settings, now)
         _check_lines(db, body, view, settings, now)
         found = facts.build(view, settings)
         gathered = time.perf_counter()
@@ -107,6 +106,32 @@ def create(db: Database, body: dict) -> tuple[dict, bool]:
     return get(db, body["return_id"]), True
 
 
+def _gather(db: Database, body: dict, order: dict, settings: dict, now: str) -> facts.View:
+    """The view of a return's facts, with what the returns already made say: the
+    customer's returns so far, and each point's open returns and those given it today."""
+    view = facts.gather(db, body, order, settings, now)
+    view.returns_before = db.execute(
+        "SELECT COUNT(*) FROM returns r JOIN orders o ON o.order_id = r.order_id"
+        " WHERE o.customer_id = ? AND r.status <> 'cancelled'",
+        [order["customer_id"]],
+    ).fetchone()[0]
+    ids = [point["node_id"] for point in view.points]
+    if not ids:
+        return view
+    day = now[:10]
+    for row in db.execute(
+        f"SELECT point_node_id, status, created_at FROM returns WHERE point_node_id IN"
+        f" ({','.join('?' * len(ids))}) AND (status = 'expected' OR created_at >= ?)",
+        [*ids, day],
+    ):
+        node_id = row["point_node_id"]
+        if row["status"] == "expected":
+            view.open_returns[node_id] = view.open_returns.get(node_id, 0) + 1
+        if row["created_at"][:10] == day:
+            view.taken_today[node_id] = view.taken_today.get(node_id, 0) + 1
+    return view
+
+
 def simulate(db: Database, body: dict, version: dict) -> dict:
     """What a version (stored or draft) would decide for this return, checked as a real one
     is; nothing is recorded, reserved or sent."""
@@ -115,7 +140,7 @@ def simulate(db: Database, body: dict, version: dict) -> dict:
         raise InvalidInput([field_error(("order_id",), "no such order")])
     settings = version["document"]["settings"]
     now = database.now()
-    view = facts.gather(db, body, order, settings, now)
+    view = _gather(db, body, order, settings, now)
     _check_lines(db, body, view, settings, now)
     found = facts.build(view, settings)
     decision = decide.run(found, version, runtime.evaluate(version, found))
@@ -443,11 +468,8 @@ def _resold(db: Database, row) -> float | None:
     for line in lines:
         if line["final_disposition"] != "restock":
             continue
-        shipped = db.execute(
-            "SELECT COALESCE(-SUM(qty), 0) FROM stock_movements WHERE node_id = ? AND sku = ?"
-            " AND kind = 'shipped' AND at >= ? AND at < ?",
-            [row["point_node_id"], line["sku"], since, until],
-        ).fetchone()[0]
+        point = row["point_node_id"]
+        shipped = stock.shipped(db, [point], [line["sku"]], since, until).get(point, 0)
         resold += min(line["qty"], shipped)
     return resold / units if units else None
 
@@ -681,13 +703,19 @@ def _dispose(db, row, point: str, line: dict, disposition: str, at: str, raised)
 def _nearest_dc(db: Database, point: str) -> str | None:
     from app import geo
 
-    here = db.execute("SELECT lat, lon FROM nodes WHERE node_id = ?", [point]).fetchone()
-    rows = db.execute(
-        "SELECT node_id, lat, lon FROM nodes WHERE type = 'dc' AND active = ?", [1]
-    ).fetchall()
-    if not rows:
+    active = nodes.active_nodes(db)
+    here = (
+        next((n for n in active if n["node_id"] == point), None)
+        or nodes.existing(db, [point])[point]
+    )
+    dcs = [n for n in active if n["type"] == "dc"]
+    if not dcs:
         return None
-    return min(rows, key=lambda r: (geo.distance_km(here[0], here[1], r[1], r[2]), r[0]))[0]
+    nearest = min(
+        dcs,
+        key=lambda n: (geo.distance_km(here["lat"], here["lon"], n["lat"], n["lon"]), n["node_id"]),
+    )
+    return nearest["node_id"]
 
 
 def _supplier(db: Database, row, line: dict) -> str | None:
@@ -698,7 +726,5 @@ def _supplier(db: Database, row, line: dict) -> str | None:
             and fact.get("supplier_id")
         ):
             return fact["supplier_id"]
-    found = db.execute(
-        "SELECT node_id FROM sku_suppliers WHERE sku = ? ORDER BY cost, node_id", [line["sku"]]
-    ).fetchone()
-    return found[0] if found else None
+    offered = skus.details(db, [line["sku"]]).get(line["sku"], {}).get("suppliers", {})
+    return min(offered, key=lambda node_id: (offered[node_id], node_id)) if offered else None
