@@ -28,6 +28,14 @@ def _visible(db, return_id: str) -> dict:
     return found
 
 
+def _order_visible(db, order_id: str) -> None:
+    """404 for another channel's order, as if it did not exist; an unknown order is the
+    return's 422 (its ``order_id`` is a field of the body)."""
+    order = orders.find(db, order_id)
+    if order is not None and not g.principal.sees_channel(order["channel"]):
+        raise NotFound(f"order {order_id!r} does not exist")
+
+
 @endpoint(
     bp,
     "/returns",
@@ -46,9 +54,7 @@ def _visible(db, return_id: str) -> dict:
 )
 def post_return(body: dict):
     db = get_db()
-    order = orders.find(db, body["order_id"])
-    if order is not None and not g.principal.sees_channel(order["channel"]):
-        raise NotFound(f"order {body['order_id']!r} does not exist")
+    _order_visible(db, body["order_id"])
     found, created = returns.create(db, body)
     return created_or_ok(found, created)
 
@@ -71,9 +77,7 @@ def simulate(body: dict):
     db = get_db()
     draft = body.pop("draft_ruleset", None)
     number = body.pop("ruleset_version", None)
-    order = orders.find(db, body["order_id"])
-    if order is not None and not g.principal.sees_channel(order["channel"]):
-        raise NotFound(f"order {body['order_id']!r} does not exist")
+    _order_visible(db, body["order_id"])
     version = version_to_simulate(db, returns.RULESET, draft, number)
     return jsonify(returns.simulate(db, body, version))
 

@@ -56,6 +56,11 @@ def run(facts: list[dict], version: dict, evaluation: Evaluation) -> dict:
     refund_total = round(max(0.0, sum(line["refund"] for line in lines) - deduction), 2)
     outcome = {
         "kind": "returns",
+        "ruleset": {
+            "name": version["ruleset"],
+            "version": version["version"],
+            "sha256": version["sha256"],
+        },
         "status": status,
         "point": chosen["node_id"] if chosen else None,
         "carrier_service": chosen["carrier_service"] if chosen else None,
@@ -99,13 +104,9 @@ def replay_many(records: list[dict], version: dict, explained: bool = True) -> l
     batch = [record["facts"] for record in records]
     evaluations = runtime.evaluate_many(version, batch)
     return [
-        {**run(facts, version, evaluation), "ruleset": _ruleset(version)}
+        run(facts, version, evaluation)
         for facts, evaluation in zip(batch, evaluations, strict=True)
     ]
-
-
-def _ruleset(version: dict) -> dict:
-    return {"name": version["ruleset"], "version": version["version"], "sha256": version["sha256"]}
 
 
 def outcome(decision: dict) -> dict:

@@ -19,13 +19,13 @@ import time
 from datetime import timedelta
 
 from app import db as database
-from app import decisions, experiments, jsontext, orders
+from app import decisions, experiments, geo, jsontext, orders
 from app.db import Database, parse_time
 from app.dispatch import outbox, subscriptions
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import nodes, skus, stock, transfers
 from app.returns import decide, facts
-from app.rules import runtime
+from app.rules import registry, runtime
 
 log = logging.getLogger(__name__)
 RULESET = "returns"
@@ -63,39 +63,16 @@ def create(db: Database, body: dict) -> tuple[dict, bool]:
                     f"return {body['return_id']!r} was requested with another body"
                 )
             return get(db, body["return_id"]), False
-        order = orders.find(db, body["order_id"])
-        if order is None:
-            raise InvalidInput([field_error(("order_id",), "no such order")])
+        order = _order(db, body["order_id"])
         keys = {"order_id": body["order_id"], "customer_id": order["customer_id"]}
         version, experiment = experiments.choose(db, RULESET, keys)
-        settings = version["document"]["settings"]
         now = database.now()
-        started = time.perf_counter()
-        view = _gather(db, body, order, settings, now)
-        _check_lines(db, body, view, settings, now)
-        found = facts.build(view, settings)
-        gathered = time.perf_counter()
-        evaluation = runtime.evaluate(version, found)
-        evaluated = time.perf_counter()
-        outcome = decide.run(found, version, evaluation)
-        done = time.perf_counter()
+        found, outcome = _decide(db, body, order, version, now)
         decision = {
             "decision_id": f"dec_{secrets.token_hex(8)}",
             "order_id": body["order_id"],
             "return_id": body["return_id"],
             **outcome,
-            # The same phases as an order's (the choice of point is its allocation).
-            "timings_ms": {
-                "facts": round((gathered - started) * 1000, 3),
-                "rules": round((evaluated - gathered) * 1000, 3),
-                "allocation": round((done - evaluated) * 1000, 3),
-                "total": round((done - started) * 1000, 3),
-            },
-            "ruleset": {
-                "name": version["ruleset"],
-                "version": version["version"],
-                "sha256": version["sha256"],
-            },
             "experiment": experiment,
         }
         decisions.record(db, decision, "return", found, {})
@@ -135,25 +112,38 @@ def _gather(db: Database, body: dict, order: dict, settings: dict, now: str) -> 
 def simulate(db: Database, body: dict, version: dict) -> dict:
     """What a version (stored or draft) would decide for this return, checked as a real one
     is; nothing is recorded, reserved or sent."""
-    order = orders.find(db, body["order_id"])
+    _, decision = _decide(db, body, _order(db, body["order_id"]), version, database.now())
+    ruleset = {**decision["ruleset"], "draft": bool(version.get("draft"))}
+    return {**decision, "ruleset": ruleset, "simulated": True}
+
+
+def _order(db: Database, order_id: str) -> dict:
+    order = orders.find(db, order_id)
     if order is None:
         raise InvalidInput([field_error(("order_id",), "no such order")])
+    return order
+
+
+def _decide(db: Database, body: dict, order: dict, version: dict, now: str):
+    """Check a return's lines and decide it under ``version``; return ``(facts, decision)``,
+    the decision with the time each phase took (the choice of point is its allocation)."""
     settings = version["document"]["settings"]
-    now = database.now()
+    started = time.perf_counter()
     view = _gather(db, body, order, settings, now)
     _check_lines(db, body, view, settings, now)
     found = facts.build(view, settings)
-    decision = decide.run(found, version, runtime.evaluate(version, found))
-    ruleset = {
-        "name": version["ruleset"],
-        "version": version["version"],
-        "sha256": version["sha256"],
+    gathered = time.perf_counter()
+    evaluation = runtime.evaluate(version, found)
+    evaluated = time.perf_counter()
+    decision = decide.run(found, version, evaluation)
+    done = time.perf_counter()
+    decision["timings_ms"] = {
+        "facts": round((gathered - started) * 1000, 3),
+        "rules": round((evaluated - gathered) * 1000, 3),
+        "allocation": round((done - evaluated) * 1000, 3),
+        "total": round((done - started) * 1000, 3),
     }
-    return {
-        **decision,
-        "ruleset": {**ruleset, "draft": bool(version.get("draft"))},
-        "simulated": True,
-    }
+    return found, decision
 
 
 def _shadow(db: Database, experiment: dict, decision: dict, found: list[dict]) -> None:
@@ -161,8 +151,6 @@ def _shadow(db: Database, experiment: dict, decision: dict, found: list[dict]) -
     stands whatever happens here."""
     try:
         number = experiments.get(db, experiment["experiment_id"])["challenger"]
-        from app.rules import registry
-
         challenger = registry.get(db, RULESET, number)
         [shadow] = decide.replay_many([{"facts": found}], challenger)
         experiments.record_shadow(
@@ -588,8 +576,6 @@ def _inspected(db: Database, row, event: dict, at: str, raised: list[str]) -> di
     ]
     if problems:
         raise InvalidInput(problems, "the inspection must report every returned line once")
-    from app.rules import registry
-
     record = decisions.get(db, row["decision_id"])
     version = registry.get(db, RULESET, row["ruleset_version"])
     # The return's own facts, with the condition found: the version that decided the
@@ -701,8 +687,6 @@ def _dispose(db, row, point: str, line: dict, disposition: str, at: str, raised)
 
 
 def _nearest_dc(db: Database, point: str) -> str | None:
-    from app import geo
-
     active = nodes.active_nodes(db)
     here = (
         next((n for n in active if n["node_id"] == point), None)
