@@ -7,13 +7,15 @@ Demo API keys are fixed strings so the README's examples work as written.
 
 from __future__ import annotations
 
+import math
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from app import auth, customers
 from app.db import Database
 from app.network import nodes, skus, stock
 from app.promising import calendars, carriers
+from app.replenishment import demand, suppliers
 
 DEMO_KEYS = {
     "admin": "demo-admin-key",
@@ -248,6 +250,8 @@ def network(seed: int = 7, as_of: datetime | None = None) -> dict:
             "lifetime_orders": orders,
             "lifetime_value": round(orders * rng.uniform(20, 120), 2),
         }
+    # Replenishment draws from its own generator, so the network above stays as it was.
+    catalogues, demand_feeds = _replenishment(random.Random(seed + 1), node_docs, sku_docs, feeds)
     return {
         "nodes": node_docs,
         "skus": sku_docs,
@@ -255,7 +259,186 @@ def network(seed: int = 7, as_of: datetime | None = None) -> dict:
         "customers": customer_docs,
         "calendars": {"network": BANK_HOLIDAYS},
         "carrier_services": CARRIER_SERVICES,
+        "catalogues": catalogues,
+        "demand_feeds": demand_feeds,
     }
+
+
+# Wholesale suppliers that replenish stores and DCs: (id, name, postcode, city, lat, lon,
+# categories, price factor, terms). Hearth & Home (a drop-ship supplier too) sells homeware
+# wholesale; Value Wholesale sells everything a little cheaper, slower and in bulk only.
+WHOLESALERS = [
+    (
+        "SUP-NORTHWIND",
+        "Northwind Apparel",
+        "LS9 8AG",
+        "Leeds",
+        53.79,
+        -1.50,
+        ("apparel", "footwear", "beauty"),
+        1.0,
+        {
+            "min_order_value": 150,
+            "cost_per_delivery": 28,
+            "lead_time_days": 3,
+            "direct_to_store": True,
+        },
+    ),
+    (
+        "SUP-BRIGHT",
+        "Brightline Electronics",
+        "RG2 0QX",
+        "Reading",
+        51.42,
+        -0.95,
+        ("electronics",),
+        1.0,
+        {
+            "min_order_value": 400,
+            "cost_per_delivery": 55,
+            "lead_time_days": 4,
+            "direct_to_store": False,
+        },
+    ),
+    (
+        "SUP-PLAY",
+        "Playfield Toys & Sports",
+        "M17 1DE",
+        "Manchester",
+        53.47,
+        -2.33,
+        ("toys", "sports"),
+        1.0,
+        {
+            "min_order_value": 250,
+            "cost_per_delivery": 40,
+            "lead_time_days": 4,
+            "direct_to_store": False,
+            "delivery_days": ["mon", "wed", "fri"],
+        },
+    ),
+    (
+        "SUP-HOME",
+        None,
+        None,
+        None,
+        None,
+        None,
+        ("home",),
+        1.0,
+        {
+            "min_order_value": 200,
+            "cost_per_delivery": 45,
+            "lead_time_days": 3,
+            "direct_to_store": False,
+        },
+    ),
+    (
+        "SUP-VALUE",
+        "Value Wholesale",
+        "IP11 3TW",
+        "Felixstowe",
+        51.96,
+        1.35,
+        ("apparel", "footwear", "beauty", "electronics", "toys", "sports", "home"),
+        0.9,
+        {
+            "min_order_value": 1500,
+            "cost_per_delivery": 90,
+            "lead_time_days": 7,
+            "direct_to_store": False,
+            "delivery_days": ["tue", "thu"],
+        },
+    ),
+]
+BASE_COST = {
+    "apparel": (4, 25),
+    "footwear": (12, 45),
+    "beauty": (2, 15),
+    "electronics": (15, 120),
+    "toys": (3, 30),
+    "sports": (5, 60),
+    "home": (3, 40),
+}
+PACKS = {
+    "apparel": 6,
+    "footwear": 1,
+    "beauty": 12,
+    "electronics": 1,
+    "toys": 4,
+    "sports": 2,
+    "home": 2,
+}
+HISTORY_DAYS = 28
+
+
+def _replenishment(rng: random.Random, node_docs: dict, sku_docs: dict, feeds: list):
+    """Wholesale suppliers and their catalogues, and 28 days of sales at stores and DCs."""
+    catalogues = {}
+    cost = {
+        code: round(rng.uniform(*BASE_COST[sku["category"]]), 2)
+        for code, sku in sku_docs.items()
+        if sku["category"] in BASE_COST
+    }
+    for node_id, name, postcode, city, lat, lon, categories, factor, terms in WHOLESALERS:
+        if node_id not in node_docs:
+            node_docs[node_id] = {
+                "type": "supplier",
+                "name": name,
+                "address": _address(rng, city, postcode, lat, lon),
+                "capabilities": ["ship"],
+                "daily_capacity": None,
+                "priority": 1,
+                "active": True,
+                "timezone": "Europe/London",
+            }
+        catalogues[node_id] = {
+            "terms": terms,
+            "items": [
+                {
+                    "sku": code,
+                    "unit_cost": round(cost[code] * factor, 2),
+                    "pack_size": PACKS[sku["category"]] * (4 if factor < 1 else 1),
+                    "min_order_qty": PACKS[sku["category"]] * (4 if factor < 1 else 1),
+                }
+                for code, sku in sku_docs.items()
+                if sku["category"] in categories
+            ],
+        }
+    as_of = datetime.fromisoformat(feeds[0]["as_of"]).date()
+    items = []
+    for feed in feeds:
+        node_type = node_docs[feed["node_id"]]["type"]
+        if node_type not in ("store", "dc"):
+            continue
+        for item in feed["items"]:
+            rate = rng.choice(
+                [0.1, 0.3, 0.6, 1.2, 2.5, 6.0] if node_type == "store" else [2, 5, 12]
+            )
+            for back in range(HISTORY_DAYS, 0, -1):
+                units = _poisson(rng, rate)
+                if units:
+                    day = (as_of - timedelta(days=back)).isoformat()
+                    items.append(
+                        {"node_id": feed["node_id"], "sku": item["sku"], "day": day, "units": units}
+                    )
+    demand_feeds = [
+        {
+            "feed_id": f"demo-sales-{as_of:%Y%m%d}-{start // 50000}",
+            "items": items[start : start + 50000],
+        }
+        for start in range(0, len(items), 50000)
+    ]
+    return catalogues, demand_feeds
+
+
+def _poisson(rng: random.Random, rate: float) -> int:
+    """A Poisson draw (Knuth's method: rates here are small)."""
+    limit, count, product = math.exp(-rate), 0, rng.random()
+    while product > limit:
+        count += 1
+        product *= rng.random()
+    return count
 
 
 # England and Wales bank holidays: the demo network's calendar.
@@ -346,6 +529,10 @@ def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
     lifecycle.resume_raised(db)
     for customer_id, document in data["customers"].items():
         customers.put(db, customer_id, document, store_personal_data)
+    for supplier_id, document in data["catalogues"].items():
+        suppliers.put_catalogue(db, supplier_id, document)
+    for feed in data["demand_feeds"]:
+        demand.apply_feed(db, feed)
     return {
         "nodes": len(data["nodes"]),
         "skus": len(data["skus"]),
@@ -353,6 +540,8 @@ def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
         "customers": len(data["customers"]),
         "calendars": len(data["calendars"]),
         "carrier services": len(data["carrier_services"]),
+        "supplier catalogues": len(data["catalogues"]),
+        "days of sales": sum(len(f["items"]) for f in data["demand_feeds"]),
     }
 
 

@@ -192,6 +192,31 @@ def waiting_skus(db: Database) -> set[str]:
     return {row[0] for row in rows}
 
 
+def backordered(db: Database) -> list[dict]:
+    """What waiting orders still miss, line by line: ``{sku, qty, node_id, lat, lon}``, with
+    the store of a pickup or ship-to-store order, else the delivery address's coordinates."""
+    rows = db.execute(
+        "SELECT o.body, l.sku, l.qty - l.qty_allocated FROM orders o"
+        " JOIN order_lines l ON l.order_id = o.order_id"
+        " WHERE o.status IN ('backordered', 'partially_sourced') AND l.qty_allocated < l.qty"
+        " ORDER BY o.order_id, l.line_id"
+    )
+    found = []
+    for body, sku, qty in rows:
+        delivery = jsontext.loads(body)["delivery"]
+        address = delivery.get("address") or {}
+        found.append(
+            {
+                "sku": sku,
+                "qty": qty,
+                "node_id": delivery.get("node_id"),
+                "lat": address.get("lat"),
+                "lon": address.get("lon"),
+            }
+        )
+    return found
+
+
 def waiting_for(
     db: Database, skus: list[str], limit: int = 100, after: tuple | None = None
 ) -> list[tuple[str, str]]:

@@ -105,23 +105,34 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["demo", "load", "--if-empty"])
     assert result.exit_code == 0, result.output
-    assert "46 nodes, 500 skus" in result.output
+    assert "50 nodes, 500 skus" in result.output
     assert "demo-admin-key" in result.output
     again = runner.invoke(main, ["demo", "load", "--if-empty"])
     assert "not loaded" in again.output
     connection = database.open_database(env)
     counts = {
         table: connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-        for table in ("nodes", "skus", "stock", "customers", "api_keys", "carrier_services")
+        for table in (
+            "nodes",
+            "skus",
+            "stock",
+            "customers",
+            "api_keys",
+            "carrier_services",
+            "suppliers",
+            "demand",
+        )
     }
-    assert counts["nodes"] == 46
+    assert counts["nodes"] == 50
     assert counts["customers"] == 300
     assert counts["api_keys"] == len(demo.DEMO_KEYS)
     assert counts["carrier_services"] == 3
+    assert counts["suppliers"] == 5
+    assert counts["demand"] > 50_000  # four weeks of sales at stores and DCs
     moment = datetime(2026, 11, 25, tzinfo=UTC)
     assert demo.network(7, moment) == demo.network(7, moment)
     types = dict(connection.execute("SELECT type, COUNT(*) FROM nodes GROUP BY type").fetchall())
-    assert types == {"dc": 3, "3pl": 1, "supplier": 2, "store": 40}
+    assert types == {"dc": 3, "3pl": 1, "supplier": 6, "store": 40}
 
 
 def test_rules_validate_reports_problems(env, tmp_path):

@@ -42,6 +42,13 @@ def test_shipped_ruleset_is_loaded_and_active(analyst):
     listing = analyst.get("/v1/rulesets").get_json()["rulesets"]
     assert listing == [
         {
+            "ruleset": "replenishment",
+            "kind": "replenishment",
+            "active_version": 1,
+            "latest_version": 1,
+            "versions": 1,
+        },
+        {
             "ruleset": "returns",
             "kind": "returns",
             "active_version": 1,

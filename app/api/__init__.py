@@ -198,6 +198,7 @@ def init_app(app: Flask) -> None:
         network,
         orders,
         promising,
+        replenishment,
         returns,
         rulesets,
     )
@@ -213,6 +214,7 @@ def init_app(app: Flask) -> None:
         experiments,
         promising,
         returns,
+        replenishment,
     ):
         app.register_blueprint(module.bp)
 

@@ -47,6 +47,18 @@ def existing(db: Database, skus) -> set[str]:
     return found
 
 
+def codes(db: Database, categories=None) -> list[str]:
+    """Every SKU code, or those of some categories, in order."""
+    if not categories:
+        return [row[0] for row in db.execute("SELECT sku FROM skus ORDER BY sku")]
+    wanted = sorted(set(categories))
+    rows = db.execute(
+        f"SELECT sku FROM skus WHERE category IN ({','.join('?' * len(wanted))}) ORDER BY sku",
+        wanted,
+    )
+    return [row[0] for row in rows]
+
+
 def put(db: Database, sku: str, document: dict) -> tuple[dict, bool]:
     """Create or replace a SKU and its supplier list; return ``(sku, created)``."""
     suppliers = document.get("suppliers", [])

@@ -293,6 +293,31 @@ def shipped(
     return {row[0]: row[1] for row in db.execute(sql + " GROUP BY node_id", params) if row[1]}
 
 
+def shipped_by_day(
+    db: Database, node_ids: list[str], sku_list: list[str], since: str
+) -> dict[tuple[str, str, str], int]:
+    """Units each node shipped (to customers, or to other nodes by transfer) of each SKU
+    per UTC day from ``since``:
+    ``{(node_id, sku, YYYY-MM-DD): units}``."""
+    found: dict[tuple[str, str, str], int] = {}
+    if not node_ids or not sku_list:
+        return found
+    nodes_in = ",".join("?" * len(node_ids))
+    for start in range(0, len(sku_list), 500):
+        chunk = sku_list[start : start + 500]
+        rows = db.execute(
+            f"SELECT node_id, sku, SUBSTR(at, 1, 10), -SUM(qty) FROM stock_movements"
+            f" WHERE node_id IN ({nodes_in}) AND sku IN ({','.join('?' * len(chunk))})"
+            f" AND kind IN ('shipped', 'transferred_out') AND at >= ?"
+            f" GROUP BY node_id, sku, SUBSTR(at, 1, 10)",
+            [*node_ids, *chunk, since],
+        )
+        for node_id, sku, day, units in rows:
+            if units:
+                found[(node_id, sku, day)] = units
+    return found
+
+
 def movements_after(db: Database, node_id: str, as_of: str) -> dict[str, int]:
     """Net units moved at a node after ``as_of``, per SKU: what a count then did not see."""
     rows = db.execute(

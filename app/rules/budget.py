@@ -31,6 +31,10 @@ MAX_FLAGS = 10_000
 # Active carrier services an evaluation sees at most (each is one fact).
 MAX_CARRIERS = 50
 DEFAULT_CANDIDATES_PER_LINE = 60
+# Replenishment: positions one evaluation holds (a run evaluates them in batches of this
+# many) and the sources each position is offered at most.
+POSITIONS_PER_EVALUATION = 250
+SOURCES_PER_POSITION = 12
 
 # Fields that take few values, whatever the order: how many at most.
 FEW_VALUES = {"node_type": 4, "delivery_method": 4, "tier": 4, "in_transit": 2, "hazmat": 2}
@@ -156,7 +160,17 @@ def _pattern_size(pattern: dict, bound: dict, sizes: dict, flags: dict[str, int]
         if pinned - {"name"}:
             return 1  # joined on a value: the flag of that value
         return max(1, count)
-    return 1  # an unknown fact type, reported by the validator itself
+    if fact == "position":
+        return 1 if "key" in pinned or {"node_id", "sku"} <= pinned else POSITIONS_PER_EVALUATION
+    if fact == "source":
+        if "key" in pinned or {"position_key", "source_id"} <= pinned:
+            return 1
+        if "position_key" in pinned:
+            return SOURCES_PER_POSITION
+        if "source_id" in pinned:
+            return POSITIONS_PER_EVALUATION
+        return POSITIONS_PER_EVALUATION * SOURCES_PER_POSITION
+    return 1  # one per evaluation (run, return), or unknown: reported by the validator
 
 
 def _distinct_flags(rule: dict, action: dict, matches: int, sizes: dict) -> int:

@@ -123,7 +123,36 @@ RETURNS = Kind(
     choices={"refund_due": REFUND_DUE, "disposition": DISPOSITIONS},
 )
 
-KINDS = {kind.name: kind for kind in (SOURCING, RETURNS)}
+POLICIES = ("service_level", "min_max", "none")
+
+REPLENISHMENT = Kind(
+    name="replenishment",
+    facts="replenishment-facts",
+    attributes={
+        # Orders worth less are approved by rule; the rest wait for an analyst.
+        "approve_under_value": "number",
+    },
+    excludable=("source",),
+    outcome="app.replenishment.decide:scenario_outcome",
+    replay="app.replenishment.decide:replay_many",
+    reproduced="app.replenishment.decide:outcome",
+    why_not="app.replenishment.decide:why_not",
+    item_attributes={
+        # service_level (targets from demand, lead time and a service level), min_max
+        # (targets set per position) or none (the position is not replenished).
+        "policy": "string",
+        "service_level": "number",
+        "review_days": "integer",
+        # Fixes the days of sales one delivery covers (otherwise the plan chooses).
+        "cycle_days": "integer",
+        "min_qty": "integer",
+        "max_qty": "integer",
+    },
+    item_type="position",
+    choices={"policy": POLICIES},
+)
+
+KINDS = {kind.name: kind for kind in (SOURCING, RETURNS, REPLENISHMENT)}
 
 
 def of_decision(decision: dict) -> Kind:

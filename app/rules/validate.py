@@ -466,13 +466,32 @@ class _RuleChecker:
                 f"{attribute} is one of {', '.join(choices)}{_suggest(value, choices)}",
                 "value_type",
             )
-        elif attribute in ("service_level", "price_as") and value not in self.service_levels:
+        elif attribute in NUMBER_RANGES and isinstance(value, int | float):
+            low, high = NUMBER_RANGES[attribute]
+            if not low <= value <= high:
+                self.add((*path, "value"), f"{attribute} must be {low} to {high}", "value_type")
+        elif (
+            attribute in ("service_level", "price_as")
+            and isinstance(value, str)
+            and value not in self.service_levels
+        ):
             self.add(
                 (*path, "value"),
                 f"service level {value!r} is not in the rate card"
                 f"{_suggest(value, self.service_levels)}",
                 "value_type",
             )
+
+
+# Replenishment's numeric attributes set on a position, and the values that make sense.
+NUMBER_RANGES = {
+    "service_level": (0.5, 0.9999),
+    "review_days": (1, 90),
+    "cycle_days": (1, 365),
+    "min_qty": (0, 1_000_000_000),
+    "max_qty": (0, 1_000_000_000),
+    "approve_under_value": (0, 10_000_000_000),
+}
 
 
 def _suggest(word: str, options) -> str:
