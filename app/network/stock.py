@@ -308,7 +308,7 @@ def shipped_by_day(
         rows = db.execute(
             f"SELECT node_id, sku, SUBSTR(at, 1, 10), -SUM(qty) FROM stock_movements"
             f" WHERE node_id IN ({nodes_in}) AND sku IN ({','.join('?' * len(chunk))})"
-            f" AND kind IN ('shipped', 'transferred_out') AND at >= ?"
+            f" AND kind = 'shipped' AND at >= ?"
             f" GROUP BY node_id, sku, SUBSTR(at, 1, 10)",
             [*node_ids, *chunk, since],
         )

@@ -218,7 +218,9 @@ def _option(position, source, target, cycle, settings, horizon, evaluation):
     holding_rate = settings.get("holding_cost_percent_per_year", 25) / 100 / 365
     unit_value = unit_cost or position.get("unit_value") or settings.get("default_unit_value", 10)
     safety = plan.safety_stock(target, sd, lead)
-    purchase = landed * max(mean * horizon, qty)
+    # What the horizon's sales cost to buy and bring, whatever the batch (a position that
+    # does not sell: this order).
+    purchase = landed * (mean * horizon if mean > 0 else qty)
     holding = holding_rate * unit_value * (qty / 2 + safety) * horizon
     score = evaluation.score_of(source["key"])
     bonus = settings.get("rule_score", 1) * score

@@ -92,18 +92,19 @@ def gather(
                 days = sales.setdefault((node_id, sku), {})
                 days[day] = days.get(day, 0) + units
     info = skus.details(db, wanted)
-    positions = sorted(
-        {
-            (node_id, sku)
-            for node_id, sku in [*stock_of, *sales]
-            if node_id in stocked and sku in info and not info[sku]["suppliers"]
-        }
-    )
     waiting: dict[tuple[str, str], int] = {}
     for line in orders.backordered(db):
         node_id = line["node_id"] or _nearest(active, dcs, line["lat"], line["lon"])
-        if node_id is not None:
+        if node_id is not None and line["sku"] in info:
             waiting[(node_id, line["sku"])] = waiting.get((node_id, line["sku"]), 0) + line["qty"]
+    # A position is a node's SKU it holds, sold in the window, or that customers wait for.
+    positions = sorted(
+        {
+            (node_id, sku)
+            for node_id, sku in [*stock_of, *sales, *waiting]
+            if node_id in stocked and sku in info and not info[sku]["suppliers"]
+        }
+    )
     arriving: dict[tuple[str, str], int] = {}
     for transfer in transfers.in_transit(db, wanted):
         spot = (transfer["destination_node_id"], transfer["sku"])
@@ -178,7 +179,11 @@ def _position(view: View, settings: dict, node_id: str, sku: str, window: int, d
     spot = (node_id, sku)
     in_transit, on_order = view.in_transit.get(spot, 0), view.on_order.get(spot, 0)
     waiting = view.backorders.get(spot, 0)
-    position = row["on_hand"] - row["reserved"] + in_transit + on_order - waiting
+    # Units kept back from customers (the node's safety stock) do not count: customers
+    # can only be served from what is above it.
+    position = (
+        row["on_hand"] - row["reserved"] - row["safety_stock"] + in_transit + on_order - waiting
+    )
     key = position_key(node_id, sku)
     facts = [
         _present(

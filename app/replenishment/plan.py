@@ -7,8 +7,8 @@ rules left it), its safety stock is ``z(service level) x sd x sqrt(L + R)``, its
 point ``mean x (L + R) + safety stock``, and a delivery that covers ``c`` days of sales
 orders up to ``mean x (L_s + c) + safety stock`` (L_s: that source's lead time). Under
 ``min_max`` the rules give the reorder point (min) and the order-up-to level (max). A
-position whose inventory position (on hand - reserved + in transit + on order -
-back-orders) is below its reorder point needs an order; the others get nothing.
+position whose inventory position (on hand - reserved - the node's safety stock + in
+transit + on order - back-orders) is below its reorder point needs an order; the others get nothing.
 
 **The plan.** Each position that needs an order chooses one option: a source and a cycle
 (the days of sales one delivery covers). The quantity follows: up to the order-up-to

@@ -674,7 +674,8 @@ def _accepted(db: Database, order: dict, event: dict, at: str) -> dict:
                 order["source_node_id"],
                 line["sku"],
                 -line["qty"],
-                "transferred_out",
+                # Shipped to a store: the DC's own demand, as its customers' orders are.
+                "shipped",
                 order["order_id"],
                 at,
             )
