@@ -406,12 +406,13 @@ def check_guardrails(db: Database, experiment_id: str) -> str | None:
         return None
     reasons = []
     found = result["challenger_minus_champion"]
-    # Sourcing has a fill rate and a cost per order; returns a cost per return.
+    # Sourcing has a fill rate and a cost per order; returns a cost per return;
+    # replenishment a landed cost per unit.
     fill = found.get("fill_rate")
     limit = rails.get("max_fill_rate_drop")
     if limit is not None and fill and fill["ci95"] and fill["ci95"][1] < -limit:
         reasons.append(f"fill rate fell by {-fill['difference']:.3f} (more than {limit})")
-    measure = "cost_per_order" if "cost_per_order" in found else "cost_per_return"
+    measure = next(name for name in metrics.COSTS if name in found)
     cost = found[measure]
     limit = rails.get("max_cost_increase")
     base = result["variants"]["champion"][measure]

@@ -52,6 +52,18 @@ RETURN_MEASURES = {
     " of restocking them",
     "refund_hours": "hours from the return to its refund being due to the channel",
 }
+REPLENISHMENT_MEASURES = {
+    "landed_cost_per_unit": "landed cost over the horizon (purchase, deliveries, holding) per"
+    " unit ordered",
+    "landed_cost": "landed cost over the horizon of the run's plan",
+    "delivery_cost": "deliveries over the horizon, at the plan's cycles",
+    "holding_cost": "holding cost over the horizon",
+    "orders": "purchase orders and transfers proposed",
+    "unplaced_share": "share of positions below target that no source could serve",
+    "analyst_share": "share of orders that wait for an analyst's approval",
+}
+# Each kind's cost per decision, which the cost guardrail watches.
+COSTS = ("cost_per_order", "cost_per_return", "landed_cost_per_unit")
 # Which way is better for each measure.
 HIGHER_IS_BETTER = {
     "fill_rate",
@@ -60,13 +72,19 @@ HIGHER_IS_BETTER = {
     "refund_early_share",
     "resold_within_30_days",
 }
-BY_KIND = {"sourcing": MEASURES, "returns": RETURN_MEASURES}
+BY_KIND = {
+    "sourcing": MEASURES,
+    "returns": RETURN_MEASURES,
+    "replenishment": REPLENISHMENT_MEASURES,
+}
 
 
 def measures(decision: dict) -> dict:
     """The measures of one decision result, of its kind."""
     if decision.get("kind") == "returns":
         return return_measures(decision)
+    if decision.get("kind") == "replenishment":
+        return replenishment_measures(decision)
     served = sum(line["qty"] for s in decision["shipments"] for line in s["lines"])
     missing = sum(u["qty"] for u in decision["unfulfilled"])
     ordered = served + missing
@@ -109,6 +127,27 @@ def return_measures(decision: dict) -> dict:
         "refused_share": 1.0 if decision["status"] == "refused" else 0.0,
         "resold_within_30_days": decision.get("resold_within_30_days"),
         "refund_hours": decision.get("refund_hours"),
+        "latency_ms": decision.get("timings_ms", {}).get("total"),
+    }
+
+
+def replenishment_measures(decision: dict) -> dict:
+    """The measures of one replenishment run's decision."""
+    totals = decision["totals"]
+    needing = totals["lines"] + totals["unplaced"]
+    orders = decision["orders"]
+    return {
+        "landed_cost_per_unit": totals["landed_cost_over_horizon"] / totals["units"]
+        if totals["units"]
+        else None,
+        "landed_cost": totals["landed_cost_over_horizon"],
+        "delivery_cost": totals["delivery_cost_over_horizon"],
+        "holding_cost": totals["holding_cost_over_horizon"],
+        "orders": float(len(orders)),
+        "unplaced_share": totals["unplaced"] / needing if needing else 0.0,
+        "analyst_share": sum(1 for o in orders if o["approval"] == "analyst") / len(orders)
+        if orders
+        else None,
         "latency_ms": decision.get("timings_ms", {}).get("total"),
     }
 

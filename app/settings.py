@@ -41,6 +41,17 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _time_of_day(value: str) -> str:
+    """HH:MM on a 24-hour clock, or empty (never)."""
+    value = value.strip()
+    if value:
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+            raise ValueError(f"expected HH:MM or nothing, got {value!r}")
+        value = f"{int(hours):02d}:{int(minutes):02d}"
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration value: its name, default, meaning and parser."""
@@ -185,6 +196,13 @@ SETTINGS: tuple[Setting, ...] = (
         float,
     ),
     Setting("DISPATCH_POLL_SECONDS", 0.5, "How often an idle dispatcher looks for work.", float),
+    Setting(
+        "REPLENISH_AT",
+        "",
+        "UTC time of day (HH:MM) at which a dispatcher runs replenishment over the whole"
+        " network, once a day across all servers; empty: runs only on request.",
+        _time_of_day,
+    ),
     Setting(
         "AMQP_URL",
         "",

@@ -671,3 +671,59 @@ def test_targets_from_demand_lead_time_and_service_level():
         and plan.quantity(0, 1, 0) == 1
     )
     assert date.fromisoformat(TODAY.isoformat()) == TODAY
+
+
+# Schedule and command line -----------------------------------------------------------
+
+
+def test_the_schedule_runs_once_a_day_across_servers(chain, db_path):
+    from app.replenishment import runs
+
+    admin = chain["admin"]
+    set_stock(admin, "ST1", {"TEE": 0})
+    sales(admin, "ST1", "TEE", 2)
+    first, second = (database.open_from_config({"DATABASE": db_path}) for _ in range(2))
+    at = datetime.now(UTC).replace(hour=3, minute=0)
+    assert runs.run_scheduled(first, "03:00", at - timedelta(minutes=1)) is None
+    assert runs.run_scheduled(first, "", at) is None
+    made = runs.run_scheduled(first, "03:00", at)
+    assert made["run_id"] == f"scheduled-{at.date()}" and made["orders"]
+    assert runs.run_scheduled(second, "03:00", at + timedelta(hours=2)) is None
+    tomorrow = runs.run_scheduled(second, "03:00", at + timedelta(days=1))
+    assert tomorrow["run_id"] == f"scheduled-{at.date() + timedelta(days=1)}"
+    first.close()
+    second.close()
+
+
+def test_dom_replenish_run_shows_progress_and_the_orders(chain, db_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    admin = chain["admin"]
+    set_stock(admin, "ST1", {"TEE": 0})
+    sales(admin, "ST1", "TEE", 2)
+    monkeypatch.setenv("DOM_DATABASE", db_path)
+    result = CliRunner().invoke(main, ["replenish", "run", "--node", "ST1", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "positions" in result.output and "1 positions, 1 lines in 1 orders" in result.output
+    assert "purchase_order" in result.output and "SUPA -> ST1" in result.output
+    assert "dry run: nothing ordered" in result.output
+    bad = CliRunner().invoke(main, ["replenish", "run", "--node", "NOPE"])
+    assert bad.exit_code != 0 and "/nodes/0" in bad.output
+    bad = CliRunner().invoke(main, ["replenish", "run", "--horizon", "soon"])
+    assert bad.exit_code != 0 and "/horizon" in bad.output
+
+
+def test_progress_is_reported_as_batches_are_evaluated(chain, db):
+    from app.replenishment import runs
+
+    admin = chain["admin"]
+    set_stock(admin, "ST1", {"TEE": 0, "KETTLE": 3})
+    set_stock(admin, "DC1", {"TEE": 9, "KETTLE": 0})
+    seen = []
+    made, _ = runs.start(
+        db, {"run_id": "p1"}, "test", lambda done, total: seen.append((done, total))
+    )
+    assert seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert made["progress"] == {"positions_done": 4, "positions_total": 4, "percent": 100.0}

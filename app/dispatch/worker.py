@@ -221,6 +221,7 @@ class Dispatcher:
 
     def sweep(self, db) -> None:
         """Withdraw what nodes let lapse, and run the back-orders that freed stock waits for."""
+        from app.replenishment import runs
         from app.rules import runtime
         from app.sourcing import fulfilment, holds, lifecycle
 
@@ -234,6 +235,7 @@ class Dispatcher:
             ),
             ("back-orders", lambda: lifecycle.resume_raised(db)),
             ("scheduled activations", lambda: runtime.confirm_due(db)),
+            ("replenishment", lambda: runs.run_scheduled(db, self.config["REPLENISH_AT"])),
         ]
         if time.monotonic() - self._last_guardrails > GUARDRAILS_EVERY:
             self._last_guardrails = time.monotonic()

@@ -745,6 +745,22 @@ def _replan(db: Database, order: dict, event: dict, by: str) -> str | None:
         return None
 
 
+def run_scheduled(db: Database, at: str, now: datetime | None = None) -> dict | None:
+    """The day's scheduled run over the whole network, once ``at`` (HH:MM, UTC) has passed
+    and if no server ran it yet (its id is the day's); None when nothing was due."""
+    if not at:
+        return None
+    now = now or datetime.now(UTC)
+    if now.strftime("%H:%M") < at:
+        return None
+    day = now.date().isoformat()
+    run_id = f"scheduled-{day}"
+    if db.execute("SELECT 1 FROM replenishment_runs WHERE run_id = ?", [run_id]).fetchone():
+        return None
+    run, _ = start(db, {"run_id": run_id, "horizon": day}, "schedule")
+    return run
+
+
 def list_runs(db: Database, limit: int = 50) -> list[dict]:
     rows = db.execute(
         "SELECT run_id FROM replenishment_runs ORDER BY created_at DESC, run_id DESC LIMIT ?",
