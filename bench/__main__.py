@@ -14,6 +14,7 @@ from bench import (
     inventory,
     memory,
     promises,
+    replenishment,
     returns,
     rules,
     scaling,
@@ -29,6 +30,7 @@ def main() -> None:
     decisions.main()
     promises.main()
     returns.main()
+    replenishment.main()
     dispatch.main()
     experiments.main()
     scaling.main()

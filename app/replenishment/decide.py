@@ -46,32 +46,9 @@ def run(facts: list[dict], version: dict, evaluation: Evaluation, explained: boo
     """Decide a run from its facts under a ruleset version and the rules' verdict."""
     settings = version["document"]["settings"]
     the_run = next((f for f in facts if f["fact"] == "run"), {"date": "1970-01-01"})
-    positions = [f for f in facts if f["fact"] == "position"]
-    sources_of: dict[str, list[dict]] = defaultdict(list)
-    for fact in facts:
-        if fact["fact"] == "source":
-            sources_of[fact["position_key"]].append(fact)
     attributes = {name: entry["value"] for name, entry in evaluation.attributes.items()}
     approve_under = attributes.get("approve_under_value", settings.get("approve_under_value", 0))
-    horizon = settings.get("horizon_days", 28)
-    seen: dict[str, dict] = {}
-    options: dict[str, list[plan.Option]] = {}
-    spare: dict[str, dict[str, int]] = defaultdict(dict)
-    delivery_cost: dict[str, float] = {}
-    min_order_value: dict[str, float] = {}
-    for position in positions:
-        entry, position_options = _position(
-            position, sources_of[position["key"]], evaluation, settings, horizon
-        )
-        seen[position["key"]] = entry
-        if position_options is not None:
-            options[position["key"]] = position_options
-        for source in sources_of[position["key"]]:
-            delivery_cost[source["source_id"]] = source.get("cost_per_delivery", 0.0)
-            min_order_value[source["source_id"]] = source.get("min_order_value", 0.0)
-            if source["source_type"] == "dc":
-                spare[source["source_id"]][source["sku"]] = source.get("spare_units", 0)
-    problem = plan.Problem(horizon, options, delivery_cost, min_order_value, dict(spare))
+    problem, seen, sources_of = problem_of(facts, settings, evaluation)
     solved = plan.solve(problem)
     orders = _orders(solved, problem, seen, sources_of, the_run["date"], approve_under)
     for key, reason in solved.unplaced.items():
@@ -117,6 +94,35 @@ def run(facts: list[dict], version: dict, evaluation: Evaluation, explained: boo
             "approve_under_value": approve_under,
         },
     }
+
+
+def problem_of(facts: list[dict], settings: dict, evaluation: Evaluation):
+    """What the plan solves: every position that needs an order and its options, and what
+    the sources impose. Returns ``(problem, entries by position, sources by position)``."""
+    horizon = settings.get("horizon_days", 28)
+    sources_of: dict[str, list[dict]] = defaultdict(list)
+    for fact in facts:
+        if fact["fact"] == "source":
+            sources_of[fact["position_key"]].append(fact)
+    seen: dict[str, dict] = {}
+    options: dict[str, list[plan.Option]] = {}
+    spare: dict[str, dict[str, int]] = defaultdict(dict)
+    delivery_cost: dict[str, float] = {}
+    min_order_value: dict[str, float] = {}
+    for position in (f for f in facts if f["fact"] == "position"):
+        entry, position_options = _position(
+            position, sources_of[position["key"]], evaluation, settings, horizon
+        )
+        seen[position["key"]] = entry
+        if position_options is not None:
+            options[position["key"]] = position_options
+        for source in sources_of[position["key"]]:
+            delivery_cost[source["source_id"]] = source.get("cost_per_delivery", 0.0)
+            min_order_value[source["source_id"]] = source.get("min_order_value", 0.0)
+            if source["source_type"] == "dc":
+                spare[source["source_id"]][source["sku"]] = source.get("spare_units", 0)
+    problem = plan.Problem(horizon, options, delivery_cost, min_order_value, dict(spare))
+    return problem, seen, sources_of
 
 
 def _position(position, sources, evaluation, settings, horizon):
@@ -214,9 +220,14 @@ def _option(position, source, target, cycle, settings, horizon, evaluation):
             return None, {}
     weight = position.get("weight_kg", 0.0)
     unit_cost = source.get("unit_cost", 0.0)
-    landed = unit_cost + source.get("cost_per_kg", 0.0) * weight
+    # A DC's goods are already bought, but the DC buys them again: they cost what a
+    # supplier charges (the position's unit value), so a transfer wins on its delivery,
+    # lead time and holding, never on goods that look free.
+    unit_value = position.get("unit_value") or settings.get("default_unit_value", 10)
+    price = unit_cost if source["source_type"] == "supplier" else unit_value
+    landed = price + source.get("cost_per_kg", 0.0) * weight
     holding_rate = settings.get("holding_cost_percent_per_year", 25) / 100 / 365
-    unit_value = unit_cost or position.get("unit_value") or settings.get("default_unit_value", 10)
+    unit_value = price or unit_value
     safety = plan.safety_stock(target, sd, lead)
     # What the horizon's sales cost to buy and bring, whatever the batch (a position that
     # does not sell: this order).

@@ -44,7 +44,7 @@ from statistics import NormalDist
 # What leaving a position unplaced costs the objective: more than any plan with it placed.
 UNPLACED = 1_000_000.0
 # Above this many combinations of cycles per destination, the search descends instead.
-EXHAUSTIVE_LIMIT = 2048
+EXHAUSTIVE_LIMIT = 256
 # A position whose rate of sale is zero: its days of cover.
 NO_SALES_COVER = 9999.0
 
@@ -160,23 +160,48 @@ def solve(problem: Problem) -> Plan:
     for key, options in problem.options.items():
         destination = options[0].destination if options else key.split("/")[0]
         by_destination.setdefault(destination, []).append(key)
-    spare = {source: dict(units) for source, units in problem.spare.items()}
+    shares = _share_spare(problem)
     chosen: dict[str, Option | None] = {}
     deliveries: dict[tuple[str, str], int] = {}
     unplaced: dict[str, str] = {}
     for destination in sorted(by_destination):
         keys = sorted(by_destination[destination])
-        picked, cycles = _destination(problem, keys, spare)
+        picked, cycles = _destination(problem, keys, shares.get(destination, {}))
         for key in keys:
             option = picked.get(key)
             chosen[key] = option
             if option is None:
                 unplaced[key] = _why_unplaced(problem, key)
-            elif option.uses_spare:
-                spare[option.source][option.sku] -= option.uses_spare
         for source, cycle in cycles.items():
             deliveries[(source, destination)] = cycle
     return Plan(chosen, cost(problem, chosen), deliveries, unplaced)
+
+
+def _share_spare(problem: Problem) -> dict[str, dict[str, dict[str, int]]]:
+    """Each destination's share of the DCs' spare units: ``{destination: {source: {sku:
+    units}}}``. Where positions of several destinations want more of a SKU than a DC can
+    spare, the units go first to the positions that save most per unit by taking them
+    (against their cheapest other source), each its smallest quantity."""
+    wanting: dict[tuple[str, str], list[tuple[float, str, int]]] = {}
+    for options in problem.options.values():
+        for source in {o.source for o in options if o.uses_spare}:
+            mine = [o for o in options if o.source == source]
+            others = [o.cost for o in options if o.source != source]
+            least = min(mine, key=lambda o: o.cost)
+            saving = (min(others) - least.cost) if others else UNPLACED
+            units = min(o.uses_spare for o in mine)
+            wanting.setdefault((source, least.sku), []).append(
+                (saving / units, least.destination, max(o.uses_spare for o in mine))
+            )
+    shares: dict[str, dict[str, dict[str, int]]] = {}
+    for (source, sku), wants in wanting.items():
+        left = problem.spare.get(source, {}).get(sku, 0)
+        for _, destination, units in sorted(wants, key=lambda w: (-w[0], w[1])):
+            granted = min(units, left)
+            left -= granted
+            spot = shares.setdefault(destination, {}).setdefault(source, {})
+            spot[sku] = spot.get(sku, 0) + granted
+    return shares
 
 
 def cost(problem: Problem, chosen: dict[str, Option | None]) -> float:
@@ -261,42 +286,127 @@ def _descend(choices: list[list], evaluate) -> tuple:
 
 
 def _assign(problem: Problem, keys: list[str], config: dict, spare: dict) -> tuple:
-    """Each position's cheapest option among the open (source, cycle) pairs; deliveries
-    under their minimum order value close and their lines move, until none is left.
-    Returns ``(cost, chosen, cycles in use)``."""
+    """Each position's cheapest option among the open (source, cycle) pairs; then each
+    delivery under its minimum order value either takes lines from other deliveries
+    (those that cost least more per unit of value) until it reaches it, or closes and its
+    lines move. Returns ``(cost, chosen, cycles in use)``."""
     open_cycles = {source: cycle for source, cycle in config.items() if cycle is not None}
-    while True:
-        chosen: dict[str, Option | None] = {}
-        taken: dict[tuple[str, str], int] = {}
-        for key in keys:
-            best = None
-            for option in problem.options[key]:
-                if open_cycles.get(option.source) != option.cycle:
-                    continue
-                if option.uses_spare:
-                    left = spare.get(option.source, {}).get(option.sku, 0)
-                    if option.uses_spare + taken.get((option.source, option.sku), 0) > left:
-                        continue
-                if best is None or option.cost < best.cost:
-                    best = option
-            chosen[key] = best
-            if best is not None and best.uses_spare:
-                spot = (best.source, best.sku)
-                taken[spot] = taken.get(spot, 0) + best.uses_spare
-        value: dict[str, float] = {}
-        for option in chosen.values():
-            if option is not None:
-                value[option.source] = value.get(option.source, 0.0) + option.value
-        short = [
+    state = _Assignment(problem, spare)
+    for key in keys:
+        state.move(key, state.cheapest(key, open_cycles))
+    for _ in range(2 * len(open_cycles) + 2):
+        short = state.short(open_cycles)
+        if not short:
+            break
+        source = short[0]
+        if not state.fill(keys, source, open_cycles[source], open_cycles):
+            state.close(keys, source, open_cycles)
+    while short := state.short(open_cycles):
+        state.close(keys, short[0], open_cycles)
+    used = {o.source: o.cycle for o in state.chosen.values() if o is not None}
+    return cost(problem, state.chosen), dict(state.chosen), used
+
+
+class _Assignment:
+    """Which option each position of one destination takes, with the value each source
+    carries and the spare units taken."""
+
+    def __init__(self, problem: Problem, spare: dict):
+        self.problem = problem
+        self.spare = spare
+        self.chosen: dict[str, Option | None] = {}
+        self.value: dict[str, float] = {}
+        self.taken: dict[tuple[str, str], int] = {}
+
+    def fits(self, option: Option, leaving: Option | None = None) -> bool:
+        if not option.uses_spare:
+            return True
+        spot = (option.source, option.sku)
+        already = self.taken.get(spot, 0)
+        if leaving is not None and (leaving.source, leaving.sku) == spot:
+            already -= leaving.uses_spare
+        return already + option.uses_spare <= self.spare.get(option.source, {}).get(option.sku, 0)
+
+    def cheapest(self, key: str, open_cycles: dict, leaving: Option | None = None):
+        best = None
+        for option in self.problem.options[key]:
+            if open_cycles.get(option.source) != option.cycle or not self.fits(option, leaving):
+                continue
+            if best is None or option.cost < best.cost:
+                best = option
+        return best
+
+    def move(self, key: str, option: Option | None) -> None:
+        old = self.chosen.get(key)
+        if old is not None:
+            self.value[old.source] -= old.value
+            if old.uses_spare:
+                self.taken[(old.source, old.sku)] -= old.uses_spare
+        self.chosen[key] = option
+        if option is not None:
+            self.value[option.source] = self.value.get(option.source, 0.0) + option.value
+            if option.uses_spare:
+                spot = (option.source, option.sku)
+                self.taken[spot] = self.taken.get(spot, 0) + option.uses_spare
+
+    def lines(self, source: str) -> list[str]:
+        return [k for k, o in self.chosen.items() if o is not None and o.source == source]
+
+    def short(self, open_cycles: dict) -> list[str]:
+        return [
             source
             for source in open_cycles
-            if source in value and value[source] + 1e-6 < problem.min_order_value.get(source, 0)
+            if self.lines(source)
+            and self.value.get(source, 0.0) + 1e-6 < self.problem.min_order_value.get(source, 0)
         ]
-        if not short:
-            used = {source: open_cycles[source] for source in value}
-            return cost(problem, chosen), chosen, used
-        for source in short:
-            del open_cycles[source]
+
+    def _closing(self, source: str, cycle: int, open_cycles: dict) -> float:
+        """What closing ``source`` would change: its lines' next best (or unplaced), less
+        the delivery saved."""
+        others = {s: c for s, c in open_cycles.items() if s != source}
+        change = -self.problem.delivery(source, cycle)
+        for key in self.lines(source):
+            current = self.chosen[key]
+            alternative = self.cheapest(key, others, current)
+            change += (alternative.cost if alternative else UNPLACED) - current.cost
+        return change
+
+    def fill(self, keys: list[str], source: str, cycle: int, open_cycles: dict) -> bool:
+        """Bring lines to ``source`` until its minimum order value is met, the cheapest
+        per unit of value first, when that costs less than closing it would."""
+        needed = self.problem.min_order_value.get(source, 0) - self.value.get(source, 0.0)
+        offers = []
+        for key in keys:
+            current = self.chosen.get(key)
+            if current is not None and current.source == source:
+                continue
+            for option in self.problem.options[key]:
+                if option.source == source and option.cycle == cycle and option.value > 0:
+                    extra = option.cost - (current.cost if current is not None else UNPLACED)
+                    offers.append((extra / option.value, extra, key, option))
+        offers.sort(key=lambda offer: (offer[0], offer[2]))
+        picked, gained, extra_cost = [], 0.0, 0.0
+        for _, extra, key, option in offers:
+            if gained >= needed - 1e-6:
+                break
+            if not self.fits(option, self.chosen.get(key)):
+                continue
+            picked.append((key, option))
+            gained += option.value
+            extra_cost += extra
+        if gained < needed - 1e-6 or extra_cost > self._closing(source, cycle, open_cycles):
+            return False
+        for key, option in picked:
+            self.move(key, option)
+        return True
+
+    def close(self, keys: list[str], source: str, open_cycles: dict) -> None:
+        del open_cycles[source]
+        for key in self.lines(source):
+            leaving = self.chosen[key]
+            self.move(key, None)
+            self.move(key, self.cheapest(key, open_cycles, None))
+            del leaving
 
 
 def _why_unplaced(problem: Problem, key: str) -> str:
