@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null && { command -v $$p; break; }; \
 	done)
 
-.PHONY: run test lint format bench soak venv clean
+.PHONY: run test lint format bench soak venv clean simulate-replenishment
 
 $(BIN)/dom: setup.cfg pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -53,6 +53,11 @@ format: venv
 
 bench: venv
 	$(BIN)/python -m bench
+
+# 90 days of replenishment on the demo network, weekly bulk against small batches; writes
+# the stock charts to docs/replenishment/.
+simulate-replenishment: venv
+	$(BIN)/python -m bench.replenishment_simulation
 
 # Long runs: thousands of stateful steps, and every API operation fuzzed 500 times. SEED=N replays one run; the seed is printed first.
 SOAK_EXAMPLES ?= 1000

@@ -62,11 +62,13 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         assert headings == [
             "Facts",
             "Facts of returns rulesets",
+            "Facts of replenishment rulesets",
             "Operators",
             "Rules",
             "Actions",
             "Settings",
             "Settings of returns rulesets",
+            "Settings of replenishment rulesets",
             "Cookbook",
         ]
         # Tables render as tables: the candidate's fields, one row each.
@@ -92,6 +94,17 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         assert point.locator("tr").count() == len(returns_facts["$defs"]["point"]["properties"])
         point.scroll_into_view_if_needed()
         page.screenshot(path=SCREENSHOTS / "ruleset-reference-returns.png")
+        # And replenishment rules theirs: one row per field of a source.
+        replenishment_facts = json.loads(
+            (Path(__file__).parent.parent / "schemas/replenishment-facts.schema.json").read_text()
+        )
+        source = page.locator("h3", has_text="replenishment: source").locator(
+            "xpath=following-sibling::table[1]"
+        )
+        fields = replenishment_facts["$defs"]["source"]["properties"]
+        assert source.locator("tr").count() == len(fields)
+        source.scroll_into_view_if_needed()
+        page.screenshot(path=SCREENSHOTS / "ruleset-reference-replenishment.png")
         page.locator("h2", has_text="Cookbook").scroll_into_view_if_needed()
         page.screenshot(path=SCREENSHOTS / "ruleset-reference-cookbook.png")
         # Without a key the page is refused, in the one error shape.

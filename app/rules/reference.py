@@ -165,6 +165,7 @@ def markdown(schemas_dir: str | Path, cookbook_dir: str | Path) -> str:
     schemas_dir = Path(schemas_dir)
     facts = json.loads((schemas_dir / "facts.schema.json").read_text())
     returns_facts = json.loads((schemas_dir / "returns-facts.schema.json").read_text())
+    replenishment_facts = json.loads((schemas_dir / "replenishment-facts.schema.json").read_text())
     ruleset = json.loads((schemas_dir / "ruleset.schema.json").read_text())
     out = [
         "# The ruleset language",
@@ -187,15 +188,23 @@ def markdown(schemas_dir: str | Path, cookbook_dir: str | Path) -> str:
         " exclude and score points, set `keep_it`, `refund_due`, `restocking_fee_percent`"
         " and `deduct_return_shipping` on the decision, and `disposition` or"
         " `restocking_fee_percent` on one line (`set` with `for` naming an item pattern)."
-        " The same operators, versions, scenarios and release steps apply to both.",
+        " A `replenishment` ruleset decides what stores and DCs reorder"
+        " (`POST /v1/replenishment/runs`): its facts are the run, one `position` per node"
+        " and SKU and one `source` per supplier or DC that could replenish it; its rules"
+        " exclude and score sources, set `approve_under_value` on the run, and on one"
+        " position its `policy` (`service_level`, `min_max` or `none`), `service_level`,"
+        " `review_days`, `cycle_days`, `min_qty` and `max_qty`."
+        " The same operators, versions, scenarios and release steps apply to every kind.",
         "",
     ]
     out += facts_section(facts)
     out += facts_section(returns_facts, "Facts of returns rulesets", "returns: ")
+    out += facts_section(replenishment_facts, "Facts of replenishment rulesets", "replenishment: ")
     out += operators_section(ruleset)
     out += rules_section(ruleset)
     out += settings_section(ruleset)
     out += settings_section(ruleset, "returns_settings", "Settings of returns rulesets")
+    out += settings_section(ruleset, "replenishment_settings", "Settings of replenishment rulesets")
     out += cookbook_section(cookbook(cookbook_dir))
     return "\n".join(out).rstrip() + "\n"
 
