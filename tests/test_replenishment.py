@@ -272,6 +272,9 @@ def test_invalid_runs_say_where(chain, analyst):
         ({"nodes": ["SUPA"]}, "/nodes/0"),
         ({"skus": ["NOPE"]}, "/skus/0"),
         ({"horizon": "soon"}, "/horizon"),
+        ({"horizon": "0000-00-00"}, "/horizon"),
+        ({"horizon": "2026-02-30"}, "/horizon"),
+        ({"horizon": (TODAY + timedelta(days=400)).isoformat()}, "/horizon"),
         ({"dry_run": "yes"}, "/dry_run"),
     ]
     for body, pointer in cases:
@@ -727,3 +730,53 @@ def test_progress_is_reported_as_batches_are_evaluated(chain, db):
     )
     assert seen[-1] == (4, 4) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert made["progress"] == {"positions_done": 4, "positions_total": 4, "percent": 100.0}
+
+
+def test_a_shadow_experiment_and_a_replay_compare_replenishment_versions(chain, db):
+    import json
+    from pathlib import Path
+
+    from tests.test_experiments import wait_for
+
+    admin, analyst = chain["admin"], chain["analyst"]
+    shipped = json.loads(
+        (Path(__file__).parent.parent / "rulesets/replenishment/ruleset.json").read_text()
+    )
+    often = {**shipped, "version": 2, "change_note": "deliveries every three days"}
+    often["settings"] = {**shipped["settings"], "cycle_days": [3]}
+    made = analyst.post("/v1/rulesets/replenishment/versions", json=often)
+    assert made.status_code == 201, made.get_json()
+    started = analyst.post(
+        "/v1/experiments",
+        json={
+            "experiment_id": "rep-sh",
+            "ruleset": "replenishment",
+            "champion": 1,
+            "challenger": 2,
+            "mode": "shadow",
+        },
+    )
+    assert started.status_code == 201, started.get_json()
+    set_stock(admin, "ST1", {"TEE": 0})
+    set_stock(admin, "ST2", {"TEE": 0})
+    sales(admin, "ST1", "TEE", 9)
+    sales(admin, "ST2", "TEE", 1)
+    for day in range(3):
+        horizon = (TODAY + timedelta(days=day)).isoformat()
+        run(analyst, nodes=["ST1", "ST2"], horizon=horizon, dry_run=True)
+    report = analyst.get("/v1/experiments/rep-sh/report").get_json()
+    assert report["variants"]["champion"]["decisions"] == 3
+    differences = report["challenger_minus_champion"]
+    # Cheap goods: the shipped plan covers four weeks at a time; every three days costs
+    # more deliveries and less holding.
+    assert differences["delivery_cost"]["difference"] > 0
+    assert differences["holding_cost"]["difference"] < 0
+    assert report["disagreements"] == 3
+    assert "fill_rate" not in differences and "landed_cost_per_unit" in differences
+    replay = analyst.post(
+        "/v1/replays", json={"ruleset": "replenishment", "champion": 1, "challenger": 2}
+    )
+    assert replay.status_code == 202, replay.get_json()
+    done = wait_for(analyst, replay.get_json()["replay_id"])
+    assert done["status"] == "done", done
+    assert done["report"]["kind"] == "replenishment" and done["report"]["changed"] == 3

@@ -1,5 +1,6 @@
 """A stateful property test: orders, cancels, counts, node events, promises held and
-quoted, returns and their points' reports, lapses and back-orders interleaved at random,
+quoted, returns and their points' reports, replenishment runs and their suppliers' and DCs'
+answers, lapses and back-orders interleaved at random,
 with the invariants of the design checked after every step.
 
 The service runs for real (Flask, a SQLite file, the rules engine, the dispatcher
@@ -103,6 +104,16 @@ class Integrity(RuleBasedStateMachine):
         self.movements: dict[tuple, list[tuple[str, int]]] = {k: [] for k in self.expected}
         for node_id in NODE_IDS:
             self.feed(node_id, "snapshot", {"MUG": 8, "CUP": 5}, 180)
+        # A wholesaler that replenishes them (home goods reach the store through the DC).
+        supplier = {**NODES["SUP1"], "name": "Wholesaler", "capabilities": ["ship"]}
+        assert (
+            self.api.put("/v1/nodes/SUPW", json={**supplier, "webhook": webhook}).status_code == 201
+        )
+        catalogue = {
+            "terms": {"cost_per_delivery": 15, "lead_time_days": 2, "direct_to_store": True},
+            "items": [{"sku": sku, "unit_cost": 3.0, "pack_size": 2} for sku in SKU_IDS],
+        }
+        assert self.api.put("/v1/suppliers/SUPW/catalogue", json=catalogue).status_code == 201
 
     def teardown(self):
         if hasattr(self, "db"):
@@ -383,6 +394,66 @@ class Integrity(RuleBasedStateMachine):
                         (point, skus[line["line_id"]]), line["qty"], database.normalize_time(at)
                     )
 
+    @rule(sold=st.integers(0, 6), approve=st.booleans())
+    def replenish(self, sold, approve):
+        """Yesterday's sales are reported and a replenishment run plans today (again, on a
+        day already planned: nothing more for the positions planned)."""
+        today = (self.started + timedelta(hours=self.hours_passed)).date()
+        items = [
+            {
+                "node_id": node_id,
+                "sku": sku,
+                "day": (today - timedelta(days=1)).isoformat(),
+                "units": sold,
+            }
+            for node_id in NODE_IDS
+            for sku in SKU_IDS
+        ]
+        feed = {"feed_id": self.next_id("d"), "items": items}
+        assert self.api.post("/v1/demand/feeds", json=feed).status_code == 201
+        run = {"run_id": self.next_id("run"), "horizon": today.isoformat()}
+        response = self.api.post("/v1/replenishment/runs", json=run)
+        assert response.status_code == 201, response.get_json()
+        event(f"replenishment orders: {len(response.get_json()['orders'])}")
+        if approve:
+            approved = self.api.post(f"/v1/replenishment/runs/{run['run_id']}/approve")
+            assert approved.status_code == 200, approved.get_json()
+
+    @rule(
+        index=st.integers(0, 10_000),
+        kind=st.sampled_from(("accepted", "rejected", "shipped", "received")),
+        minutes_ago=st.integers(0, 180),
+    )
+    def source_answers(self, index, kind, minutes_ago):
+        """A supplier or DC answers an order it was sent (or the destination receives it);
+        out of order, it is refused and changes nothing."""
+        rows = self.db.execute(
+            "SELECT order_id, type, source_node_id, destination_node_id, status"
+            " FROM replenishment_orders ORDER BY created_at, order_id"
+        ).fetchall()
+        chosen = self.pick(rows, index)
+        if chosen is None:
+            return
+        lines = self.db.execute(
+            "SELECT sku, qty FROM replenishment_lines WHERE order_id = ?", [chosen["order_id"]]
+        ).fetchall()
+        at = self.when(minutes_ago)
+        body = {"event_id": self.next_id("oe"), "type": kind, "at": at}
+        response = self.api.post(f"/v1/replenishment/orders/{chosen['order_id']}/events", json=body)
+        # 409: out of order, or a DC that no longer holds what it would send.
+        assert response.status_code in (201, 409), response.get_json()
+        event(f"replenishment {kind}: {response.status_code}")
+        if response.status_code != 201:
+            return
+        moment = database.normalize_time(at)
+        leaves = kind == "accepted" or (kind == "shipped" and chosen["status"] == "requested")
+        if leaves and chosen["type"] == "transfer":
+            for line in lines:
+                self.move((chosen["source_node_id"], line["sku"]), -line["qty"], moment)
+        if kind == "received":
+            for line in lines:
+                self.move((chosen["destination_node_id"], line["sku"]), line["qty"], moment)
+
     @rule()
     def dispatch(self):
         dispatcher = Dispatcher(self.app.config, worker="stateful", rng=random.Random(0))
@@ -402,6 +473,32 @@ class Integrity(RuleBasedStateMachine):
         lifecycle.resume_raised(self.db)
 
     # Invariants ----------------------------------------------------------------------
+
+    @invariant()
+    def each_position_is_ordered_once_a_day(self):
+        rows = self.db.execute(
+            "SELECT o.destination_node_id, l.sku, r.horizon, COUNT(*) FROM replenishment_orders o"
+            " JOIN replenishment_lines l ON l.order_id = o.order_id"
+            " JOIN replenishment_runs r ON r.run_id = o.run_id"
+            " WHERE o.status NOT IN ('rejected', 'cancelled')"
+            " GROUP BY o.destination_node_id, l.sku, r.horizon HAVING COUNT(*) > 1"
+        ).fetchall()
+        assert not rows, [tuple(row) for row in rows]
+
+    @invariant()
+    def replenishment_in_transit_matches_its_orders(self):
+        rows = self.db.execute(
+            "SELECT o.order_id, o.status, l.qty, l.received_qty, t.status, t.qty, t.received_qty"
+            " FROM replenishment_orders o JOIN replenishment_lines l ON l.order_id = o.order_id"
+            " LEFT JOIN transfers t ON t.transfer_id = l.transfer_id"
+        ).fetchall()
+        for order_id, status, qty, received, transfer, moving, arrived in rows:
+            if status in ("accepted", "shipped"):
+                assert (transfer, moving) == ("in_transit", qty), order_id
+            elif status == "received":
+                assert (transfer, arrived) == ("received", received), order_id
+            else:
+                assert transfer is None, order_id
 
     @invariant()
     def holds_fit_on_hand(self):

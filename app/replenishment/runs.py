@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from app import db as database
 from app import decisions, experiments, jsontext
@@ -30,13 +30,15 @@ from app.dispatch import outbox
 from app.errors import Conflict, InvalidInput, NotFound, field_error
 from app.network import stock, transfers
 from app.replenishment import decide, facts
-from app.rules import runtime
+from app.rules import registry, runtime
 from app.rules.budget import POSITIONS_PER_EVALUATION
 
 log = logging.getLogger(__name__)
 RULESET = "replenishment"
 # Batches of positions evaluated per exchange with the engine (progress moves per exchange).
 BATCHES_PER_EXCHANGE = 8
+# How far from today a run may plan (a review day past or to come).
+HORIZON_REACH_DAYS = 366
 OPEN = ("proposed", "requested")  # on order: counted toward the position
 IN_TRANSIT = ("accepted", "shipped")
 NEXT = {
@@ -124,6 +126,16 @@ def _check_scope(db: Database, body: dict) -> None:
     from app.network import nodes, skus
 
     problems = []
+    if "horizon" in body:
+        try:
+            day = date.fromisoformat(body["horizon"])
+        except ValueError:
+            problems.append(field_error(("horizon",), "not a real date"))
+        else:
+            if abs((day - datetime.now(UTC).date()).days) > HORIZON_REACH_DAYS:
+                problems.append(
+                    field_error(("horizon",), f"more than {HORIZON_REACH_DAYS} days from today")
+                )
     known = nodes.existing(db, body.get("nodes") or [])
     for index, node_id in enumerate(body.get("nodes") or []):
         node = known.get(node_id)
@@ -180,8 +192,24 @@ def _plan(db, run_id, scope, horizon, version, experiment, body, progress, refus
         },
     )
     _record(db, run_id, horizon, decision, found, dry_run=bool(body.get("dry_run")))
+    if experiment is not None and experiment["mode"] == "shadow":
+        _shadow(db, experiment, decision, found)
     if progress is not None:
         progress(total, total)
+
+
+def _shadow(db: Database, experiment: dict, decision: dict, found: list[dict]) -> None:
+    """The challenger's plan on the champion's facts, recorded beside it for the report;
+    the run stands whatever happens here."""
+    try:
+        number = experiments.get(db, experiment["experiment_id"])["challenger"]
+        challenger = registry.get(db, RULESET, number)
+        [shadow] = decide.replay_many([{"facts": found}], challenger)
+        experiments.record_shadow(
+            db, decision["decision_id"], experiment["experiment_id"], decision, shadow
+        )
+    except Exception:
+        log.exception("the shadow plan of run %s failed", decision["run_id"])
 
 
 def evaluate_batches(version: dict, found: list[dict], advance=None):
@@ -358,10 +386,42 @@ def get(db: Database, run_id: str) -> dict:
     }
     if row["dry_run"] and summary:
         decision = decisions.get(db, summary["decision_id"])["decision"]
-        run["orders"] = [{**order, "status": "proposed"} for order in decision["orders"]]
+        run["orders"] = [_proposed(run_id, decision, order) for order in decision["orders"]]
     else:
         run["orders"] = orders_of(db, run_id)
     return run
+
+
+def _proposed(run_id: str, decision: dict, order: dict) -> dict:
+    """A dry run's order, in the shape of a recorded one (it has no id: nothing is kept)."""
+    return {
+        "order_id": None,
+        "run_id": run_id,
+        "type": order["type"],
+        "source_node_id": order["source_node_id"],
+        "destination_node_id": order["destination_node_id"],
+        "delivery_day": order["delivery_day"],
+        "status": "proposed",
+        "approved_by": None,
+        "approved_at": None,
+        "value": order["value"],
+        "delivery_cost": order["delivery_cost"],
+        "eta": None,
+        "decision_id": decision["decision_id"],
+        "lines": [
+            {
+                "sku": line["sku"],
+                "qty": line["qty"],
+                "unit_cost": line["unit_cost"],
+                "landed_unit_cost": line["landed_unit_cost"],
+                "transfer_id": None,
+                "received_qty": None,
+            }
+            for line in order["lines"]
+        ],
+        "created_at": None,
+        "updated_at": None,
+    }
 
 
 def orders_of(db: Database, run_id: str) -> list[dict]:
