@@ -780,3 +780,25 @@ def test_a_shadow_experiment_and_a_replay_compare_replenishment_versions(chain, 
     done = wait_for(analyst, replay.get_json()["replay_id"])
     assert done["status"] == "done", done
     assert done["report"]["kind"] == "replenishment" and done["report"]["changed"] == 3
+
+
+def test_a_dc_cannot_send_units_customers_hold(chain, db):
+    admin, analyst = chain["admin"], chain["analyst"]
+    set_stock(admin, "DC1", {"KETTLE": 500})
+    set_stock(admin, "ST1", {"KETTLE": 0})
+    sales(admin, "ST1", "KETTLE", 2)
+    made = run(analyst, nodes=["ST1"], skus=["KETTLE"])
+    [transfer] = made["orders"]
+    assert analyst.post(f"/v1/replenishment/runs/{made['run_id']}/approve").status_code == 200
+    # Meanwhile customers take all but a few of the DC's kettles.
+    set_stock(admin, "DC1", {"KETTLE": transfer["lines"][0]["qty"] + 2})
+    held = admin.post("/v1/orders", json=order("c1", [("KETTLE", 3, 20.0)]))
+    assert held.get_json()["status"] == "sourced", held.get_json()
+    path = f"/v1/replenishment/orders/{transfer['order_id']}/events"
+    refused = chain["nodes"]["DC1"].post(path, json={"event_id": "a", "type": "accepted"})
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "insufficient_stock"
+    assert analyst.get(path.removesuffix("/events")).get_json()["status"] == "requested"
+    on_hand = db.execute("SELECT on_hand FROM stock WHERE node_id = 'DC1'").fetchone()[0]
+    assert on_hand == transfer["lines"][0]["qty"] + 2
+    assert db.execute("SELECT COUNT(*) FROM transfers").fetchone()[0] == 0

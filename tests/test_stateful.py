@@ -403,7 +403,8 @@ class Integrity(RuleBasedStateMachine):
             {
                 "node_id": node_id,
                 "sku": sku,
-                "day": (today - timedelta(days=1)).isoformat(),
+                # The service's clock, not the test's: it refuses sales on days to come.
+                "day": (datetime.now(UTC).date() - timedelta(days=1)).isoformat(),
                 "units": sold,
             }
             for node_id in NODE_IDS
@@ -424,12 +425,14 @@ class Integrity(RuleBasedStateMachine):
         kind=st.sampled_from(("accepted", "rejected", "shipped", "received")),
         minutes_ago=st.integers(0, 180),
     )
-    def source_answers(self, index, kind, minutes_ago):
+    def source_answers(self, index, kind, minutes_ago, order_id=None):
         """A supplier or DC answers an order it was sent (or the destination receives it);
         out of order, it is refused and changes nothing."""
         rows = self.db.execute(
             "SELECT order_id, type, source_node_id, destination_node_id, status"
-            " FROM replenishment_orders ORDER BY created_at, order_id"
+            " FROM replenishment_orders WHERE order_id = COALESCE(?, order_id)"
+            " ORDER BY created_at, order_id",
+            [order_id],
         ).fetchall()
         chosen = self.pick(rows, index)
         if chosen is None:
@@ -453,6 +456,19 @@ class Integrity(RuleBasedStateMachine):
         if kind == "received":
             for line in lines:
                 self.move((chosen["destination_node_id"], line["sku"]), line["qty"], moment)
+
+    @rule(index=st.integers(0, 10_000), minutes_ago=st.integers(0, 180))
+    def order_arrives(self, index, minutes_ago):
+        """A requested order's whole path at once, so that replenishment reaches the shelf."""
+        requested = self.db.execute(
+            "SELECT order_id FROM replenishment_orders WHERE status = 'requested'"
+            " ORDER BY created_at, order_id"
+        ).fetchall()
+        chosen = self.pick(requested, index)
+        if chosen is None:
+            return
+        for kind in ("accepted", "shipped", "received"):
+            self.source_answers(0, kind, minutes_ago, chosen["order_id"])
 
     @rule()
     def dispatch(self):

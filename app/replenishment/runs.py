@@ -715,6 +715,22 @@ def _accepted(db: Database, order: dict, event: dict, at: str) -> dict:
     """The goods become supply in transit to the destination (a transfer per line); a
     DC's units leave its stock now, so customer orders no longer count on them."""
     eta = _eta(event, order)
+    if order["type"] == "transfer":
+        # The DC sends only what no customer order holds: units reserved stay reserved.
+        pairs = [(order["source_node_id"], line["sku"]) for line in order["lines"]]
+        stock.lock(db, pairs)
+        available = stock.atp_at(db, pairs)
+        short = [
+            line["sku"]
+            for line in order["lines"]
+            if available.get((order["source_node_id"], line["sku"]), 0) < line["qty"]
+        ]
+        if short:
+            raise Conflict(
+                f"{order['source_node_id']} has fewer units to promise than the transfer of"
+                f" {', '.join(short)} needs; reject it instead",
+                code="insufficient_stock",
+            )
     for line in order["lines"]:
         transfer_id = f"{order['order_id']}:{line['sku']}"
         transfers.create(
