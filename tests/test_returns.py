@@ -559,7 +559,12 @@ def test_a_ruleset_keeps_its_kind(analyst):
     sourcing_like["ruleset"] = "returns-b"
     assert analyst.post("/v1/rulesets/returns-b/versions", json=sourcing_like).status_code == 201
     listed = {r["ruleset"]: r["kind"] for r in analyst.get("/v1/rulesets").get_json()["rulesets"]}
-    assert listed == {"returns": "returns", "returns-b": "returns", "sourcing": "sourcing"}
+    assert listed == {
+        "replenishment": "replenishment",
+        "returns": "returns",
+        "returns-b": "returns",
+        "sourcing": "sourcing",
+    }
     other = json.loads(
         (Path(__file__).parent.parent / "rulesets/sourcing/ruleset.json").read_text()
     )
