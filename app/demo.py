@@ -416,7 +416,7 @@ def _replenishment(rng: random.Random, node_docs: dict, sku_docs: dict, feeds: l
                 [0.1, 0.3, 0.6, 1.2, 2.5, 6.0] if node_type == "store" else [2, 5, 12]
             )
             for back in range(HISTORY_DAYS, 0, -1):
-                units = _poisson(rng, rate)
+                units = poisson(rng, rate)
                 if units:
                     day = (as_of - timedelta(days=back)).isoformat()
                     items.append(
@@ -432,7 +432,7 @@ def _replenishment(rng: random.Random, node_docs: dict, sku_docs: dict, feeds: l
     return catalogues, demand_feeds
 
 
-def _poisson(rng: random.Random, rate: float) -> int:
+def poisson(rng: random.Random, rate: float) -> int:
     """A Poisson draw (Knuth's method: rates here are small)."""
     limit, count, product = math.exp(-rate), 0, rng.random()
     while product > limit:

@@ -192,7 +192,7 @@ class World:
         wanted = sold = empty = 0
         for spot, rate in self.rate.items():
             mean = rate * (1 + 0.3 * math.sin(2 * math.pi * number / 7 + self.swing[spot]))
-            units = _poisson(self.rng, max(mean, 0.0))
+            units = demo.poisson(self.rng, max(mean, 0.0))
             have = self.on_hand.get(spot, 0)
             taken = min(units, have)
             self.on_hand[spot] = have - taken
@@ -214,14 +214,6 @@ class World:
     def holding(self, settings: dict) -> float:
         rate = settings["holding_cost_percent_per_year"] / 100 / 365
         return sum(units * self.value[sku] * rate for (_, sku), units in self.on_hand.items())
-
-
-def _poisson(rng: random.Random, rate: float) -> int:
-    limit, count, product = math.exp(-rate), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count
 
 
 def simulate(name: str, version: dict, daily: bool, seed: int) -> dict:

@@ -202,8 +202,12 @@ def test_an_evaluation_over_its_budget_is_stopped_while_the_service_answers(tmp_
     connection = database.open_from_config(app.config)
     key = auth.create_key(connection, "analyst")[1]
     connection.close()
+    # Every candidate makes several rules act (a store near empty, a stale feed, nearly full,
+    # in transit): well over the budget on any machine, not just over it on a slow one.
+    busy = {"atp": 1, "atp_after": 0, "feed_age_hours": 200.0, "capacity_left": 5}
     facts = [ORDER] + [
-        candidate(f"N{i}", line_id=f"L{i % 200}", node_type="store") for i in range(19_999)
+        candidate(f"N{i}", line_id=f"L{i % 200}", node_type="store", in_transit=True, **busy)
+        for i in range(19_999)
     ]
     probes: list[float] = []
     with serving(path, workers=2, EVALUATION_TIMEOUT_SECONDS="0.3") as port:

@@ -469,7 +469,8 @@ def test_a_receipt_raises_stock_and_resumes_waiting_customer_orders(chain, db):
     assert on_hand == po["lines"][0]["qty"]
 
 
-def test_a_transfer_from_a_dc_with_units_to_spare(chain, db):
+def approved_transfer(chain) -> dict:
+    """A store out of kettles with a DC that has plenty: the run's transfer, approved."""
     admin, analyst = chain["admin"], chain["analyst"]
     set_stock(admin, "DC1", {"KETTLE": 500})
     set_stock(admin, "ST1", {"KETTLE": 0})
@@ -477,10 +478,15 @@ def test_a_transfer_from_a_dc_with_units_to_spare(chain, db):
     made = run(analyst, nodes=["ST1"], skus=["KETTLE"])
     [transfer] = made["orders"]
     assert transfer["type"] == "transfer" and transfer["source_node_id"] == "DC1"
+    assert analyst.post(f"/v1/replenishment/runs/{made['run_id']}/approve").status_code == 200
+    return transfer
+
+
+def test_a_transfer_from_a_dc_with_units_to_spare(chain, db):
+    transfer = approved_transfer(chain)
     qty = transfer["lines"][0]["qty"]
     dc = chain["nodes"]["DC1"]
     path = f"/v1/replenishment/orders/{transfer['order_id']}/events"
-    assert analyst.post(f"/v1/replenishment/runs/{made['run_id']}/approve").status_code == 200
     assert dc.post(path, json={"event_id": "a", "type": "accepted"}).status_code == 201
     # The DC's units left its stock for the store: customers no longer count on them.
     assert db.execute("SELECT on_hand FROM stock WHERE node_id = 'DC1'").fetchone()[0] == 500 - qty
@@ -784,12 +790,7 @@ def test_a_shadow_experiment_and_a_replay_compare_replenishment_versions(chain, 
 
 def test_a_dc_cannot_send_units_customers_hold(chain, db):
     admin, analyst = chain["admin"], chain["analyst"]
-    set_stock(admin, "DC1", {"KETTLE": 500})
-    set_stock(admin, "ST1", {"KETTLE": 0})
-    sales(admin, "ST1", "KETTLE", 2)
-    made = run(analyst, nodes=["ST1"], skus=["KETTLE"])
-    [transfer] = made["orders"]
-    assert analyst.post(f"/v1/replenishment/runs/{made['run_id']}/approve").status_code == 200
+    transfer = approved_transfer(chain)
     # Meanwhile customers take all but a few of the DC's kettles.
     set_stock(admin, "DC1", {"KETTLE": transfer["lines"][0]["qty"] + 2})
     held = admin.post("/v1/orders", json=order("c1", [("KETTLE", 3, 20.0)]))

@@ -45,8 +45,6 @@ from statistics import NormalDist
 UNPLACED = 1_000_000.0
 # Above this many combinations of cycles per destination, the search descends instead.
 EXHAUSTIVE_LIMIT = 256
-# A position whose rate of sale is zero: its days of cover.
-NO_SALES_COVER = 9999.0
 
 
 def z_score(service_level: float) -> float:
@@ -300,9 +298,9 @@ def _assign(problem: Problem, keys: list[str], config: dict, spare: dict) -> tup
             break
         source = short[0]
         if not state.fill(keys, source, open_cycles[source], open_cycles):
-            state.close(keys, source, open_cycles)
+            state.close(source, open_cycles)
     while short := state.short(open_cycles):
-        state.close(keys, short[0], open_cycles)
+        state.close(short[0], open_cycles)
     used = {o.source: o.cycle for o in state.chosen.values() if o is not None}
     return cost(problem, state.chosen), dict(state.chosen), used
 
@@ -400,13 +398,12 @@ class _Assignment:
             self.move(key, option)
         return True
 
-    def close(self, keys: list[str], source: str, open_cycles: dict) -> None:
+    def close(self, source: str, open_cycles: dict) -> None:
+        """Close ``source``: each of its lines takes its cheapest other open option."""
         del open_cycles[source]
         for key in self.lines(source):
-            leaving = self.chosen[key]
             self.move(key, None)
-            self.move(key, self.cheapest(key, open_cycles, None))
-            del leaving
+            self.move(key, self.cheapest(key, open_cycles))
 
 
 def _why_unplaced(problem: Problem, key: str) -> str:
