@@ -803,3 +803,43 @@ def test_a_dc_cannot_send_units_customers_hold(chain, db):
     on_hand = db.execute("SELECT on_hand FROM stock WHERE node_id = 'DC1'").fetchone()[0]
     assert on_hand == transfer["lines"][0]["qty"] + 2
     assert db.execute("SELECT COUNT(*) FROM transfers").fetchone()[0] == 0
+
+
+def test_a_run_that_failed_or_was_abandoned_runs_again_when_asked_again(chain, db, monkeypatch):
+    from app.replenishment import decide
+
+    admin, analyst = chain["admin"], chain["analyst"]
+    set_stock(admin, "ST1", {"TEE": 0})
+    sales(admin, "ST1", "TEE", 2)
+    planned = decide.run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the plan broke")
+
+    monkeypatch.setattr(decide, "run", broken)
+    body = {"run_id": "again", "nodes": ["ST1"]}
+    assert analyst.post("/v1/replenishment/runs", json=body).status_code == 500
+    failed = analyst.get("/v1/replenishment/runs/again").get_json()
+    assert failed["status"] == "failed" and "the plan broke" in failed["error"]
+    assert db.execute("SELECT COUNT(*) FROM replenishment_orders").fetchone()[0] == 0
+    monkeypatch.setattr(decide, "run", planned)
+    retried = analyst.post("/v1/replenishment/runs", json=body)
+    assert retried.status_code == 201 and retried.get_json()["status"] == "proposed"
+    assert len(retried.get_json()["orders"]) == 1
+    # A run left running by a process that died long ago runs again; a recent one does not.
+    with database.immediate(db):
+        db.execute(
+            "INSERT INTO replenishment_runs (run_id, status, dry_run, scope, horizon,"
+            " body_hash, created_at) VALUES ('left', 'running', 1, '{}', ?, ?, ?)",
+            [TODAY.isoformat(), "x", "2020-01-01T00:00:00Z"],
+        )
+    from app.network import stock as stock_module
+
+    left = {"run_id": "left", "dry_run": True}
+    digest = stock_module.body_hash(left)
+    with database.immediate(db):
+        db.execute("UPDATE replenishment_runs SET body_hash = ? WHERE run_id = 'left'", [digest])
+    again = analyst.post("/v1/replenishment/runs", json=left)
+    assert again.status_code == 201 and again.get_json()["status"] == "proposed"
+    recent = analyst.post("/v1/replenishment/runs", json=left)
+    assert recent.status_code == 200

@@ -21,14 +21,14 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from app import db as database
 from app import decisions, experiments, jsontext
 from app.db import Database
 from app.dispatch import outbox
 from app.errors import Conflict, InvalidInput, NotFound, field_error
-from app.network import stock, transfers
+from app.network import nodes, skus, stock, transfers
 from app.replenishment import decide, facts
 from app.rules import registry, runtime
 from app.rules.budget import POSITIONS_PER_EVALUATION
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 RULESET = "replenishment"
 # Batches of positions evaluated per exchange with the engine (progress moves per exchange).
 BATCHES_PER_EXCHANGE = 8
+# A run still running after this long was left by a process that died: asked again, it runs.
+ABANDONED_MINUTES = 30
 # How far from today a run may plan (a review day past or to come).
 HORIZON_REACH_DAYS = 366
 OPEN = ("proposed", "requested")  # on order: counted toward the position
@@ -88,12 +90,14 @@ def start(
         if row is not None:
             if row["body_hash"] != digest:
                 raise RunIdReused(f"run {run_id!r} was started with another body")
-            return get(db, run_id), False
+            if not _retry(db, run_id):
+                return get(db, run_id), False
         _check_scope(db, body)
         version, experiment = experiments.choose(
             db, RULESET, {"order_id": run_id, "customer_id": run_id}
         )
         scope = {k: body[k] for k in ("nodes", "skus", "categories") if k in body}
+        db.execute("DELETE FROM replenishment_runs WHERE run_id = ?", [run_id])
         db.execute(
             "INSERT INTO replenishment_runs (run_id, status, dry_run, scope, horizon,"
             " ruleset_version, requested_by, body_hash, created_at)"
@@ -122,9 +126,21 @@ def start(
     return get(db, run_id), True
 
 
-def _check_scope(db: Database, body: dict) -> None:
-    from app.network import nodes, skus
+def _retry(db: Database, run_id: str) -> bool:
+    """Whether a run asked for again is to run again: it failed, or it has been running
+    so long that its process must have died (nothing it did was recorded: a run records
+    in one transaction, at its end)."""
+    row = db.execute(
+        "SELECT status, created_at FROM replenishment_runs WHERE run_id = ?", [run_id]
+    ).fetchone()
+    if row["status"] == "failed":
+        return True
+    started = datetime.fromisoformat(row["created_at"].replace("Z", "+00:00"))
+    abandoned = datetime.now(UTC) - started > timedelta(minutes=ABANDONED_MINUTES)
+    return row["status"] == "running" and abandoned
 
+
+def _check_scope(db: Database, body: dict) -> None:
     problems = []
     if "horizon" in body:
         try:
