@@ -843,3 +843,13 @@ def test_a_run_that_failed_or_was_abandoned_runs_again_when_asked_again(chain, d
     assert again.status_code == 201 and again.get_json()["status"] == "proposed"
     recent = analyst.post("/v1/replenishment/runs", json=left)
     assert recent.status_code == 200
+
+
+def test_runs_are_listed_with_the_other_decisions(chain):
+    admin, analyst = chain["admin"], chain["analyst"]
+    set_stock(admin, "ST1", {"TEE": 0})
+    sales(admin, "ST1", "TEE", 2)
+    made = run(analyst, nodes=["ST1"])
+    listed = analyst.get("/v1/decisions?kind=replenishment").get_json()
+    assert [d["decision_id"] for d in listed["decisions"]] == [made["summary"]["decision_id"]]
+    assert analyst.get("/v1/replenishment/runs").get_json()["runs"][0]["run_id"] == made["run_id"]

@@ -42,7 +42,9 @@ ORDER_QUERY = (
 DECISION_QUERY = (
     Param("order_id", "Only decisions of this order."),
     Param(
-        "kind", "Only this kind.", enum=("order", "backorder", "resource", "simulation", "return")
+        "kind",
+        "Only this kind.",
+        enum=("order", "backorder", "resource", "simulation", "return", "replenishment"),
     ),
     Param("ruleset_version", "Only decisions made under this version.", "integer", minimum=1),
     Param("rule", "Only decisions in which this rule fired."),
