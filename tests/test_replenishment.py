@@ -853,3 +853,42 @@ def test_runs_are_listed_with_the_other_decisions(chain):
     listed = analyst.get("/v1/decisions?kind=replenishment").get_json()
     assert [d["decision_id"] for d in listed["decisions"]] == [made["summary"]["decision_id"]]
     assert analyst.get("/v1/replenishment/runs").get_json()["runs"][0]["run_id"] == made["run_id"]
+
+
+@pytest.mark.parametrize(
+    ("action", "pointer", "code", "says"),
+    [
+        ({"set": "policy", "for": "p", "value": "min-max"}, "value", "value_type", "min_max"),
+        ({"set": "service_level", "for": "p", "value": 1.5}, "value", "value_type", "0.5 to"),
+        ({"set": "review_days", "for": "p", "value": 0}, "value", "value_type", "1 to 90"),
+        ({"set": "review_days", "for": "s", "value": 2}, "for", "alias_type", "a source"),
+        ({"set": "keep_it", "value": True}, "set", "unknown_attribute", "keep_it"),
+        ({"exclude": "p", "reason": "x"}, "exclude", "alias_type", "not a source"),
+    ],
+)
+def test_what_replenishment_rules_may_set_is_checked(analyst, action, pointer, code, says):
+    import json
+    from pathlib import Path
+
+    document = json.loads(
+        (Path(__file__).parent.parent / "rulesets/replenishment/ruleset.json").read_text()
+    )
+    document["rules"].append(
+        {
+            "id": "under-test",
+            "description": "A rule with one bad action.",
+            "priority": 1,
+            "when": [
+                {"fact": "position", "as": "p", "where": {"node_type": {"eq": "store"}}},
+                {"fact": "source", "as": "s", "where": {"position_key": {"eq": {"ref": "p.key"}}}},
+            ],
+            "then": [action],
+        }
+    )
+    response = analyst.post("/v1/rulesets/validate", json=document)
+    assert response.status_code == 422, response.get_json()
+    found = response.get_json()["error"]
+    problems = [p for p in found["errors"] if p["pointer"].startswith("/rules/17/")]
+    assert problems, found
+    assert problems[0]["pointer"].endswith(f"/then/0/{pointer}"), problems
+    assert problems[0]["code"] == code and says in problems[0]["message"], problems

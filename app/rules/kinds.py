@@ -48,6 +48,8 @@ class Kind:
     item_type: str | None = None
     # Allowed values of string attributes, decision or item.
     choices: dict[str, tuple] = field(default_factory=dict)
+    # The values that make sense for numeric attributes, decision or item: (least, most).
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     # What happened after real decisions, for experiment reports (``module:function``):
     # (db, decision ids) -> {decision id: {measure: value}}; none: nothing to add.
     observed: str | None = None
@@ -93,6 +95,7 @@ SOURCING = Kind(
     replay="app.sourcing.decide:replay_many",
     reproduced="app.sourcing.decide:outcome",
     why_not="app.sourcing.explain:why_not",
+    ranges={"max_shipments": (1, 100), "extra_days": (0, 60)},
 )
 
 DISPOSITIONS = ("restock", "send_to_dc", "refurbish", "return_to_vendor", "dispose")
@@ -121,6 +124,7 @@ RETURNS = Kind(
     },
     item_type="item",
     choices={"refund_due": REFUND_DUE, "disposition": DISPOSITIONS},
+    ranges={"restocking_fee_percent": (0, 100)},
 )
 
 POLICIES = ("service_level", "min_max", "none")
@@ -150,6 +154,14 @@ REPLENISHMENT = Kind(
     },
     item_type="position",
     choices={"policy": POLICIES},
+    ranges={
+        "service_level": (0.5, 0.9999),
+        "review_days": (1, 90),
+        "cycle_days": (1, 365),
+        "min_qty": (0, 1_000_000_000),
+        "max_qty": (0, 1_000_000_000),
+        "approve_under_value": (0, 10_000_000_000),
+    },
 )
 
 KINDS = {kind.name: kind for kind in (SOURCING, RETURNS, REPLENISHMENT)}

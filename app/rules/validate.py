@@ -454,22 +454,17 @@ class _RuleChecker:
             expected == "integer" and not isinstance(value, int)
         ):
             self.add((*path, "value"), f"{attribute} takes a {expected}", "value_type")
-        elif attribute == "max_shipments" and value < 1:
-            self.add((*path, "value"), "max_shipments must be at least 1", "value_type")
-        elif attribute == "extra_days" and not 0 <= value <= 60:
-            self.add((*path, "value"), "extra_days must be 0 to 60", "value_type")
-        elif attribute == "restocking_fee_percent" and not 0 <= value <= 100:
-            self.add((*path, "value"), "restocking_fee_percent must be 0 to 100", "value_type")
+        elif attribute in self.kind.ranges and not (
+            self.kind.ranges[attribute][0] <= value <= self.kind.ranges[attribute][1]
+        ):
+            low, high = self.kind.ranges[attribute]
+            self.add((*path, "value"), f"{attribute} must be {low:g} to {high:g}", "value_type")
         elif choices is not None and value not in choices:
             self.add(
                 (*path, "value"),
                 f"{attribute} is one of {', '.join(choices)}{_suggest(value, choices)}",
                 "value_type",
             )
-        elif attribute in NUMBER_RANGES and isinstance(value, int | float):
-            low, high = NUMBER_RANGES[attribute]
-            if not low <= value <= high:
-                self.add((*path, "value"), f"{attribute} must be {low} to {high}", "value_type")
         elif (
             attribute in ("service_level", "price_as")
             and isinstance(value, str)
@@ -481,17 +476,6 @@ class _RuleChecker:
                 f"{_suggest(value, self.service_levels)}",
                 "value_type",
             )
-
-
-# Replenishment's numeric attributes set on a position, and the values that make sense.
-NUMBER_RANGES = {
-    "service_level": (0.5, 0.9999),
-    "review_days": (1, 90),
-    "cycle_days": (1, 365),
-    "min_qty": (0, 1_000_000_000),
-    "max_qty": (0, 1_000_000_000),
-    "approve_under_value": (0, 10_000_000_000),
-}
 
 
 def _suggest(word: str, options) -> str:
