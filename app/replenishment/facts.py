@@ -106,9 +106,10 @@ def gather(
         }
     )
     arriving: dict[tuple[str, str], int] = {}
-    for transfer in transfers.in_transit(db, wanted):
-        spot = (transfer["destination_node_id"], transfer["sku"])
-        arriving[spot] = arriving.get(spot, 0) + transfer["qty"]
+    for start in range(0, len(wanted), 500):
+        for transfer in transfers.in_transit(db, wanted[start : start + 500]):
+            spot = (transfer["destination_node_id"], transfer["sku"])
+            arriving[spot] = arriving.get(spot, 0) + transfer["qty"]
     on_order, promised_out = open_orders
     return View(
         run_id=run_id,

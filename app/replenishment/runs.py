@@ -229,25 +229,26 @@ def _shadow(db: Database, experiment: dict, decision: dict, found: list[dict]) -
 
 
 def evaluate_batches(version: dict, found: list[dict], advance=None):
-    """Evaluate a run's facts in batches of positions (each with the run fact and its
-    positions' sources), several batches per exchange with the engine; merged."""
-    run_facts = [f for f in found if f["fact"] == "run"]
-    batches: list[list[dict]] = []
-    current: list[dict] = []
-    count = 0
+    """Evaluate a run's facts in batches of positions (each batch: the run, its positions
+    and their sources), several batches per exchange with the engine; merged."""
+    shared = [f for f in found if f["fact"] not in ("position", "source")]
+    sources: dict[str, list[dict]] = {}
     for fact in found:
-        if fact["fact"] == "position":
-            if count == POSITIONS_PER_EVALUATION:
-                batches.append(current)
-                current, count = [], 0
-            count += 1
-        if fact["fact"] != "run":
-            current.append(fact)
-    batches.append(current)
+        if fact["fact"] == "source":
+            sources.setdefault(fact["position_key"], []).append(fact)
+    positions = [f for f in found if f["fact"] == "position"]
+    batches = [
+        [
+            fact
+            for position in positions[start : start + POSITIONS_PER_EVALUATION]
+            for fact in (position, *sources.get(position["key"], ()))
+        ]
+        for start in range(0, max(len(positions), 1), POSITIONS_PER_EVALUATION)
+    ]
     evaluations = []
     done = 0
     for start in range(0, len(batches), BATCHES_PER_EXCHANGE):
-        chunk = [run_facts + batch for batch in batches[start : start + BATCHES_PER_EXCHANGE]]
+        chunk = [shared + batch for batch in batches[start : start + BATCHES_PER_EXCHANGE]]
         evaluations.extend(runtime.evaluate_many(version, chunk))
         done += sum(1 for batch in chunk for fact in batch if fact["fact"] == "position")
         if advance is not None:
