@@ -297,10 +297,13 @@ def _record(db, run_id, horizon, decision, found, dry_run: bool) -> None:
         made = []
         if not dry_run:
             taken = _planned(db, horizon)
+            entries = {entry["position"]: entry for entry in decision["positions"]}
             for order in decision["orders"]:
                 lines = [line for line in order["lines"] if line["position"] not in taken]
                 if lines:
                     made.append(_insert_order(db, run_id, decision, order, lines))
+                    for line in lines:
+                        entries[line["position"]]["order_id"] = made[-1][0]
             positions = [
                 entry
                 for entry in decision["positions"]
@@ -363,11 +366,6 @@ def _insert_order(db, run_id, decision, order, lines) -> tuple[str, str]:
             for line in lines
         ],
     )
-    for entry in decision["positions"]:
-        if entry.get("source_id") == order["source_node_id"] and any(
-            line["position"] == entry["position"] for line in lines
-        ):
-            entry["order_id"] = order_id
     approval = order["approval"] if value == order["value"] else _approval(decision, value)
     return order_id, approval
 
@@ -441,22 +439,38 @@ def _proposed(run_id: str, decision: dict, order: dict) -> dict:
     }
 
 
+LINE_FIELDS = "sku, qty, unit_cost, landed_unit_cost, transfer_id, received_qty"
+
+
 def orders_of(db: Database, run_id: str) -> list[dict]:
+    """A run's orders with their lines, in two reads."""
+    lines: dict[str, list[dict]] = {}
+    for row in db.execute(
+        f"SELECT l.order_id, {', '.join('l.' + f for f in LINE_FIELDS.split(', '))}"
+        " FROM replenishment_lines l JOIN replenishment_orders o ON o.order_id = l.order_id"
+        " WHERE o.run_id = ? ORDER BY l.order_id, l.sku",
+        [run_id],
+    ):
+        lines.setdefault(row["order_id"], []).append(
+            {field: row[field] for field in LINE_FIELDS.split(", ")}
+        )
     rows = db.execute(
-        "SELECT order_id FROM replenishment_orders WHERE run_id = ? ORDER BY order_id", [run_id]
+        "SELECT * FROM replenishment_orders WHERE run_id = ? ORDER BY order_id", [run_id]
     )
-    return [get_order(db, row[0]) for row in rows]
+    return [_public(row, lines.get(row["order_id"], [])) for row in rows]
 
 
 def get_order(db: Database, order_id: str) -> dict:
-    row = _order_row(db, order_id)
     lines = db.execute(
-        "SELECT sku, qty, unit_cost, landed_unit_cost, transfer_id, received_qty"
-        " FROM replenishment_lines WHERE order_id = ? ORDER BY sku",
+        f"SELECT {LINE_FIELDS} FROM replenishment_lines WHERE order_id = ? ORDER BY sku",
         [order_id],
     )
+    return _public(_order_row(db, order_id), [dict(line) for line in lines])
+
+
+def _public(row, lines: list[dict]) -> dict:
     return {
-        "order_id": order_id,
+        "order_id": row["order_id"],
         "run_id": row["run_id"],
         "type": row["type"],
         "source_node_id": row["source_node_id"],
@@ -469,7 +483,7 @@ def get_order(db: Database, order_id: str) -> dict:
         "delivery_cost": row["delivery_cost"],
         "eta": row["eta"],
         "decision_id": row["decision_id"],
-        "lines": [dict(line) for line in lines],
+        "lines": lines,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
