@@ -162,6 +162,11 @@ def authenticate(db: Database, header: str | None) -> Principal:
     # The lookup is by hash, so timing reveals nothing of the key; compare anyway for form.
     if row is None or not hmac.compare_digest(row["key_hash"], digest):
         raise Unauthorized("unknown or revoked API key")
+    return principal_of(row)
+
+
+def principal_of(row) -> Principal:
+    """The principal of an ``api_keys`` row (key_id, role, node_id, channels, name)."""
     channels = tuple(json.loads(row["channels"])) if row["channels"] else None
     return Principal(row["key_id"], row["role"], row["node_id"], channels, row["name"])
 

@@ -25,11 +25,17 @@ def openapi_path(rule: str) -> str:
     return _CONVERTER.sub(r"{\1}", rule)
 
 
+def is_operation(rule) -> bool:
+    """Whether a route is an API operation: not a static file, nor a console page (HTML
+    for people, whose data comes from the operations)."""
+    return rule.endpoint not in ("static", "root") and not rule.endpoint.startswith("console.")
+
+
 def routes(app: Flask):
     """Yield ``(path, method, spec, arguments)`` for every route of the service;
     ``arguments`` maps each path parameter to ``integer`` or ``string``."""
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if not is_operation(rule):
             continue
         view = app.view_functions[rule.endpoint]
         spec = getattr(view, "spec", None)

@@ -307,6 +307,19 @@ SETTINGS: tuple[Setting, ...] = (
         " none running, the service is not ready (messages would not go out).",
         float,
     ),
+    Setting(
+        "CONSOLE_SESSION_HOURS",
+        12.0,
+        "How long a console sign-in lasts before the person signs in again with their key.",
+        float,
+    ),
+    Setting(
+        "CONSOLE_SECURE_COOKIE",
+        False,
+        "Mark the console's cookies Secure (sent over HTTPS only): set it where the service is"
+        " reached over HTTPS, as it should be beyond one machine.",
+        _bool,
+    ),
     Setting("MIGRATIONS_DIR", str(ROOT / "migrations"), "Folder of numbered SQL migrations."),
     Setting("SCHEMAS_DIR", str(ROOT / "schemas"), "Folder of the JSON Schemas."),
     Setting("RULESETS_DIR", str(ROOT / "rulesets"), "Folder of the rulesets shipped."),

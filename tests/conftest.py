@@ -75,6 +75,18 @@ def pytest_sessionfinish(session):
         logscan.clear()
 
 
+def pytest_collection_modifyitems(config, items):
+    # Tests marked one_database are the same whatever the database (a page in the browser,
+    # a fuzz run on a SQLite file of its own, the rules engine alone): on PostgreSQL they
+    # would only repeat the SQLite run, so they are left out of it.
+    if not ON_POSTGRES:
+        return
+    repeated = [item for item in items if item.get_closest_marker("one_database")]
+    if repeated:
+        config.hook.pytest_deselected(items=repeated)
+        items[:] = [item for item in items if not item.get_closest_marker("one_database")]
+
+
 def pytest_report_header(config):
     return f"database: {'PostgreSQL' if ON_POSTGRES else 'SQLite'}"
 

@@ -6,6 +6,9 @@ import pytest
 
 from app.sourcing.allocate import Policy, allocate
 
+# Pure: the same on every database.
+pytestmark = pytest.mark.one_database
+
 RATE = {"base": 4.0, "per_km": 0.01, "per_kg": 0.5}
 
 

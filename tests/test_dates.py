@@ -12,6 +12,9 @@ from app.db import parse_time
 from app.promising import dates
 from app.promising.dates import carrier_calendar, closed_days, node_calendar
 
+# Pure: the same on every database.
+pytestmark = pytest.mark.one_database
+
 LONDON = ZoneInfo("Europe/London")
 CHRISTMAS = closed_days([{"from": "2026-12-25", "to": "2026-12-26", "name": "Christmas"}])
 NEXT_DAY = {

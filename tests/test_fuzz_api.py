@@ -49,7 +49,9 @@ CHECKS = [
 EXAMPLES = int(os.environ.get("DOM_FUZZ_EXAMPLES", "20"))
 
 
+# The run has its own SQLite file, whatever the database of the suite: it runs once.
 @pytest.mark.slow
+@pytest.mark.one_database
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,

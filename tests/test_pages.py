@@ -1,50 +1,24 @@
-"""Pages, in a real browser: Debian's Chromium driven by Playwright, against a real server.
-
-Screenshots go to ``tests/screenshots/`` (not kept in git) for people to look at.
-"""
+"""Pages, in a real browser: Debian's Chromium driven by Playwright, against a real server."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from app import auth, create_app
 from app import db as database
+from tests.browser import chromium, needs_chromium, screenshot
 from tests.servers import serving
 
-CHROMIUM = os.environ.get("DOM_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).parent / "screenshots"
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    ),
-]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
@@ -82,8 +56,7 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         # The cookbook's policies, each with its rules as a code block.
         assert page.locator("h3", has_text="Drop-ship only as a last resort").count() == 1
         assert page.locator("pre code").count() >= 22
-        SCREENSHOTS.mkdir(exist_ok=True)
-        page.screenshot(path=SCREENSHOTS / "ruleset-reference-top.png")
+        screenshot(page, "ruleset-reference-top")
         # Returns rules have their own facts: one table row per field of a return point.
         returns_facts = json.loads(
             (Path(__file__).parent.parent / "schemas/returns-facts.schema.json").read_text()
@@ -93,7 +66,7 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         )
         assert point.locator("tr").count() == len(returns_facts["$defs"]["point"]["properties"])
         point.scroll_into_view_if_needed()
-        page.screenshot(path=SCREENSHOTS / "ruleset-reference-returns.png")
+        screenshot(page, "ruleset-reference-returns")
         # And replenishment rules theirs: one row per field of a source.
         replenishment_facts = json.loads(
             (Path(__file__).parent.parent / "schemas/replenishment-facts.schema.json").read_text()
@@ -104,9 +77,9 @@ def test_the_ruleset_language_reference_reads_as_a_page(db_path, browser):
         fields = replenishment_facts["$defs"]["source"]["properties"]
         assert source.locator("tr").count() == len(fields)
         source.scroll_into_view_if_needed()
-        page.screenshot(path=SCREENSHOTS / "ruleset-reference-replenishment.png")
+        screenshot(page, "ruleset-reference-replenishment")
         page.locator("h2", has_text="Cookbook").scroll_into_view_if_needed()
-        page.screenshot(path=SCREENSHOTS / "ruleset-reference-cookbook.png")
+        screenshot(page, "ruleset-reference-cookbook")
         # Without a key the page is refused, in the one error shape.
         anonymous = browser.new_page()
         answer = anonymous.goto(f"http://127.0.0.1:{port}/v1/docs/rulesets")

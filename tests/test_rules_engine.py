@@ -13,6 +13,9 @@ from app.rules.engine import Engine, EngineError
 from app.rules.patterns import passes
 from tests.rules_helpers import LINE, ORDER, candidate, rule, ruleset
 
+# Pure: the same on every database.
+pytestmark = pytest.mark.one_database
+
 _names = itertools.count()
 
 

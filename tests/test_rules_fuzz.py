@@ -15,6 +15,9 @@ from app.rules.validate import problems
 from app.schemas import Catalogue
 from tests.rules_helpers import rule, ruleset
 
+# Pure: the same on every database.
+pytestmark = pytest.mark.one_database
+
 SCHEMAS = Catalogue("schemas")
 FACTS = FactCatalogue(SCHEMAS.documents["facts"])
 NUMERIC = {"atp": (-2, 6), "atp_after": (-3, 5), "distance_km": (0.0, 50.0)}

@@ -11,6 +11,9 @@ from app.rules import runtime
 from app.rules.language import content_hash
 from app.schemas import Catalogue
 
+# Pure: the same on every database.
+pytestmark = pytest.mark.one_database
+
 ROOT = Path(__file__).parent.parent / "rulesets"
 SCHEMAS = Catalogue("schemas")
 FOLDERS = sorted(p for p in ROOT.iterdir() if (p / "ruleset.json").is_file())

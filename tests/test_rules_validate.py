@@ -9,6 +9,9 @@ from app.rules.language import MAX_DISTINCT_TESTS_PER_FIELD, MAX_PATTERNS_PER_RU
 from app.schemas import Catalogue
 from tests.rules_helpers import rule, ruleset, shipped
 
+# Pure: the same on every database.
+pytestmark = pytest.mark.one_database
+
 SCHEMAS = Catalogue("schemas")
 CANDIDATE = {"fact": "candidate", "as": "c"}
 EXCLUDE = [{"exclude": "c", "reason": "r"}]

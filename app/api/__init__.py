@@ -90,7 +90,7 @@ def endpoint(
         def wrapper(**kwargs):
             check_path(kwargs)
             if roles is not None:
-                principal = auth.authenticate(get_db(), request.headers.get("Authorization"))
+                principal = caller()
                 auth.authorize(principal, roles)
                 g.principal = principal
             if body is not None:
@@ -105,6 +105,25 @@ def endpoint(
         return wrapper
 
     return decorate
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def caller() -> auth.Principal:
+    """Who sent the request: the bearer key's principal, or, from the console (no
+    Authorization header, a session cookie), the session's, whose changes must carry
+    the session's CSRF token."""
+    from app.console import sessions
+
+    header = request.headers.get("Authorization")
+    token = request.cookies.get(sessions.COOKIE)
+    if header is not None or not token:
+        return auth.authenticate(get_db(), header)
+    principal, csrf = sessions.session_of(get_db(), token)
+    if request.method not in SAFE_METHODS:
+        sessions.check_csrf(csrf, request.headers.get(sessions.CSRF_HEADER))
+    return principal
 
 
 # The documented pattern of every id (common.schema.json#/$defs/id), and the widest

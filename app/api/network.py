@@ -121,6 +121,27 @@ def put_sku(sku: str, body: dict):
     return created_or_ok(document, created)
 
 
+SKU_QUERY = (
+    Param("q", "Only SKUs whose code or name contains this text (any case)."),
+    Param("limit", "At most this many (default 50).", "integer", minimum=1, maximum=500),
+)
+
+
+@endpoint(
+    bp,
+    "/skus",
+    "GET",
+    summary="SKUs by code, or those whose code or name contains some text",
+    roles=ALL_ROLES,
+    query=SKU_QUERY,
+    responses={200: "The SKUs", 422: "Invalid filter"},
+)
+def list_skus():
+    args = query_args(SKU_QUERY)
+    found = skus.search(get_db(), args.get("q"), args.get("limit", 50))
+    return jsonify({"skus": found, "count": len(found)})
+
+
 @endpoint(
     bp,
     "/skus/<sku>",

@@ -59,6 +59,21 @@ def codes(db: Database, categories=None) -> list[str]:
     return [row[0] for row in rows]
 
 
+def search(db: Database, text: str | None, limit: int) -> list[dict]:
+    """SKUs, by code, whose code or name contains ``text`` (any case): what a person
+    picking a SKU sees as they type."""
+    sql = "SELECT sku, name, category, weight_kg, hazmat FROM skus"
+    params: list = []
+    if text:
+        pattern = (
+            "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        sql += " WHERE LOWER(sku) LIKE ? ESCAPE '\\' OR LOWER(name) LIKE ? ESCAPE '\\'"
+        params += [pattern, pattern]
+    rows = db.execute(sql + " ORDER BY sku LIMIT ?", [*params, limit])
+    return [{**dict(row), "hazmat": bool(row["hazmat"])} for row in rows]
+
+
 def put(db: Database, sku: str, document: dict) -> tuple[dict, bool]:
     """Create or replace a SKU and its supplier list; return ``(sku, created)``."""
     suppliers = document.get("suppliers", [])
