@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null && { command -v $$p; break; }; \
 	done)
 
-.PHONY: run test lint format bench soak venv clean simulate-replenishment
+.PHONY: run test lint format bench soak venv clean simulate-replenishment screenshots
 
 $(BIN)/dom: setup.cfg pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -58,6 +58,12 @@ bench: venv
 # the stock charts to docs/replenishment/.
 simulate-replenishment: venv
 	$(BIN)/python -m bench.replenishment_simulation
+
+# The console's screens as the browser tests see them (Debian's Chromium), written to
+# docs/screenshots/; the README shows some of them.
+screenshots: venv
+	rm -f docs/screenshots/*.png
+	DOM_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_console.py $(PYTEST_ARGS)
 
 # Long runs: thousands of stateful steps, and every API operation fuzzed 500 times. SEED=N replays one run; the seed is printed first.
 SOAK_EXAMPLES ?= 1000

@@ -15,6 +15,9 @@ import pytest
 
 CHROMIUM = os.environ.get("DOM_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(os.environ.get("DOM_SCREENSHOTS") or Path(__file__).parent / "screenshots")
+# The documentation keeps what a person sees on opening each screen (one window); a test
+# run keeps whole pages, for a reviewer to scroll.
+WHOLE_PAGES = not os.environ.get("DOM_SCREENSHOTS")
 
 # Page tests are about what the browser shows; the API beneath them is tested on every
 # database, so they run once, on SQLite.
@@ -50,9 +53,13 @@ def chromium():
             launched.close()
 
 
-def screenshot(page, name: str, full_page: bool = False) -> Path:
-    """Save what the page shows as ``<name>.png``; return the path."""
+def screenshot(page, name: str, full_page: bool = False, at: str | None = None) -> Path:
+    """Save what the page shows as ``<name>.png`` (the whole page, or the window scrolled to
+    ``at``); return the path."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=path, full_page=full_page)
+    whole = full_page and WHOLE_PAGES
+    if at is not None and not whole:
+        page.locator(at).first.scroll_into_view_if_needed()
+    page.screenshot(path=path, full_page=whole)
     return path

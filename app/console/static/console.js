@@ -248,8 +248,9 @@ PAGES.home = async () => {
     const running = experiments.experiments.filter((e) => e.status === "running");
     items.push(card("Experiments running", running.length, running.map((e) => e.experiment_id).join(", ") || "none", "/console/experiments"));
   }
-  const decisions = await get("/decisions?limit=20");
-  items.push(card("Latest decisions", decisions.decisions.length, "the most recent decisions and simulations", "/console/decisions"));
+  const orders = await get("/orders?limit=100");
+  const open = orders.orders.filter((o) => !["completed", "cancelled", "returned", "partially_returned"].includes(o.status));
+  items.push(card("Latest orders", orders.orders.length, `of which ${open.length} still open`, "/console/decisions"));
   if (ROLE === "admin") {
     const dead = await get("/deliveries?status=dead&limit=1000");
     items.push(card("Dead deliveries", dead.count, "webhook messages that gave up", "/console/network"));
@@ -325,9 +326,13 @@ PAGES.ruleset = async () => {
     fill("#release-version", String(version));
     $("#release-confirm").disabled = true;
     fill("#gate", "Running the scenario gate…");
-    const result = await runScenarios(version, "#gate", false);
-    if (!result) return;
-    $("#gate").prepend(h("p", {}, h("strong", {}, "Scenario gate: "), result.failed ? "this version fails scenarios and cannot be activated." : "every scenario passes."));
+    fill("#gate-details");
+    const result = await runScenarios(version, "#gate-details", false);
+    if (!result) return fill("#gate");
+    fill("#gate", h("p", {}, h("strong", {}, "Scenario gate: "), badge(result.failed ? "failed" : "passed"), " ",
+      result.failed ? `${result.failed} of ${result.passed + result.failed} scenarios fail: this version cannot be activated.` : `every scenario passes (${result.passed}).`));
+    const table = $("#gate-details").firstChild;
+    fill("#gate-details", h("details", { open: result.failed > 0 }, h("summary", {}, "Each scenario's result"), table));
     $("#release-confirm").disabled = Boolean(result.failed);
     $("#release-heading").scrollIntoView();
   }
@@ -400,7 +405,7 @@ PAGES.diff = async () => {
   );
   const section = (id, title, before, after, fields) =>
     h("section", { class: "diff-rule", "data-rule": id },
-      h("h3", {}, badge(title, title === "removed" ? "bad" : title === "added" ? "good" : "warn"), " ", h("code", {}, id),
+      h("h2", {}, badge(title, title === "removed" ? "bad" : title === "added" ? "good" : "warn"), " ", h("code", {}, id),
         fields ? ` · ${fields.join(", ")} changed` : ""),
       sideBySide(before, after));
   fill(
@@ -598,15 +603,20 @@ PAGES.editor = async () => {
     fill("#rule-form",
       problemsAt(at).filter((p) => p.pointer === at).map((p) => h("p", { class: "error" }, p.message)),
       head,
-      h("h3", {}, "Conditions"), conditions,
+      h("h3", {}, "Conditions"), exactly(`${at}/when`), conditions,
       h("button", { type: "button", class: "secondary quiet", onclick: () => { rule.when = rule.when || []; rule.when.push({ fact: Object.keys(catalogue)[0], where: {} }); changed(); renderForm(); } }, "Add a condition"),
-      h("h3", {}, "Actions"), actionsForm,
+      h("h3", {}, "Actions"), exactly(`${at}/then`), actionsForm,
       h("div", { class: "inline" },
         h("label", { for: "new-action" }, "Add an action"),
         h("select", { id: "new-action" }, actions.map((name) => h("option", {}, name))),
         h("button", { type: "button", class: "secondary quiet", onclick: () => { const name = $("#new-action").value; rule.then = rule.then || []; rule.then.push(templateAction(name)); changed(); renderForm(); } }, "Add")),
       h("p", {}, h("button", { type: "button", class: "danger quiet", onclick: () => { doc.rules.splice(selected, 1); selected = Math.max(0, selected - 1); changed(); renderForm(); } }, "Delete this rule")));
     $("#rule-json").value = JSON.stringify(rule, null, 2);
+  }
+
+  // The problems about a part as a whole (no actions at all), shown where it starts.
+  function exactly(pointer) {
+    return problems.filter((p) => p.pointer === pointer).map((p) => h("p", { class: "error", role: "alert" }, p.message));
   }
 
   function templateAction(name) {
@@ -799,7 +809,7 @@ function explain(decision, nodes, destination) {
       h("figure", { class: "map", id: "decision-map" },
         networkMap(nodes, { marks, destination, label: "Candidate and chosen nodes" }),
         h("figcaption", {}, "Chosen nodes are large with a dark ring; candidates medium; excluded ones faded and struck; the square is the delivery address.")),
-      mapLegend()),
+      mapLegend(["Large, dark ring: chosen", "Medium: a candidate", "Struck through: excluded by a rule", "Yellow square: the delivery address"])),
     h("h3", {}, "Shipments"),
     table(
       [
@@ -917,6 +927,19 @@ function intervalChart(differences) {
     h("figcaption", {}, "Dots: the challenger minus the champion; bars: their 95% intervals, each measure on its own scale around zero. Grey: not enough data yet."));
 }
 
+// The verdict in a sentence: where the challenger is better or worse with 95% confidence.
+function verdict(differences) {
+  const by = (word) => Object.entries(differences).filter(([, d]) => d.verdict === word).map(([m]) => m);
+  const better = by("better");
+  const worse = by("worse");
+  const unknown = by("not enough data");
+  return h("p", { class: "verdict" }, h("strong", {}, "Verdict: "),
+    better.length || worse.length
+      ? `the challenger is better on ${better.join(", ") || "nothing"} and worse on ${worse.join(", ") || "nothing"}`
+      : "no difference the data can tell yet",
+    unknown.length ? `; not enough data on ${unknown.join(", ")}.` : ".");
+}
+
 function measuresTable(report) {
   const differences = report.challenger_minus_champion || {};
   return table(
@@ -926,7 +949,7 @@ function measuresTable(report) {
       ["Challenger", ([m]) => number(report.variants ? report.variants.challenger[m] : report.challenger[m], 4), { number: true }],
       ["Difference", ([, d]) => number(d.difference, 4), { number: true }],
       ["95% interval", ([, d]) => (d.ci95 ? `${number(d.ci95[0], 4)} to ${number(d.ci95[1], 4)}` : "–")],
-      ["Verdict", ([, d]) => d.verdict || d.note || ""],
+      ["Verdict", ([, d]) => (["better", "worse"].includes(d.verdict) ? badge(d.verdict) : d.verdict || d.note || "")],
     ],
     Object.entries(differences),
     "Measures"
@@ -947,6 +970,7 @@ PAGES.experiment = async () => {
     const variants = report.variants;
     fill("#report",
       h("p", {}, `${variants.champion.decisions} orders decided; the variants disagreed on ${report.disagreements} (${percent(report.disagreement_rate)}).`),
+      verdict(report.challenger_minus_champion),
       intervalChart(report.challenger_minus_champion),
       measuresTable(report),
       report.rules_making_the_difference.length ? h("p", {}, "Rules making the difference: ", report.rules_making_the_difference.map((r) => r.rule || JSON.stringify(r)).join(", ")) : null);
@@ -1037,6 +1061,7 @@ PAGES.replay = async () => {
     const report = replay.report;
     fill("#replay-report",
       h("p", {}, `${report.changed} of ${report.champion.decisions} decisions changed (${percent(report.change_rate)}).`),
+      verdict(report.challenger_minus_champion),
       intervalChart(report.challenger_minus_champion),
       measuresTable(report));
     fill("#changed", h("h3", {}, "Changed orders"), table(
@@ -1191,6 +1216,8 @@ PAGES.network = async () => {
   await show();
   if (ROLE === "admin") {
     $("#deliveries-section").hidden = false;
+    fill("#dead-node", h("option", { value: "" }, "every node"), nodes.map((n) => h("option", { value: n.node_id }, n.node_id)));
+    $("#dead-node").addEventListener("change", deadDeliveries);
     await deadDeliveries();
   }
 };
@@ -1217,7 +1244,8 @@ async function recoverNode(nodeId) {
 }
 
 async function deadDeliveries() {
-  const dead = await get("/deliveries?status=dead&limit=200");
+  const node = $("#dead-node").value;
+  const dead = await get(`/deliveries?status=dead&limit=50${node ? `&node_id=${encodeURIComponent(node)}` : ""}`);
   fill("#deliveries", table(
     [
       ["Message", (d) => h("code", {}, d.message_id)],
@@ -1225,11 +1253,11 @@ async function deadDeliveries() {
       ["Event", (d) => d.event_type],
       ["Attempts", (d) => d.attempts, { number: true }],
       ["Last error", (d) => d.last_error || ""],
-      ["", (d) => h("button", { type: "button", class: "quiet", "data-retry": d.message_id, onclick: () => retry(d.message_id) }, "Retry now")],
+      ["Action", (d) => h("button", { type: "button", class: "quiet", "data-retry": d.message_id, onclick: () => retry(d.message_id) }, "Retry now")],
     ],
     dead.deliveries,
     "Dead deliveries"
-  ));
+  ), dead.deliveries.length === 50 ? h("p", { class: "hint" }, "The 50 newest; choose a node to see its own.") : null);
 }
 
 async function retry(messageId) {
