@@ -354,6 +354,7 @@ def test_an_analyst_runs_a_shadow_experiment_and_a_replay_and_asks_why_not(site,
     assert page.input_value("#experiment-champion") == str(active["version"])
     assert page.input_value("#experiment-challenger") == str(stored["version"])
     assert page.input_value("#experiment-mode") == "shadow"
+    enter(page, "#guard-fill", "0.05")
     page.click("#experiment-form button[type=submit]")
     page.wait_for_url("**/console/experiments/nearer-first")
     ready(page)
@@ -361,6 +362,8 @@ def test_an_analyst_runs_a_shadow_experiment_and_a_replay_and_asks_why_not(site,
     page.reload()
     look(site, page, "experiment")
     assert "40 orders decided" in page.inner_text("#report")
+    assert "max fill rate drop 0.05" in page.inner_text("#experiment-head")
+    assert "none crossed" in page.inner_text("#experiment-head")
     assert page.locator("#interval-chart g.measure").count() >= 6
     assert page.locator("#report table tbody tr").count() >= 6
     disagreements = page.locator("#disagreements tbody tr button")
@@ -394,6 +397,15 @@ def test_an_analyst_runs_a_shadow_experiment_and_a_replay_and_asks_why_not(site,
     page.wait_for_selector("#why-not-result")
     assert "ST-040 was not chosen" in page.inner_text("#why-not-result")
     look(site, page, "decision-why-not", at="#why-not-result")
+
+    # The decision, kept as a scenario of the draft set.
+    decision_id = page.url.rsplit("/", 1)[1]
+    page.click("#decision-scenario button[type=submit]")
+    page.wait_for_selector("#decision-scenario-result .notice.good")
+    status, kept = site.call(
+        "analyst", "GET", f"/v1/rulesets/sourcing/scenarios/from-{decision_id}"
+    )
+    assert status == 200, kept
 
 
 def test_a_channel_key_sees_its_orders_and_is_refused_the_rules_pages(site, browser):

@@ -888,6 +888,10 @@ PAGES.experiments = async () => {
       mode: $("#experiment-mode").value,
     };
     if (body.mode === "split") body.challenger_share = Number($("#experiment-share").value);
+    const guardrails = {};
+    if ($("#guard-fill").value !== "") guardrails.max_fill_rate_drop = Number($("#guard-fill").value);
+    if ($("#guard-cost").value !== "") guardrails.max_cost_increase = Number($("#guard-cost").value);
+    if (Object.keys(guardrails).length) body.guardrails = { ...guardrails, min_decisions: Number($("#guard-min").value) };
     const started = await guarded("#notice", () => post("/experiments", body));
     if (started) location.href = `/console/experiments/${started.experiment_id}`;
   });
@@ -965,7 +969,7 @@ PAGES.experiment = async () => {
       h("p", {}, badge(e.status), ` ${e.mode} experiment on ${e.ruleset}: version ${e.champion} (champion) against ${e.challenger} (challenger)`,
         e.mode === "split" ? `, ${percent(e.challenger_share)} to the challenger` : "", `. Started ${when(e.starts_at)}.`),
       h("p", {}, h("strong", {}, "Guardrails: "),
-        Object.keys(e.guardrails || {}).length ? Object.entries(e.guardrails).map(([k, v]) => `${k} ${JSON.stringify(v)}`).join("; ") : "none set",
+        Object.keys(e.guardrails || {}).length ? Object.entries(e.guardrails).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join("; ") : "none set",
         e.stop_reason ? h("span", {}, " · ", badge("stopped"), ` ${e.stop_reason}`) : e.status === "running" ? " · none crossed" : ""));
     const variants = report.variants;
     fill("#report",
@@ -1166,6 +1170,19 @@ async function showDecision(id) {
       answer.chosen ? `${node} was chosen.` : `${node} was not chosen:`,
       h("ul", {}, (answer.lines || []).map((l) => h("li", {}, `line ${l.line_id}: `, l.reason || l.outcome)))));
   });
+  const form = $("#decision-scenario");
+  if (form) {
+    $("#decision-scenario-id").value = `from-${decision.decision_id}`;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const body = { scenario_id: $("#decision-scenario-id").value };
+      if ($("#decision-scenario-title").value) body.scenario = $("#decision-scenario-title").value;
+      const stored = await guarded("#decision-scenario-result", () => post(`/decisions/${id}/scenario`, body));
+      if (stored) fill("#decision-scenario-result", h("div", { class: "notice good" },
+        `Scenario ${body.scenario_id} is in the draft set of ${decision.ruleset.name}. `,
+        link(`/console/rulesets/${decision.ruleset.name}`, "See the ruleset's scenarios")));
+    });
+  }
   return decision;
 }
 
