@@ -11,6 +11,7 @@ import re
 from flask import Flask
 from werkzeug.routing import IntegerConverter
 
+from app.console import sessions
 from app.schemas import catalogue
 
 _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
@@ -132,7 +133,7 @@ def document(app: Flask) -> dict:
         if spec.roles is None:
             operation["security"] = []
         else:
-            operation["security"] = [{"bearer": []}]
+            operation["security"] = [{"bearer": []}, {"console": []}]
             operation["x-roles"] = list(spec.roles)
         if spec.body:
             operation["requestBody"] = {
@@ -194,7 +195,15 @@ def document(app: Flask) -> dict:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "An API key made by `dom keys create --role ROLE`.",
-                }
+                },
+                "console": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": sessions.COOKIE,
+                    "description": "A console session, started by signing in at /console with an"
+                    " API key; it acts with the key's role. A request that changes something"
+                    f" also sends the session's CSRF token in the {sessions.CSRF_HEADER} header.",
+                },
             },
         },
     }

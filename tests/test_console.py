@@ -95,8 +95,8 @@ def browser():
         yield launched
 
 
-def sign_in(site: Site, browser, role: str, width: int = 1280, height: int = 800):
-    """A new browser session signed in with the role's key, on the overview."""
+def new_page(browser, width: int = 1280, height: int = 800):
+    """A page in a browser session of its own, which records the script errors it meets."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.errors = []
@@ -110,6 +110,12 @@ def sign_in(site: Site, browser, role: str, width: int = 1280, height: int = 800
             else None
         ),
     )
+    return page
+
+
+def sign_in(site: Site, browser, role: str, width: int = 1280, height: int = 800):
+    """A new browser session signed in with the role's key, on the overview."""
+    page = new_page(browser, width, height)
     page.goto(site.base + "/console/sign-in")
     page.fill("#api_key", site.keys[role])
     page.click("button[type=submit]")
@@ -486,3 +492,29 @@ def test_pages_read_on_a_phone(site, browser, path):
     # Nothing is wider than the screen but what scrolls within its own box (tables).
     overflow = page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= 390, f"{path} is {overflow} pixels wide"
+
+
+def test_the_console_works_from_the_keyboard(site, browser):
+    page = new_page(browser)
+    page.goto(site.base + "/console/sign-in")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "api_key"
+    page.keyboard.type(site.keys["analyst"])
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/")
+    ready(page)
+    # The first stop skips the navigation; the focus ring shows where the keyboard is.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to the content"
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.goto(site.base + "/console/rulesets/sourcing/edit")
+    ready(page)
+    # A rule is chosen with the keyboard as with the mouse, and its priority typed in.
+    second = page.locator("#rule-list li button").nth(1)
+    second.focus()
+    page.keyboard.press("Enter")
+    name = second.inner_text()
+    assert page.input_value("#rule-id") == name
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "priority-1"

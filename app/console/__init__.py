@@ -17,7 +17,7 @@ from flask import Blueprint, Flask, current_app, g, redirect, render_template, r
 
 from app.console import sessions
 from app.db import get_db
-from app.errors import ApiError
+from app.errors import ApiError, Unauthorized
 
 bp = Blueprint(
     "console",
@@ -102,7 +102,7 @@ def _session():
         return None
     try:
         return sessions.session_of(get_db(), token)
-    except ApiError:
+    except Unauthorized:
         return None
 
 
@@ -132,6 +132,7 @@ def _page_view(page_name: str):
         if session is None:
             return redirect(url_for("console.sign_in", next=request.full_path.rstrip("?")))
         g.console_session = session
+        g.principal = session[0]  # for the request's log line, as for the API
         if session[0].role not in page.roles:
             return _render(
                 "home",
@@ -227,6 +228,10 @@ def sign_out():
 @bp.after_request
 def _secure(response):
     response.headers.update(SECURITY_HEADERS)
+    if request.endpoint == "console.static":
+        # The script and stylesheet may be kept, but asked again each time (they change
+        # with the service, under the same names).
+        response.headers["Cache-Control"] = "no-cache"
     return response
 
 
