@@ -75,6 +75,11 @@ def pytest_sessionfinish(session):
         logscan.clear()
 
 
+# The API fuzz run has a SQLite file of its own: on PostgreSQL it is not even collected
+# (collecting it builds the boundary cases of every operation, most of a minute).
+collect_ignore = ["test_fuzz_api.py"] if ON_POSTGRES else []
+
+
 def pytest_collection_modifyitems(config, items):
     # Tests marked one_database are the same whatever the database (a page in the browser,
     # a fuzz run on a SQLite file of its own, the rules engine alone): on PostgreSQL they

@@ -22,7 +22,7 @@ import pytest
 from app import auth, create_app, demo
 from app import db as database
 from app.dispatch import signing
-from tests.browser import chromium, needs_chromium, screenshot
+from tests.browser import SCREENSHOTS, chromium, needs_chromium, screenshot
 from tests.receiver import Receiver
 from tests.servers import serving
 
@@ -84,7 +84,12 @@ def site(tmp_path_factory):
             DISPATCH_POLL_SECONDS="0.2",
             LOG_LEVEL="WARNING",
         ) as port:
-            yield Site(f"http://127.0.0.1:{port}", keys, receiver)
+            site = Site(f"http://127.0.0.1:{port}", keys, receiver)
+            yield site
+            # Each screen's slowest server time (ms), beside the screenshots, for the record.
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            times = json.dumps(site.timings, indent=1)
+            (SCREENSHOTS / "console-server-times.json").write_text(times)
     finally:
         receiver.close()
 
