@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from app import auth
+from app.console import sessions
 from app.db import get_db, normalize_time
 from app.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType, field_error
 from app.schemas import catalogue, parse_json
@@ -114,11 +115,9 @@ def caller() -> auth.Principal:
     """Who sent the request: the bearer key's principal, or, from the console (no
     Authorization header, a session cookie), the session's, whose changes must carry
     the session's CSRF token."""
-    from app.console import sessions
-
     header = request.headers.get("Authorization")
-    token = request.cookies.get(sessions.COOKIE)
-    if header is not None or not token:
+    token = request.cookies.get(sessions.COOKIE) if header is None else None
+    if not token:
         return auth.authenticate(get_db(), header)
     principal, csrf = sessions.session_of(get_db(), token)
     if request.method not in SAFE_METHODS:
