@@ -30,17 +30,24 @@ run: venv
 	$(BIN)/dom demo load --if-empty
 	$(BIN)/dom serve
 
-# The suite runs on SQLite, then on PostgreSQL when DOM_TEST_POSTGRES (default the local
-# server) answers; DOM_TEST_REQUIRE_POSTGRES=1 makes a missing server an error.
+# The suite runs on SQLite and, at the same time, on PostgreSQL when DOM_TEST_POSTGRES
+# (default the local server) answers; DOM_TEST_REQUIRE_POSTGRES=1 makes a missing server
+# an error. The two runs mostly wait (on servers they start, on the database), so side by
+# side they take little longer than the longer one; PostgreSQL's output follows SQLite's.
 test: venv
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if $(BIN)/python -m tests.databases; then \
-		echo "== the same suite on PostgreSQL"; \
-		DOM_TEST_BACKEND=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS); \
+		log=$$(mktemp); \
+		echo "== the suite on SQLite, and on PostgreSQL beside it (its output follows)"; \
+		DOM_TEST_BACKEND=postgresql $(BIN)/python -m pytest $(PYTEST_ARGS) > $$log 2>&1 & postgres=$$!; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS); sqlite=$$?; \
+		wait $$postgres; postgresql=$$?; \
+		echo "== the same suite on PostgreSQL"; cat $$log; rm -f $$log; \
+		[ $$sqlite -eq 0 ] && [ $$postgresql -eq 0 ]; \
 	elif [ -n "$$DOM_TEST_REQUIRE_POSTGRES" ]; then \
 		echo "error: PostgreSQL does not answer at $${DOM_TEST_POSTGRES:-127.0.0.1:5432}" >&2; exit 1; \
 	else \
 		echo "PostgreSQL does not answer at $${DOM_TEST_POSTGRES:-127.0.0.1:5432}: its run is skipped"; \
+		$(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi
 
 lint: venv
