@@ -295,6 +295,7 @@ def parse_json(raw: bytes | str):
 
 
 _UNSURE = object()
+_CONTAINERS = frozenset({dict, list})
 # A run of digits that long may be an integer beyond 64 bits (orjson makes it a float).
 _LONG_DIGITS = re.compile(rb"\d{19,}")
 
@@ -313,14 +314,19 @@ def _parse_plain(raw: bytes | str):
         document = orjson.loads(text)
     except orjson.JSONDecodeError:
         return _UNSURE
-    stack = [(document, 0)] if document.__class__ in (dict, list) else []
-    while stack:
-        value, depth = stack.pop()
+    # Level by level, the containers at each depth, in one comprehension per level.
+    level = [document] if document.__class__ in _CONTAINERS else []
+    depth = 0
+    while level:
         if depth >= MAX_DEPTH:
             return _UNSURE
-        for item in value.values() if value.__class__ is dict else value:
-            if item.__class__ is dict or item.__class__ is list:
-                stack.append((item, depth + 1))
+        level = [
+            item
+            for value in level
+            for item in (value.values() if value.__class__ is dict else value)
+            if item.__class__ in _CONTAINERS
+        ]
+        depth += 1
     return document
 
 

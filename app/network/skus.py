@@ -33,9 +33,15 @@ def get(db: Database, sku: str) -> dict:
     }
 
 
+# Asked about more SKUs than this, reading every code once is quicker than looking them up.
+LOOKUP_AT_MOST = 2_000
+
+
 def existing(db: Database, skus) -> set[str]:
     """Return the subset of ``skus`` that exist."""
     wanted = sorted(set(skus))
+    if len(wanted) > LOOKUP_AT_MOST:
+        return {row[0] for row in db.execute("SELECT sku FROM skus")}.intersection(wanted)
     found: set[str] = set()
     # SQLite limits bound parameters per statement; query in chunks.
     for start in range(0, len(wanted), 500):

@@ -77,10 +77,11 @@ def apply_feed(db: Database, feed: dict, config) -> tuple[dict, bool]:
     with database.immediate(db):
         result, replayed = stock.apply_feed(db, feed)
         if not replayed:
-            skipped = {item["sku"] for item in result["skipped"]}
-            counted = [item["sku"] for item in feed["items"] if item["sku"] not in skipped]
             if feed["mode"] == "snapshot" and feed.get("complete"):
                 counted = None  # every SKU at the node may have changed
+            else:
+                skipped = {item["sku"] for item in result["skipped"]}
+                counted = [item["sku"] for item in feed["items"] if item["sku"] not in skipped]
             reconcile(db, feed["node_id"], counted, config)
     return result, replayed
 
