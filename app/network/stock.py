@@ -155,12 +155,11 @@ def plan_feed(
         # A node's count is mostly known SKUs, each once, none counted since: say so in a
         # few passes over the items, and go item by item only to tell what is wrong.
         codes = [item["sku"] for item in items]
-        listed = set(codes)
-        newer = {sku for sku, row in current.items() if row["feed_as_of"] > as_of}
-        if len(listed) == len(codes) and known_skus.issuperset(listed) and not newer:
+        distinct = set(codes)
+        newer = any(row["feed_as_of"] > as_of for row in current.values())
+        if len(distinct) == len(codes) and known_skus.issuperset(distinct) and not newer:
             new_on_hand = {item["sku"]: item["on_hand"] for item in items}
-            return _planned(feed, as_of, current, listed, new_on_hand, skipped)
-        listed = set()
+            return _planned(feed, as_of, current, distinct, new_on_hand, skipped)
     for index, item in enumerate(items):
         sku = item["sku"]
         if sku not in known_skus:

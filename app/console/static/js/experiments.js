@@ -1,21 +1,15 @@
 // Experiments and replays: start them, follow them, and read their measures.
 
 import { get, post } from "./api.js";
-import { ARGS, QUERY, $, h, fill, table, badge, link, when, number, percent, notify, problem, guarded } from "./page.js";
-import { versionsOf, versionOptions } from "./versions.js";
+import { ARGS, $, h, fill, table, badge, link, when, number, percent, notify, problem, guarded } from "./page.js";
+import { chooseVersions } from "./versions.js";
 import { explain } from "./explain.js";
 
 const experiments = async () => {
   const [list, rulesets] = await Promise.all([get("/experiments"), get("/rulesets")]);
-  fill("#experiment-ruleset", rulesets.rulesets.map((r) => h("option", { value: r.ruleset }, r.ruleset)));
-  $("#experiment-ruleset").value = "sourcing";
-  const loadVersions = async () => {
-    const ruleset = await versionsOf($("#experiment-ruleset").value);
-    versionOptions($("#experiment-champion"), ruleset.versions, ruleset.active_version);
-    versionOptions($("#experiment-challenger"), ruleset.versions, ruleset.versions[ruleset.versions.length - 1].version);
-  };
-  $("#experiment-ruleset").addEventListener("change", loadVersions);
-  await loadVersions();
+  await chooseVersions(rulesets.rulesets, {
+    ruleset: $("#experiment-ruleset"), champion: $("#experiment-champion"), challenger: $("#experiment-challenger"),
+  });
   $("#experiment-id").value = `exp-${new Date().toISOString().slice(0, 10)}-${Math.random().toString(36).slice(2, 6)}`;
   fill("#experiments", table(
     [
@@ -167,18 +161,9 @@ const experiment = async () => {
 
 const replays = async () => {
   const [list, rulesets] = await Promise.all([get("/replays"), get("/rulesets")]);
-  fill("#replay-ruleset", rulesets.rulesets.map((r) => h("option", { value: r.ruleset }, r.ruleset)));
-  $("#replay-ruleset").value = QUERY.get("ruleset") || "sourcing";
-  const loadVersions = async () => {
-    const name = $("#replay-ruleset").value;
-    const ruleset = await versionsOf(name);
-    versionOptions($("#replay-champion"), ruleset.versions, ruleset.active_version);
-    const extra = sessionStorage.getItem(`dom.draft.${name}`) ? [["draft", "the draft in the editor"]] : [];
-    versionOptions($("#replay-challenger"), ruleset.versions, ruleset.versions[ruleset.versions.length - 1].version, extra);
-    $("#replay-challenger").value = String(ruleset.versions[ruleset.versions.length - 1].version);
-  };
-  $("#replay-ruleset").addEventListener("change", loadVersions);
-  await loadVersions();
+  await chooseVersions(rulesets.rulesets, {
+    ruleset: $("#replay-ruleset"), champion: $("#replay-champion"), challenger: $("#replay-challenger"),
+  }, { withDraft: true });
   fill("#replays", table(
     [
       ["Replay", (r) => link(`/console/replays/${r.replay_id}`, r.replay_id)],

@@ -1,7 +1,7 @@
 // A ruleset's versions with their status, and its scenarios' results.
 
 import { get } from "./api.js";
-import { h, fill, table, badge } from "./page.js";
+import { QUERY, h, fill, table, badge } from "./page.js";
 
 export async function versionsOf(name) {
   const ruleset = await get(`/rulesets/${name}`);
@@ -22,6 +22,23 @@ export function versionOptions(select, versions, selected, extra = []) {
     extra.map(([value, label]) => h("option", { value }, label)),
     versions.map((v) => h("option", { value: v.version, selected: String(v.version) === String(selected) }, `version ${v.version} (${v.status || ""})`))
   );
+}
+
+// A form's ruleset, champion and challenger, chosen from the rulesets: the active version
+// against the latest, or (withDraft) against the draft in the editor, once there is one.
+export async function chooseVersions(rulesets, form, { withDraft = false } = {}) {
+  fill(form.ruleset, rulesets.map((r) => h("option", { value: r.ruleset }, r.ruleset)));
+  form.ruleset.value = QUERY.get("ruleset") || "sourcing";
+  const load = async () => {
+    const name = form.ruleset.value;
+    const ruleset = await versionsOf(name);
+    const latest = ruleset.versions[ruleset.versions.length - 1].version;
+    const draft = withDraft && sessionStorage.getItem(`dom.draft.${name}`) ? [["draft", "the draft in the editor"]] : [];
+    versionOptions(form.champion, ruleset.versions, ruleset.active_version);
+    versionOptions(form.challenger, ruleset.versions, latest, draft);
+  };
+  form.ruleset.addEventListener("change", load);
+  await load();
 }
 
 export function scenarioReport(result) {
