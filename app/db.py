@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import sqlite_utils
 from flask import Flask, current_app, g
 
@@ -106,6 +107,15 @@ class Database:
 
     def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
         self.conn.executemany(sql, rows)
+
+    def rows_source(self, rows: list[Sequence], types: Sequence[str]) -> tuple[str, list]:
+        """``rows`` as a table in one statement, ``(source, params)``: a FROM item whose
+        columns are ``c0``, ``c1``, ... (``types``: "text" or "integer") and the parameters
+        it takes. One statement over a hundred thousand rows costs a third less than as
+        many executions of one (measured on a node's count)."""
+        columns = ", ".join(f"value ->> {n} AS c{n}" for n in range(len(types)))
+        # JSON text: SQLite takes a whole array as one parameter only so.
+        return f"(SELECT {columns} FROM json_each(?))", [orjson.dumps(rows).decode()]
 
     def script(self, sql: str) -> None:
         """Run several statements (a migration) inside the open transaction."""
@@ -298,6 +308,9 @@ def to_postgres(sql: str) -> str:
     return "".join(out)
 
 
+POSTGRES_ARRAYS = {"text": "text[]", "integer": "bigint[]"}
+
+
 def _param(value):
     # Flags are INTEGER 0/1 columns on both databases; PostgreSQL will not cast a boolean.
     return int(value) if isinstance(value, bool) else value
@@ -321,6 +334,13 @@ class PostgresDatabase(Database):
     def executemany(self, sql: str, rows: Iterable[Sequence]) -> None:
         with _translate_errors(self.conn), self.conn.cursor() as cursor:
             cursor.executemany(to_postgres(sql), [[_param(p) for p in row] for row in rows])
+
+    def rows_source(self, rows: list[Sequence], types: Sequence[str]) -> tuple[str, list]:
+        # One array per column, unnested side by side.
+        arrays = ", ".join(f"?::{POSTGRES_ARRAYS[kind]}" for kind in types)
+        names = ", ".join(f"c{n}" for n in range(len(types)))
+        columns = [[_param(row[n]) for row in rows] for n in range(len(types))]
+        return f"unnest({arrays}) AS bulk({names})", columns
 
     def script(self, sql: str) -> None:
         with _translate_errors(self.conn):
@@ -787,7 +807,8 @@ def now() -> str:
 
 def format_time(moment: datetime) -> str:
     """Format an aware datetime as UTC ISO 8601 with microseconds, which sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is C, and a third quicker than strftime; a decision writes a dozen times.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 # RFC 3339's date-time: the T, the seconds and the offset are not optional.

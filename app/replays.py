@@ -13,6 +13,8 @@ import json
 import logging
 import secrets
 import threading
+from collections import deque
+from collections.abc import Iterator
 
 from app import db as database
 from app import decisions, jsontext, logs, metrics
@@ -25,6 +27,9 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 25
 # Decisions replayed per exchange with the rules engine (one round trip per version).
 BATCH = 25
+# Threads deciding a replay's chunks, each with an engine: two keep the engine and the
+# allocation busy at once.
+THREADS = 2
 
 
 def versions_for(db: Database, request: dict) -> tuple[dict, dict]:
@@ -96,13 +101,8 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
         ids = select(db, request)
         rows_a, rows_b, changes = [], [], []
         count = 0
-        for start in range(0, len(ids), BATCH):
-            chunk = ids[start : start + BATCH]
-            records = decisions.for_replay(db, chunk)
-            # Each version sees the chunk in one exchange with the rules engine; a replay
-            # compares outcomes and rules fired, not each candidate's weighing.
-            firsts = kind.replay_many(records, a, explained=False)
-            seconds = kind.replay_many(records, b, explained=False)
+        chunks = [ids[start : start + BATCH] for start in range(0, len(ids), BATCH)]
+        for chunk, records, firsts, seconds in _replayed(db, kind, a, b, chunks):
             for decision_id, record, first, second in zip(
                 chunk, records, firsts, seconds, strict=True
             ):
@@ -147,6 +147,34 @@ def run(db: Database, replay_id: str, progress=None) -> dict:
         log.exception("replay %s failed", replay_id)
         _set(db, replay_id, status="failed", error=str(exc)[:500], finished_at=database.now())
     return get(db, replay_id)
+
+
+def _replayed(db, kind, a: dict, b: dict, chunks: list[list[str]]) -> Iterator[tuple]:
+    """``(chunk, records, decisions under a, decisions under b)`` for each chunk, in order.
+
+    Chunks are decided by ``THREADS`` threads, each with an engine of its own: while one
+    waits for its rules, another allocates, so a replay keeps two cores busy. Records
+    are read here, a few chunks ahead of what has been returned."""
+    with runtime.engines(THREADS) as pool:
+        pending: deque = deque()
+        for chunk in chunks:
+            records = decisions.for_replay(db, chunk)
+            pending.append((chunk, records, pool.submit(_both, kind, records, a, b)))
+            if len(pending) > THREADS:
+                done, records_done, future = pending.popleft()
+                yield done, records_done, *future.result()
+        while pending:
+            done, records_done, future = pending.popleft()
+            yield done, records_done, *future.result()
+
+
+def _both(kind, records: list[dict], a: dict, b: dict) -> tuple[list, list]:
+    # Each version sees the chunk in one exchange with the rules engine; a replay
+    # compares outcomes and rules fired, not each candidate's weighing.
+    return (
+        kind.replay_many(records, a, explained=False),
+        kind.replay_many(records, b, explained=False),
+    )
 
 
 def _compare(kind, decision_id, record, first, second, rows_a, rows_b, changes) -> None:

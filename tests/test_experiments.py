@@ -8,8 +8,11 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from app import auth, experiments
+from app import auth, experiments, replays
 from app.cli import main
+from app.rules import runtime
+from app.rules.engine import EngineError
+from app.rules.sandbox import Sandbox
 from tests.conftest import Api
 from tests.rules_helpers import shipped
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -195,6 +198,42 @@ def test_replaying_a_version_over_its_own_decisions_changes_nothing(shop, analys
     assert listed["next_cursor"] is not None
     rest = analyst.get(f"/v1/replays?cursor={listed['next_cursor']}").get_json()["replays"]
     assert len(listed["replays"]) + len(rest) == 3
+
+
+def test_a_replay_decides_in_engines_of_its_own_and_keeps_the_order(shop, analyst, db, monkeypatch):
+    # 60 decisions: three chunks, decided by two threads at once.
+    for number in range(60):
+        shop.post("/v1/orders", json=two_line_order(f"o{number}", ["C1", "VIP"][number % 2]))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a replay evaluated in the engine the requests use")
+
+    monkeypatch.setattr(runtime.SANDBOX, "evaluate_many", refuse)
+    request = {"ruleset": "sourcing", "champion": 1, "challenger": 2}
+    started = analyst.post("/v1/replays", json=request)
+    replay = wait_for(analyst, started.get_json()["replay_id"])
+    assert (replay["status"], replay["total"], replay["report"]["changed"]) == ("done", 60, 60)
+    # Every decision changed, and the changes come in the order the decisions were chosen.
+    assert [change["decision_id"] for change in replay["changes"]] == replays.select(db, request)
+    # Each replay's own engines stay free of the requests': a decision still evaluates.
+    monkeypatch.undo()
+    assert shop.post("/v1/orders", json=two_line_order("after")).status_code == 201
+
+
+def test_a_replay_whose_engine_fails_is_failed(shop, analyst, monkeypatch):
+    for number in range(30):
+        shop.post("/v1/orders", json=two_line_order(f"f{number}"))
+
+    def broken(*args, **kwargs):
+        raise EngineError("the engine stopped")
+
+    monkeypatch.setattr(Sandbox, "evaluate_many", broken)
+    started = analyst.post(
+        "/v1/replays", json={"ruleset": "sourcing", "champion": 1, "challenger": 2}
+    )
+    replay = wait_for(analyst, started.get_json()["replay_id"])
+    assert replay["status"] == "failed"
+    assert "the engine stopped" in replay["error"]
 
 
 def test_cli_report_and_replay(shop, analyst, db_path, monkeypatch):

@@ -80,9 +80,12 @@ def _serve(connection: Connection, memory_mb: int) -> None:
 class Sandbox:
     """One evaluation child for this process, started on first use."""
 
-    def __init__(self, timeout: float = 5.0, memory_mb: int = 2048):
+    def __init__(self, timeout: float = 5.0, memory_mb: int = 2048, reports: bool = True):
         self.timeout = timeout
         self.memory_mb = memory_mb
+        # Whether this is the process's own engine, whose loaded versions /metrics shows
+        # (not one a replay starts for itself).
+        self.reports = reports
         self._lock = threading.Lock()
         self._process = None
         self._connection = None
@@ -149,7 +152,8 @@ class Sandbox:
             if fresh:
                 self._loaded.add(name)
                 self._drafts += int(draft)
-                _report_loaded(len(self._loaded) - self._drafts, self._drafts)
+                if self.reports:
+                    _report_loaded(len(self._loaded) - self._drafts, self._drafts)
             if kind == "ok":
                 return [_evaluation(entry) for entry in payload]
             if kind == "ValueError":
@@ -194,7 +198,7 @@ class Sandbox:
     def _forget(self) -> None:
         self._process = None
         self._connection = None
-        if self._loaded:
+        if self._loaded and self.reports:
             _report_loaded(0, 0)
         self._loaded = set()
         self._drafts = 0
