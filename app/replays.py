@@ -157,15 +157,18 @@ def _replayed(db, kind, a: dict, b: dict, chunks: list[list[str]]) -> Iterator[t
     are read here, a few chunks ahead of what has been returned."""
     with runtime.engines(THREADS) as pool:
         pending: deque = deque()
+
+        def oldest() -> tuple:
+            chunk, records, future = pending.popleft()
+            return chunk, records, *future.result()
+
         for chunk in chunks:
             records = decisions.for_replay(db, chunk)
             pending.append((chunk, records, pool.submit(_both, kind, records, a, b)))
             if len(pending) > THREADS:
-                done, records_done, future = pending.popleft()
-                yield done, records_done, *future.result()
+                yield oldest()
         while pending:
-            done, records_done, future = pending.popleft()
-            yield done, records_done, *future.result()
+            yield oldest()
 
 
 def _both(kind, records: list[dict], a: dict, b: dict) -> tuple[list, list]:

@@ -39,6 +39,19 @@ def body_hash(document: dict) -> str:
 # Feeds ---------------------------------------------------------------------------------
 
 
+# What a feed's item writes over the node's stored row of its SKU: a snapshot is a count;
+# a delta keeps the newest feed time.
+SNAPSHOT_WRITES = (
+    "on_hand = excluded.on_hand, snapshot_as_of = excluded.snapshot_as_of,"
+    " feed_as_of = excluded.feed_as_of, updated_at = excluded.updated_at"
+)
+DELTA_WRITES = (
+    "on_hand = excluded.on_hand, feed_as_of = CASE WHEN stock.feed_as_of IS NULL"
+    " OR excluded.feed_as_of > stock.feed_as_of THEN excluded.feed_as_of"
+    " ELSE stock.feed_as_of END, updated_at = excluded.updated_at"
+)
+
+
 def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
     """Apply an inventory feed all-or-nothing; return ``(result, replayed)``.
 
@@ -84,34 +97,19 @@ def apply_feed(db: Database, feed: dict) -> tuple[dict, bool]:
         node_exists = bool(nodes.existing(db, [node_id]))
         plan = plan_feed(feed, as_of, current, newer, known_skus, node_exists)
         now = database.now()
-        if feed["mode"] == "snapshot":
+        snapshot = feed["mode"] == "snapshot"
+        if snapshot:
             later = movements_after(db, node_id, as_of)
             if later:
                 plan["set"] = [(sku, max(0, qty + later.get(sku, 0))) for sku, qty in plan["set"]]
-            snapshot_as_of, on_conflict = (
-                as_of,
-                (
-                    " on_hand = excluded.on_hand, snapshot_as_of = excluded.snapshot_as_of,"
-                    " feed_as_of = excluded.feed_as_of, updated_at = excluded.updated_at"
-                ),
-            )
-        else:
-            snapshot_as_of, on_conflict = (
-                None,
-                (
-                    " on_hand = excluded.on_hand, feed_as_of = CASE WHEN stock.feed_as_of IS NULL"
-                    " OR excluded.feed_as_of > stock.feed_as_of THEN excluded.feed_as_of"
-                    " ELSE stock.feed_as_of END, updated_at = excluded.updated_at"
-                ),
-            )
         if plan["set"]:
             source, params = db.rows_source(plan["set"], ("text", "integer"))
             # WHERE true: SQLite reads ON CONFLICT after a bare SELECT as part of a join.
             db.execute(
                 "INSERT INTO stock (node_id, sku, on_hand, snapshot_as_of, feed_as_of, updated_at)"
-                f" SELECT ?, c0, c1, ?, ?, ? FROM {source} WHERE true"
-                f" ON CONFLICT (node_id, sku) DO UPDATE SET{on_conflict}",
-                [node_id, snapshot_as_of, as_of, now, *params],
+                f" SELECT ?, c0, c1, ?, ?, ? FROM {source} WHERE true ON CONFLICT (node_id, sku)"
+                f" DO UPDATE SET {SNAPSHOT_WRITES if snapshot else DELTA_WRITES}",
+                [node_id, as_of if snapshot else None, as_of, now, *params],
             )
         result = {
             "feed_id": feed["feed_id"],
