@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from app import jsontext, settings
+from app.platform import jsontext, settings
 
 
 class StrictJSON(DefaultJSONProvider):
@@ -39,7 +39,7 @@ class Service(Flask):
     def dispatch_request(self):
         from flask import g
 
-        from app import db
+        from app.platform import db
 
         def roll_back() -> None:
             connection = g.get("db")
@@ -57,8 +57,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     ``config`` overrides settings by name (``{"DATABASE": path}``); everything
     else comes from ``DOM_*`` environment variables or the defaults.
     """
-    from app import db, errors, logs, telemetry
-    from app.api import init_app as init_api
+    from app.edges.api import init_app as init_api
+    from app.platform import db, errors, logs, telemetry
 
     app = Service(__name__)
     app.json = StrictJSON(app)
@@ -70,13 +70,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     errors.init_app(app)
     telemetry.init_app(app)
-    from app import vault
-    from app.rules.runtime import SANDBOX
+    from app.machinery.rules.runtime import SANDBOX
+    from app.platform import vault
 
     app.extensions["dom.vault"] = vault.from_config(values)
     SANDBOX.configure(values["EVALUATION_TIMEOUT_SECONDS"], values["EVALUATION_MEMORY_MB"])
     init_api(app)
-    from app import console
+    from app.edges import console
 
     console.init_app(app)
 
@@ -86,8 +86,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             if values["AUTO_MIGRATE"]:
                 db.migrate(connection, values["MIGRATIONS_DIR"])
             if values["LOAD_RULESETS"]:
-                from app.rules.runtime import load_shipped
-                from app.schemas import catalogue
+                from app.machinery.rules.runtime import load_shipped
+                from app.platform.schemas import catalogue
 
                 load_shipped(connection, values["RULESETS_DIR"], catalogue(values["SCHEMAS_DIR"]))
         finally:

@@ -12,7 +12,7 @@ import random
 import statistics
 import time
 
-from app.sourcing.allocate import Policy, allocate, objective, shipment_cost, unit_cost
+from app.kinds.sourcing.allocate import Policy, allocate, objective, shipment_cost, unit_cost
 
 INSTANCES = 600
 UNSERVED_WEIGHT = 10_000.0  # serving a unit always beats any cost difference

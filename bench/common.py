@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from app import auth, create_app
-from app import db as database
+from app import create_app
+from app.platform import auth
+from app.platform import db as database
 
 RUNS = 5
 

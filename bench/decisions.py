@@ -19,10 +19,14 @@ import time
 import urllib.request
 from pathlib import Path
 
-from app import auth, create_app, customers, demo
-from app import db as database
-from app.network import nodes, skus, stock
-from app.sourcing import decide, lifecycle
+from app import create_app
+from app.domain import customers
+from app.domain.network import nodes, skus, stock
+from app.edges import demo
+from app.kinds.sourcing import decide
+from app.lifecycle import orders as lifecycle
+from app.platform import auth
+from app.platform import db as database
 
 ROOT = Path(__file__).parent.parent
 IN_PROCESS_ORDERS = 300
@@ -302,7 +306,7 @@ def orders_over_http(
     return rate and latencies (for comparisons within one run, not for throughput)."""
     port = free_port()
     server = serve(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app.edges.cli", "serve", "--port", str(port)],
         {**env, "DOM_PORT": str(port)},
         port,
     )
@@ -346,7 +350,7 @@ def over_http(db_path: str, bodies: list[dict]) -> tuple[tuple, tuple]:
             server.terminate()
             server.wait(10)
 
-    dom = served([sys.executable, "-m", "app.cli", "serve", "--port", "{port}"], "/v1/orders")
+    dom = served([sys.executable, "-m", "app.edges.cli", "serve", "--port", "{port}"], "/v1/orders")
     bare = served(
         [
             *(sys.executable, "-m", "gunicorn", "-w", str(SERVER_WORKERS)),

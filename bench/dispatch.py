@@ -13,11 +13,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from app import auth, create_app, demo
-from app import db as database
-from app.dispatch import outbox, signing
-from app.dispatch.worker import Dispatcher
-from app.network import nodes
+from app import create_app
+from app.domain.network import nodes
+from app.edges import demo
+from app.edges.dispatch.worker import Dispatcher
+from app.platform import auth
+from app.platform import db as database
+from app.platform.messaging import outbox, signing
 from bench.decisions import free_port, load, orders, serve
 
 MESSAGES = 1500
@@ -197,7 +199,7 @@ def lag_under_load(folder: str, sink: Sink) -> tuple[float, list[float], int]:
         "DOM_LOG_LEVEL": "WARNING",
         "DOM_DISPATCH_POLL_SECONDS": "0.1",
     }
-    server = serve([sys.executable, "-m", "app.cli", "serve"], env, port)
+    server = serve([sys.executable, "-m", "app.edges.cli", "serve"], env, port)
     samples: list[float] = []
     stop = time.monotonic() + LAG_SECONDS
     result: list = []

@@ -25,8 +25,8 @@ import time
 from itertools import pairwise, product
 from pathlib import Path
 
-from app.rules.engine import Engine
-from app.rules.patterns import pattern_matches
+from app.machinery.rules.engine import Engine
+from app.machinery.rules.patterns import pattern_matches
 from bench.common import RUNS
 from bench.rules import RULESET, order_facts
 

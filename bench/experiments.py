@@ -9,11 +9,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from app import auth, experiments, replays
-from app import db as database
-from app.rules import registry
-from app.schemas import catalogue
-from app.settings import load
+from app.machinery import experiments, replays
+from app.machinery.rules import registry
+from app.platform import auth
+from app.platform import db as database
+from app.platform.schemas import catalogue
+from app.platform.settings import load
 from bench.common import cpu_seconds
 from bench.decisions import (
     HTTP_ORDERS,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from app import db as database
-from app import demo
-from app.network import availability, stock
+from app.domain.network import availability, stock
+from app.edges import demo
+from app.platform import db as database
 from bench.common import RUNS, Timer, fresh_app, median_of, report
 
 FEED_ITEMS = 100_000
@@ -20,7 +20,7 @@ def feed_items_per_second(folder: str, count_again: bool = False) -> float:
     app, headers = fresh_app(folder)
     connection = database.open_from_config(app.config)
     node = {**demo.network()["nodes"]["DC-MID"]}
-    from app.network import nodes
+    from app.domain.network import nodes
 
     nodes.put(connection, "DC-MID", node)
     with database.atomic(connection):

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from app import db as database
-from app.rules import runtime
-from app.sourcing import decide
+from app.kinds.sourcing import decide
+from app.machinery.rules import runtime
+from app.platform import db as database
 from bench.decisions import demo_network, orders
 
 ROOT = Path(__file__).parent.parent

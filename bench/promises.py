@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from app import customers
-from app import db as database
-from app.promising import promises
+from app.domain import customers
+from app.kinds.promising import promises
+from app.platform import db as database
 from bench.decisions import demo_network, percentile
 
 RUNS = 3

@@ -21,9 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from app import db as database
-from app.replenishment import decide, plan, runs
-from app.rules.engine import Evaluation
+from app.kinds.replenishment import decide, plan, runs
+from app.machinery.rules.engine import Evaluation
+from app.platform import db as database
 from bench.decisions import demo_network
 
 INSTANCES = 240

@@ -29,11 +29,11 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from app import demo
-from app.replenishment import decide
-from app.replenishment import facts as facts_module
-from app.replenishment.runs import evaluate_batches
-from app.rules import runtime
+from app.edges import demo
+from app.kinds.replenishment import decide
+from app.kinds.replenishment import facts as facts_module
+from app.kinds.replenishment.batching import evaluate as evaluate_batches
+from app.machinery.rules import runtime
 
 DAYS = 90
 SKU_SAMPLE = 60

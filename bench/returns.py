@@ -14,9 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app import db as database
-from app.returns import returns
-from app.sourcing import decide
+from app.kinds.returns import returns
+from app.kinds.sourcing import decide
+from app.platform import db as database
 from bench.decisions import (
     SERVER_WORKERS,
     WRK_CONNECTIONS,
@@ -97,7 +97,7 @@ def bodies(lines: list[tuple[str, str, int]], count: int, prefix: str, seed: int
 def over_http(path: str, requests: list[dict]) -> tuple[float, float, float]:
     key, env = serving_env(path)
     port = free_port()
-    server = serve([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env, port)
+    server = serve([sys.executable, "-m", "app.edges.cli", "serve", "--port", str(port)], env, port)
     try:
         # wrk makes each return id unique (``__ORDER__``); a line asked back more often
         # than it was delivered would be refused, which wrk counts as a failure: each

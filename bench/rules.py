@@ -8,7 +8,7 @@ import statistics
 import time
 from pathlib import Path
 
-from app.rules.engine import Engine
+from app.machinery.rules.engine import Engine
 from bench.common import RUNS
 
 RULESET = Path(__file__).parent.parent / "rulesets/sourcing/ruleset.json"

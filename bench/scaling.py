@@ -30,8 +30,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from cryptography.fernet import Fernet
 
-from app import auth
-from app import db as database
+from app.platform import auth
+from app.platform import db as database
 from bench.decisions import demo_network, free_port, load, orders, percentile, serve
 
 ADMIN_URL = os.environ.get("DOM_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -130,7 +130,7 @@ def servers(url: str, count: int, folder: str):
             log = Path(folder) / f"server-{port}.log"
             with open(log, "w") as handle:
                 process = serve(
-                    [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                    [sys.executable, "-m", "app.edges.cli", "serve", "--port", str(port)],
                     {**env, "DOM_PORT": str(port)},
                     port,
                     stderr=handle,

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
+from app import create_app
+from app.platform import auth
+from app.platform import db as database
 from tests import logscan
 from tests.databases import ON_POSTGRES, POSTGRES, reachable
 

@@ -56,9 +56,9 @@ class Postgres:
         self.ready = False
 
     def _build_template(self) -> None:
-        from app import db as database
-        from app.rules.runtime import load_shipped
-        from app.schemas import catalogue
+        from app.machinery.rules.runtime import load_shipped
+        from app.platform import db as database
+        from app.platform.schemas import catalogue
 
         admin(f"DROP DATABASE IF EXISTS {self.template} WITH (FORCE)")
         admin(f"CREATE DATABASE {self.template}")
@@ -87,7 +87,7 @@ class Postgres:
         return with_database(ADMIN_URL, name)
 
     def drop(self, url: str) -> None:
-        from app import db as database
+        from app.platform import db as database
 
         database.close_pools(url)
         admin(f"DROP DATABASE IF EXISTS {urlsplit(url).path.lstrip('/')} WITH (FORCE)")

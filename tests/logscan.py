@@ -15,7 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from app import auth, demo, logs, vault
+from app.edges import demo
+from app.platform import auth, logs, vault
 
 DIRECTORY = Path(
     os.environ.setdefault("DOM_TEST_LOG_DIR", tempfile.mkdtemp(prefix="dom-test-logs-"))

@@ -32,7 +32,7 @@ def start_dom(command: str, env: dict, log_name: str) -> subprocess.Popen:
     """Start `dom COMMAND`, its stderr appended to its log file."""
     with open(log_path(log_name), "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "app.cli", command],
+            [sys.executable, "-m", "app.edges.cli", command],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,

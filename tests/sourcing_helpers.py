@@ -69,7 +69,7 @@ def set_stock(admin, node_id: str, items: dict[str, int]) -> None:
 
 
 def _now() -> str:
-    from app.db import now
+    from app.platform.db import now
 
     return now()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sourcing.allocate import Policy, allocate
+from app.kinds.sourcing.allocate import Policy, allocate
 
 # Pure: the same on every database.
 pytestmark = pytest.mark.one_database

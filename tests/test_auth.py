@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from app import auth
-from app.openapi import routes
+from app.edges.api.openapi import routes
+from app.platform import auth
 from tests.conftest import snapshot
 
 

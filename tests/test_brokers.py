@@ -21,11 +21,13 @@ import time
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from app import auth, create_app
-from app import db as database
-from app.dispatch import node_events, signing
-from app.dispatch.worker import Dispatcher
-from app.network import nodes
+from app import create_app
+from app.domain.network import nodes
+from app.edges.dispatch import node_events
+from app.edges.dispatch.worker import Dispatcher
+from app.platform import auth
+from app.platform import db as database
+from app.platform.messaging import signing
 from tests.conftest import Api
 from tests.servers import Proxy, start_dom, wait_for
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -689,7 +691,7 @@ def test_signatures_are_checked_as_a_receiver_would():
 
 @pytest.mark.parametrize("kind", BOTH)
 def test_several_dispatchers_share_the_node_events_each_applied_once(db_path, kind, caplog):
-    caplog.set_level(logging.WARNING, logger="app.dispatch.node_events")
+    caplog.set_level(logging.WARNING, logger="app.edges.dispatch.node_events")
     app = make_app(db_path)
     admin = shop(app)
     node = NODES[kind]()
@@ -727,7 +729,7 @@ def test_several_dispatchers_share_the_node_events_each_applied_once(db_path, ki
         assert dead_letters_seen(admin) == []
         # Idle consumers wait on the broker; they do not drop and reconnect.
         assert [
-            r.getMessage() for r in caplog.records if r.name == "app.dispatch.node_events"
+            r.getMessage() for r in caplog.records if r.name == "app.edges.dispatch.node_events"
         ] == []
     finally:
         node.close()

@@ -10,9 +10,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from app import auth, demo
-from app import db as database
-from app.cli import main
+from app.edges import demo
+from app.edges.cli import main
+from app.platform import auth
+from app.platform import db as database
 
 
 def commands(group: click.Group, prefix=()):
@@ -172,8 +173,8 @@ def test_the_cli_does_what_the_api_does_for_an_analyst(env, tmp_path, monkeypatc
     two["change_note"] = "one box per order"
     two["settings"]["max_shipments"] = 1
     connection = database.open_database(env)
-    from app.rules import runtime
-    from app.schemas import catalogue
+    from app.machinery.rules import runtime
+    from app.platform.schemas import catalogue
 
     runtime.store_version(connection, two, catalogue("schemas"), "test", "Priya Shah")
     connection.close()

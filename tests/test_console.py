@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from app import auth, create_app, demo
-from app import db as database
-from app.dispatch import signing
+from app import create_app
+from app.edges import demo
+from app.platform import auth
+from app.platform import db as database
+from app.platform.messaging import signing
 from tests.browser import SCREENSHOTS, chromium, needs_chromium, screenshot
 from tests.receiver import Receiver
 from tests.servers import serving

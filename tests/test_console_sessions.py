@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
-from app.console import sessions
+from app import create_app
+from app.edges.console import sessions
+from app.platform import auth
+from app.platform import db as database
 
 
 def form_token(client, path="/console/sign-in") -> str:

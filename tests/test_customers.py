@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app, customers
-from app import db as database
+from app import create_app
+from app.domain import customers
+from app.platform import db as database
 from tests.databases import ON_POSTGRES
 
 ADDRESS = {

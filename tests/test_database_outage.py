@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
+from app import create_app
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.databases import ADMIN_URL, ON_POSTGRES
 from tests.servers import serving, wait_for

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.db import parse_time
-from app.promising import dates
-from app.promising.dates import carrier_calendar, closed_days, node_calendar
+from app.kinds.promising import dates
+from app.kinds.promising.dates import carrier_calendar, closed_days, node_calendar
+from app.platform.db import parse_time
 
 # Pure: the same on every database.
 pytestmark = pytest.mark.one_database

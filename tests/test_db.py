@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from app import create_app
-from app import db as database
+from app.platform import db as database
 from tests.databases import ON_POSTGRES
 
 

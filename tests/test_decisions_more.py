@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from app import auth, decisions
-from app import db as database
-from app.cli import main
-from app.network import stock
-from app.rules import registry
-from app.sourcing import decide
+from app.domain.network import stock
+from app.edges.cli import main
+from app.kinds.sourcing import decide
+from app.machinery import decisions
+from app.machinery.rules import registry
+from app.platform import auth
+from app.platform import db as database
 from tests.rules_helpers import shipped
 from tests.servers import call, serving
 from tests.sourcing_helpers import build_network, order, set_stock

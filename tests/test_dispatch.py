@@ -14,9 +14,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from app import create_app
-from app import db as database
-from app.dispatch import deliver, signing, urls
-from app.dispatch.worker import Dispatcher
+from app.edges.dispatch.worker import Dispatcher
+from app.platform import db as database
+from app.platform.messaging import deliver, signing, urls
 from tests.conftest import NODE_DC, Api
 from tests.receiver import Receiver
 from tests.servers import start_dom
@@ -271,7 +271,7 @@ def test_a_killed_worker_loses_nothing(db_path, receiver):
     path = db_path
     app = create_app({"DATABASE": path, **FAST})
     connection = database.open_from_config(app.config)
-    from app import auth
+    from app.platform import auth
 
     key = auth.create_key(connection, "admin")[1]
     connection.close()

@@ -7,7 +7,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.schemas import Catalogue
+from app.platform.schemas import Catalogue
 from tests.conftest import NODE_DC, snapshot
 
 ERROR_SCHEMA = Draft202012Validator(Catalogue("schemas").documents["error"])
@@ -58,7 +58,7 @@ def test_pointers_reach_into_arrays(admin, network):
 
 
 def test_pointer_escapes_slash_and_tilde():
-    from app.errors import pointer
+    from app.platform.errors import pointer
 
     assert pointer("a/b", "c~d", 0) == "/a~1b/c~0d/0"
 
@@ -85,8 +85,9 @@ def test_conflict_is_409(admin, network):
 
 
 def test_oversized_body_is_413(tmp_path):
-    from app import auth, create_app
-    from app import db as database
+    from app import create_app
+    from app.platform import auth
+    from app.platform import db as database
 
     app = create_app({"DATABASE": str(tmp_path / "small.db"), "MAX_BODY_BYTES": 1000})
     connection = database.open_from_config(app.config)
@@ -102,7 +103,7 @@ def test_oversized_body_is_413(tmp_path):
 
 
 def test_unexpected_failure_is_500_in_the_same_shape(app, admin, monkeypatch):
-    from app.network import nodes
+    from app.domain.network import nodes
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -8,11 +8,12 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from app import auth, experiments, replays
-from app.cli import main
-from app.rules import runtime
-from app.rules.engine import EngineError
-from app.rules.sandbox import Sandbox
+from app.edges.cli import main
+from app.machinery import experiments, replays
+from app.machinery.rules import runtime
+from app.machinery.rules.engine import EngineError
+from app.machinery.rules.sandbox import Sandbox
+from app.platform import auth
 from tests.conftest import Api
 from tests.rules_helpers import shipped
 from tests.sourcing_helpers import build_network, order, set_stock

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.sourcing.facts import NetworkView, build
+from app.kinds.sourcing.facts import NetworkView, build
 from tests.rules_helpers import SETTINGS
 
 ORDER = {

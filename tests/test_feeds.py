@@ -167,7 +167,7 @@ def test_modes_take_their_own_fields(admin, network):
 
 @pytest.mark.slow
 def test_large_snapshot_applies_in_one_transaction(admin, network, db):
-    from app import db as database
+    from app.platform import db as database
 
     with database.atomic(db):
         db.executemany(
@@ -197,8 +197,8 @@ def test_deltas_racing_on_one_node_lose_no_unit(admin, network, db_path):
     """Each delta reads the node's stock and writes it back: racing ones must take turns."""
     import threading
 
-    from app import db as database
-    from app.network import stock
+    from app.domain.network import stock
+    from app.platform import db as database
 
     assert post(admin, snapshot("base", "DC1", [{"sku": "MUG", "on_hand": 0}])).status_code == 201
     failures = []
@@ -222,7 +222,7 @@ def test_deltas_racing_on_one_node_lose_no_unit(admin, network, db_path):
 
 
 def test_a_count_of_many_skus_is_one_raise_and_still_serves_the_orders_waiting(admin, db):
-    from app.network import skus, stock
+    from app.domain.network import skus, stock
     from tests.sourcing_helpers import build_network, order, set_stock
 
     build_network(admin)
@@ -237,7 +237,7 @@ def test_a_count_of_many_skus_is_one_raise_and_still_serves_the_orders_waiting(a
         stock.note_raised(db, [*many, "MUG"])
     assert [e["sku"] for e in stock.raised(db, ["MUG"])] == [stock.EVERY_SKU]
     assert [e["sku"] for e in stock.raised(db, ["ANY"])] == [stock.EVERY_SKU]
-    from app.sourcing import lifecycle
+    from app.lifecycle import orders as lifecycle
 
     assert lifecycle.resume_raised(db, ["CUP"]) == []  # nobody waits for stock yet
     assert stock.raised(db) == []
@@ -250,12 +250,12 @@ def test_a_count_of_many_skus_is_one_raise_and_still_serves_the_orders_waiting(a
 
 
 def _now():
-    from app.db import now
+    from app.platform.db import now
 
     return now()
 
 
 def _transaction(db):
-    from app import db as database
+    from app.platform import db as database
 
     return database.atomic(db)

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from app import auth
+from app.platform import auth
 from tests.conftest import Api
 from tests.sourcing_helpers import build_network, order, set_stock
 

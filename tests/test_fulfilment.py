@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
-from app import db as database
-from app.dispatch.worker import Dispatcher
-from app.network import stock
+from app.domain.network import stock
+from app.edges.dispatch.worker import Dispatcher
+from app.platform import db as database
 from tests.conftest import Api
 from tests.receiver import Receiver
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -85,7 +85,7 @@ def test_events_are_idempotent_and_ordered(shop, node):
 
 
 def test_another_nodes_key_is_refused(shop, client, db):
-    from app import auth
+    from app.platform import auth
 
     shipment_id = ordered(shop)
     other = auth.create_key(db, "node", "PL1")[1]
@@ -125,7 +125,7 @@ def test_rejection_sources_the_lines_elsewhere(shop, node, db):
 
 
 def test_rounds_are_capped_then_the_order_is_held(shop, node, client, db):
-    from app import auth
+    from app.platform import auth
 
     set_stock(shop, "ST2", {"MUG": 30})
     shipment_id = ordered(shop)

@@ -15,9 +15,10 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
-from app import auth, create_app
-from app import db as database
-from app.dispatch import heartbeats
+from app import create_app
+from app.edges.dispatch import heartbeats
+from app.platform import auth
+from app.platform import db as database
 
 FOLDER = tempfile.mkdtemp(prefix="dom-fuzz-")
 APP = create_app(

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from app import auth
-from app.openapi import routes
+from app.edges.api.openapi import routes
+from app.platform import auth
 from tests.conftest import NODE_DC, SKU, Api
 from tests.servers import serving
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -300,7 +300,7 @@ def test_what_the_server_answers_before_the_app_is_json_and_chunked_bodies_are_l
     tmp_path,
 ):
     from app import create_app
-    from app import db as database
+    from app.platform import db as database
 
     path = str(tmp_path / "raw.db")
     app = create_app({"DATABASE": path})
@@ -333,7 +333,7 @@ def test_what_the_server_answers_before_the_app_is_json_and_chunked_bodies_are_l
 
 
 def test_every_number_in_the_schemas_has_a_documented_maximum():
-    from app.schemas import Catalogue
+    from app.platform.schemas import Catalogue
 
     missing = []
 

@@ -15,13 +15,14 @@ import urllib.request
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
-from app.rules import runtime
-from app.rules.engine import EngineError
-from app.rules.language import MAX_DISTINCT_TESTS_PER_FIELD, MAX_RULES_PER_CONDITION
-from app.rules.sandbox import BudgetExceeded, Sandbox
-from app.schemas import Catalogue
+from app import create_app
+from app.machinery.rules import runtime
+from app.machinery.rules.engine import EngineError
+from app.machinery.rules.language import MAX_DISTINCT_TESTS_PER_FIELD, MAX_RULES_PER_CONDITION
+from app.machinery.rules.sandbox import BudgetExceeded, Sandbox
+from app.platform import auth
+from app.platform import db as database
+from app.platform.schemas import Catalogue
 from tests.conftest import Api
 from tests.rules_helpers import ORDER, SETTINGS, candidate, rule, ruleset, shipped
 from tests.servers import serving, status_of

@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app import create_app
-from app import db as database
-from app.dispatch import outbox
-from app.dispatch.worker import Dispatcher
-from app.network import stock
-from app.sourcing import holds, lifecycle
+from app.domain.network import stock
+from app.edges.dispatch.worker import Dispatcher
+from app.lifecycle import holds
+from app.lifecycle import orders as lifecycle
+from app.platform import db as database
+from app.platform.messaging import outbox
 from tests.conftest import Api
 from tests.sourcing_helpers import build_network, order, set_stock
 from tests.test_dispatch import FAST
@@ -359,7 +360,7 @@ def test_a_send_that_raises_is_an_attempt_and_holds_up_nothing(
                 "UPDATE subscriptions SET url = ? WHERE subscription_id = ?",
                 [bad_url, made.get_json()["subscription_id"]],
             )
-        from app.dispatch import deliver
+        from app.platform.messaging import deliver
 
         checked = deliver.urls.check
 

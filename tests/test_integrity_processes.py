@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
+from app import create_app
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import NODE_DC, Api
 from tests.receiver import Receiver
 from tests.servers import call, dispatching, serving, several, status_of, wait_for

@@ -16,7 +16,7 @@ def row(admin, sku, node_id):
 
 
 def test_atp_subtracts_reservations_and_safety_stock(admin, network, db):
-    from app.network import reservations
+    from app.domain.network import reservations
 
     stock_up(admin, "DC1", [{"sku": "MUG", "on_hand": 10}])
     reservations.reserve(db, [reservations.Request("DC1", "MUG", 3)], ttl_seconds=60)
@@ -39,7 +39,7 @@ def test_safety_stock_for_unknown_things_is_404(admin, network):
 def test_a_lapsed_hold_counts_until_it_is_expired(admin, network, db):
     from datetime import UTC, datetime, timedelta
 
-    from app.network import reservations
+    from app.domain.network import reservations
 
     stock_up(admin, "DC1", [{"sku": "MUG", "on_hand": 10}])
     long_ago = datetime.now(UTC) - timedelta(hours=1)

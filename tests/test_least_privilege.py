@@ -11,10 +11,11 @@ import pytest
 from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
-from app import auth, create_app
-from app import db as database
-from app.cli import main
-from app.openapi import routes
+from app import create_app
+from app.edges.api.openapi import routes
+from app.edges.cli import main
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import NODE_DC, Api, snapshot, sqlite_only, store
 from tests.sourcing_helpers import build_network, order, set_stock
 

@@ -9,7 +9,7 @@ import statistics
 
 import pytest
 
-from app import metrics
+from app.machinery import metrics
 
 
 def rows(rng: random.Random, count: int, fill: float) -> list[dict]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from flask import Blueprint
 
-from app import openapi
-from app.schemas import Catalogue
+from app.edges.api import openapi
+from app.platform.schemas import Catalogue
 
 # The same on every database: run once.
 pytestmark = pytest.mark.one_database

@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 import pytest
 from click.testing import CliRunner
 
-from app import auth, create_app, monitoring, settings
-from app import db as database
-from app.cli import main
-from app.dispatch import heartbeats
-from app.network import nodes
+from app import create_app
+from app.domain.network import nodes
+from app.edges.cli import main
+from app.edges.dispatch import heartbeats
+from app.platform import auth, monitoring, settings
+from app.platform import db as database
 from tests import logscan
 from tests.conftest import Api
 from tests.databases import ON_POSTGRES

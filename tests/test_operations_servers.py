@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
-from app.network import nodes
+from app import create_app
+from app.domain.network import nodes
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.databases import ON_POSTGRES, POSTGRES
 from tests.receiver import Receiver
@@ -332,7 +333,7 @@ def test_a_stopped_dispatcher_hands_its_messages_to_another_at_once(shop):
 
 def dom(*args: str, url: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "app.edges.cli", *args],
         env={**os.environ, "DOM_DATABASE": url},
         capture_output=True,
         text=True,

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
+from app import create_app
+from app.platform import auth
+from app.platform import db as database
 from tests.browser import chromium, needs_chromium, screenshot
 from tests.servers import serving
 

@@ -9,12 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app import auth
-from app import db as database
-from app.demo import CARRIER_SERVICES
-from app.network import stock
-from app.promising import carriers
-from app.sourcing import holds, lifecycle
+from app.domain.network import stock
+from app.edges.demo import CARRIER_SERVICES
+from app.kinds.promising import carriers
+from app.lifecycle import holds
+from app.lifecycle import orders as lifecycle
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.rules_helpers import shipped
 from tests.sourcing_helpers import LEICESTER, build_network, order, set_stock

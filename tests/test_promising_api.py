@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.promising import carriers
+from app.kinds.promising import carriers
 from tests.conftest import NODE_DC, Api
 
 NETWORK = {

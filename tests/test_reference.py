@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app.rules import reference, runtime
-from app.schemas import catalogue
+from app.machinery.rules import reference, runtime
+from app.platform.schemas import catalogue
 
 ROOT = Path(__file__).parent.parent
 COOKBOOK = reference.cookbook(ROOT / "docs" / "cookbook")

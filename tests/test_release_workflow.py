@@ -173,7 +173,7 @@ def test_deleting_a_scenario_leaves_the_versions_alone(analyst):
 def test_a_restart_never_overwrites_what_analysts_stored(analyst, db_path, caplog):
     edited = exact_dc_score({"at_least": 0})
     analyst.put("/v1/rulesets/sourcing/scenarios/node-type-preferences", json=edited)
-    with caplog.at_level(logging.INFO, logger="app.rules.runtime"):
+    with caplog.at_level(logging.INFO, logger="app.machinery.rules.runtime"):
         create_app({"DATABASE": db_path})
     assert "sourcing version 1 already stored, unchanged" in caplog.text
     kept = analyst.get("/v1/rulesets/sourcing/scenarios/node-type-preferences").get_json()
@@ -187,7 +187,7 @@ def test_shipped_files_load_as_a_new_version_only_when_new(tmp_path, db_path, ca
     (folder / "scenarios" / "dc-preferred.json").write_text(
         json.dumps(exact_dc_score({"at_least": 1}))
     )
-    with caplog.at_level(logging.INFO, logger="app.rules.runtime"):
+    with caplog.at_level(logging.INFO, logger="app.machinery.rules.runtime"):
         create_app({"DATABASE": db_path, "RULESETS_DIR": str(tmp_path / "rulesets")})
     assert "sourcing version 2 stored (new in the file, with 1 scenarios)" in caplog.text
     analyst = Api(client, keys["analyst"])
@@ -201,7 +201,7 @@ def test_shipped_files_load_as_a_new_version_only_when_new(tmp_path, db_path, ca
         json.dumps(exact_dc_score({"at_least": 2}))
     )
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="app.rules.runtime"):
+    with caplog.at_level(logging.INFO, logger="app.machinery.rules.runtime"):
         create_app({"DATABASE": db_path, "RULESETS_DIR": str(tmp_path / "rulesets")})
     assert "the scenario files differ from the scenarios it was stored with" in caplog.text
     kept = analyst.get("/v1/rulesets/sourcing/versions/2/scenarios/dc-preferred").get_json()
@@ -252,7 +252,7 @@ def test_action_endpoints_take_no_body(analyst):
 
 def fall_due(db, activation_id: int) -> None:
     """Move a scheduled activation's time into the past, as the clock would."""
-    from app import db as database
+    from app.platform import db as database
 
     with database.atomic(db):
         db.execute(
@@ -275,7 +275,7 @@ def test_a_scheduled_activation_takes_effect_only_if_its_scenarios_still_pass(an
     bad = analyst.post("/v1/rulesets/sourcing/versions/3/activate", json=later).get_json()
     # Between scheduling and the time it falls due, what the scenarios see changes (here
     # the stored expectation, as a new engine or fact catalogue would change the result).
-    from app import db as database
+    from app.platform import db as database
 
     case = exact_dc_score(99)
     with database.atomic(db):
@@ -410,7 +410,7 @@ def test_candidates_carry_where_the_node_is_and_where_the_goods_go(admin, analys
 
 
 def test_a_version_records_its_change_note_and_the_person_who_released_it(client, db):
-    from app import auth
+    from app.platform import auth
 
     priya = Api(client, auth.create_key(db, "analyst", name="Priya Shah")[1])
     document = with_weight(2, 2)

@@ -16,9 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app import auth, create_app
-from app import db as database
-from app.replenishment import plan
+from app import create_app
+from app.kinds.replenishment import plan
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.receiver import Receiver
 from tests.servers import several, status_of
@@ -113,7 +114,7 @@ def run(analyst, **body):
 def positions(db, run_body) -> dict[str, dict]:
     decision_id = run_body["summary"]["decision_id"]
     row = db.execute("SELECT result FROM decisions WHERE decision_id = ?", [decision_id]).fetchone()
-    from app import jsontext
+    from app.platform import jsontext
 
     return {entry["position"]: entry for entry in jsontext.loads(row[0])["positions"]}
 
@@ -553,18 +554,18 @@ def test_a_run_is_replayed_and_a_source_explained(chain, db):
 
 
 def test_the_demo_network_orders_for_every_position_below_target_and_none_above(tmp_path):
-    from app import demo
-    from app.replenishment import runs
+    from app.edges import demo
+    from app.kinds.replenishment import runs
 
     connection = database.open_from_config({"DATABASE": str(tmp_path / "demo.db")})
     database.migrate(connection, "migrations")
     demo.load(connection)
-    from app.rules import runtime
-    from app.schemas import catalogue as schema_catalogue
+    from app.machinery.rules import runtime
+    from app.platform.schemas import catalogue as schema_catalogue
 
     runtime.load_shipped(connection, "rulesets", schema_catalogue("schemas"))
     made, _ = runs.start(connection, {"run_id": "demo", "dry_run": True}, "test")
-    from app import decisions
+    from app.machinery import decisions
 
     decision = decisions.get(connection, made["summary"]["decision_id"])["decision"]
     connection.close()
@@ -686,7 +687,7 @@ def test_targets_from_demand_lead_time_and_service_level():
 
 
 def test_the_schedule_runs_once_a_day_across_servers(chain, db_path):
-    from app.replenishment import runs
+    from app.kinds.replenishment import runs
 
     admin = chain["admin"]
     set_stock(admin, "ST1", {"TEE": 0})
@@ -707,7 +708,7 @@ def test_the_schedule_runs_once_a_day_across_servers(chain, db_path):
 def test_dom_replenish_run_shows_progress_and_the_orders(chain, db_path, monkeypatch):
     from click.testing import CliRunner
 
-    from app.cli import main
+    from app.edges.cli import main
 
     admin = chain["admin"]
     set_stock(admin, "ST1", {"TEE": 0})
@@ -725,7 +726,7 @@ def test_dom_replenish_run_shows_progress_and_the_orders(chain, db_path, monkeyp
 
 
 def test_progress_is_reported_as_batches_are_evaluated(chain, db):
-    from app.replenishment import runs
+    from app.kinds.replenishment import runs
 
     admin = chain["admin"]
     set_stock(admin, "ST1", {"TEE": 0, "KETTLE": 3})
@@ -806,7 +807,7 @@ def test_a_dc_cannot_send_units_customers_hold(chain, db):
 
 
 def test_a_run_that_failed_or_was_abandoned_runs_again_when_asked_again(chain, db, monkeypatch):
-    from app.replenishment import decide
+    from app.kinds.replenishment import decide
 
     admin, analyst = chain["admin"], chain["analyst"]
     set_stock(admin, "ST1", {"TEE": 0})
@@ -833,7 +834,7 @@ def test_a_run_that_failed_or_was_abandoned_runs_again_when_asked_again(chain, d
             " body_hash, created_at) VALUES ('left', 'running', 1, '{}', ?, ?, ?)",
             [TODAY.isoformat(), "x", "2020-01-01T00:00:00Z"],
         )
-    from app.network import stock as stock_module
+    from app.domain.network import stock as stock_module
 
     left = {"run_id": "left", "dry_run": True}
     digest = stock_module.body_hash(left)

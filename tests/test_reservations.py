@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from app import db as database
-from app.network import reservations, stock
-from app.network.reservations import InsufficientStock, Request
+from app.domain.network import reservations, stock
+from app.domain.network.reservations import InsufficientStock, Request
+from app.platform import db as database
 from tests.conftest import snapshot
 
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from app import auth, create_app
-from app import db as database
-from app.network import stock
-from app.rules import kinds
+from app import create_app
+from app.domain.network import stock
+from app.machinery.rules import kinds
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.receiver import Receiver
 from tests.servers import several, status_of
@@ -656,7 +657,7 @@ def test_returns_are_replayed_like_any_decision(shop, analyst):
 def test_the_cli_tests_replays_and_compares_returns(shop, analyst, db_path, monkeypatch):
     from click.testing import CliRunner
 
-    from app.cli import main
+    from app.edges.cli import main
 
     assert analyst.post("/v1/rulesets/returns/versions", json=version(2, 25)).status_code == 201
     found = returned(shop, 3, "c")
@@ -678,8 +679,8 @@ def test_the_cli_tests_replays_and_compares_returns(shop, analyst, db_path, monk
 
 
 def test_a_carrier_brings_it_back_at_the_cheapest_carrier_services_price(shop, app, receiver):
-    from app.demo import CARRIER_SERVICES
-    from app.promising import carriers
+    from app.edges.demo import CARRIER_SERVICES
+    from app.kinds.promising import carriers
 
     for service_id, document in CARRIER_SERVICES.items():
         put = shop["admin"].put(f"/v1/carrier-services/{service_id}", json=document)
@@ -710,7 +711,7 @@ def test_a_carrier_brings_it_back_at_the_cheapest_carrier_services_price(shop, a
 
 
 def test_the_higher_priority_sets_a_lines_attribute_and_only_on_the_lines_it_matched():
-    from app.rules import runtime
+    from app.machinery.rules import runtime
 
     document = version(9)
     document["rules"] = [

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from app.rules.engine import Engine, EngineError
-from app.rules.patterns import passes
+from app.machinery.rules.engine import Engine, EngineError
+from app.machinery.rules.patterns import passes
 from tests.rules_helpers import LINE, ORDER, candidate, rule, ruleset
 
 # Pure: the same on every database.
@@ -255,7 +255,7 @@ def test_duplicate_keys_are_refused_before_the_engine_sees_them():
 
 
 def test_a_failing_action_is_raised_not_swallowed(monkeypatch):
-    from app.rules import engine as engine_module
+    from app.machinery.rules import engine as engine_module
 
     engine, name = loaded(tag_if({"atp": {"gt": 0}}))
 
@@ -374,7 +374,7 @@ def test_numbers_the_engine_would_misread_never_reach_it():
 
 
 def test_only_the_fields_the_engine_tests_reach_it():
-    from app.rules.engine import _prepare, _Session
+    from app.machinery.rules.engine import _prepare, _Session
 
     engine, name = loaded(tag_if({"distance_km": {"lt": 100}}))
     session = _Session(engine._loaded[name])

@@ -8,11 +8,11 @@ import random
 
 import pytest
 
-from app.rules.engine import Engine
-from app.rules.language import FactCatalogue
-from app.rules.patterns import pattern_matches
-from app.rules.validate import problems
-from app.schemas import Catalogue
+from app.machinery.rules.engine import Engine
+from app.machinery.rules.language import FactCatalogue
+from app.machinery.rules.patterns import pattern_matches
+from app.machinery.rules.validate import problems
+from app.platform.schemas import Catalogue
 from tests.rules_helpers import rule, ruleset
 
 # Pure: the same on every database.

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app.rules import runtime
-from app.rules.language import content_hash
-from app.schemas import Catalogue
+from app.machinery.rules import runtime
+from app.machinery.rules.language import content_hash
+from app.platform.schemas import Catalogue
 
 # Pure: the same on every database.
 pytestmark = pytest.mark.one_database

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from app.rules import runtime
-from app.rules.language import MAX_DISTINCT_TESTS_PER_FIELD, MAX_PATTERNS_PER_RULE, MAX_RULES
-from app.schemas import Catalogue
+from app.machinery.rules import runtime
+from app.machinery.rules.language import (
+    MAX_DISTINCT_TESTS_PER_FIELD,
+    MAX_PATTERNS_PER_RULE,
+    MAX_RULES,
+)
+from app.platform.schemas import Catalogue
 from tests.rules_helpers import rule, ruleset, shipped
 
 # Pure: the same on every database.

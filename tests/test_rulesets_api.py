@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from app import auth
-from app import db as database
-from app.rules import registry
+from app.machinery.rules import registry
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.rules_helpers import shipped
 from tests.servers import call, serving

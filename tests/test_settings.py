@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app import settings
+from app.platform import settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

@@ -15,8 +15,10 @@ import time
 
 import pytest
 
-from app import auth, create_app, experiments
-from app import db as database
+from app import create_app
+from app.machinery import experiments
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import NODE_DC, Api
 from tests.databases import ON_POSTGRES
 from tests.receiver import Receiver

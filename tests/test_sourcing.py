@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app import db as database
-from app.db import now, parse_time
-from app.network import nodes, reservations
+from app.domain.network import nodes, reservations
+from app.platform import db as database
+from app.platform.db import now, parse_time
 from tests.sourcing_helpers import LEICESTER, build_network, order, set_stock
 
 
@@ -274,8 +274,8 @@ def test_cancel_releases_stock_and_is_idempotent(shop, db):
 
 
 def test_completed_orders_cannot_be_cancelled(shop, db):
-    from app import db as database
-    from app import orders
+    from app.domain import orders
+    from app.platform import db as database
 
     set_stock(shop, "DC1", {"MUG": 5})
     shop.post("/v1/orders", json=order("o", [("MUG", 1, 10.0)]))
@@ -301,7 +301,7 @@ def test_completed_orders_cannot_be_cancelled(shop, db):
     ],
 )
 def test_state_machine(current, target, allowed):
-    from app import orders
+    from app.domain import orders
 
     if allowed:
         orders.check_transition("o", current, target)

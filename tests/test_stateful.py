@@ -22,11 +22,13 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from app import auth, create_app
-from app import db as database
-from app.demo import CARRIER_SERVICES
-from app.dispatch.worker import Dispatcher
-from app.sourcing import fulfilment, holds, lifecycle
+from app import create_app
+from app.edges.demo import CARRIER_SERVICES
+from app.edges.dispatch.worker import Dispatcher
+from app.lifecycle import fulfilment, holds
+from app.lifecycle import orders as lifecycle
+from app.platform import auth
+from app.platform import db as database
 from tests.conftest import Api
 from tests.databases import ON_POSTGRES, POSTGRES
 from tests.receiver import Receiver

@@ -1,0 +1,5 @@
+"""The order's life around its decisions: placed, held, accepted or rejected, re-sourced,
+waiting for stock, cancelled, returned.
+
+It calls the kinds (sourcing decides again, returns settle); no kind calls it back.
+"""

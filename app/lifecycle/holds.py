@@ -1,0 +1,135 @@
+"""Holds: the stock reserved for a shipment lives exactly as long as the shipment.
+
+- Every event of the shipment (delivery of the request, acceptance, picking) holds
+  the stock for the ruleset's ``reservation_ttl_seconds`` from then.
+- A hold that lapses withdraws its shipment (the node is told, the lines are sourced
+  again without it) in the same transaction that frees the stock, so no other order
+  can be promised stock that a live shipment still counts on.
+- A count (snapshot or delta) that leaves a node holding less than its holds is
+  reconciled in the feed's own transaction: the holds of picked shipments are taken
+  as gone with their goods (the count no longer sees them: the hold stays with its
+  shipment, and lapses with it, but stops counting against on hand), then the newest
+  other shipments are withdrawn until the holds fit what is on hand.
+
+So, at every instant, for every node and SKU: the holds that count <= on hand.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.domain import orders, shipments
+from app.domain.network import reservations, stock
+from app.kinds.promising import promises
+from app.kinds.sourcing import decide
+from app.lifecycle import resource
+from app.machinery.rules import runtime
+from app.platform import db as database
+from app.platform.db import Database
+
+DEFAULT_TTL_SECONDS = 86400
+
+
+def ttl_seconds(db: Database) -> int:
+    """How long a hold lasts without news from the node: the active ruleset's setting."""
+    settings = runtime.active_version(db, decide.RULESET)["document"]["settings"]
+    return settings.get("reservation_ttl_seconds", DEFAULT_TTL_SECONDS)
+
+
+def extend(db: Database, shipment_id: str, now: datetime | None = None) -> None:
+    """The node acted on the shipment: its holds last another TTL from now."""
+    reservations.extend_for_shipment(db, shipment_id, ttl_seconds(db), now)
+
+
+def lapse(db: Database, config, now: str | None = None) -> list[str]:
+    """Withdraw every live shipment whose hold ran out by ``now``; expire standalone holds.
+
+    Each shipment goes in a transaction of its own. Returns the shipments withdrawn.
+    """
+    moment = now or database.now()
+    shipment_ids = list(
+        dict.fromkeys(r["shipment_id"] for r in reservations.lapsed(db, moment) if r["shipment_id"])
+    )
+    withdrawn = []
+    for shipment_id in shipment_ids:
+        with database.immediate(db):
+            orders.lock(db, shipments.get(db, shipment_id)["order_id"])
+            # Checked again under the lock: an event may have extended the hold meanwhile.
+            if not any(r["shipment_id"] == shipment_id for r in reservations.lapsed(db, moment)):
+                continue
+            live = shipments.live(db, [shipment_id])
+            if not live:
+                reservations.release_for_shipments(db, [shipment_id], "expired")
+                continue
+            shipment = live[0]
+            message = f"the hold at {shipment['node_id']} lapsed without news from the node"
+            quantities = resource.withdraw(
+                db, shipment, "hold_lapsed", message, hold_status="expired"
+            )
+            resource.resource(db, shipment["order_id"], list(quantities), config, message)
+            withdrawn.append(shipment_id)
+    promises.expire(db, moment)
+    reservations.expire(db, moment)
+    return withdrawn
+
+
+def apply_feed(db: Database, feed: dict, config) -> tuple[dict, bool]:
+    """Apply an inventory feed and reconcile the holds it leaves uncovered, in one transaction."""
+    with database.immediate(db):
+        result, replayed = stock.apply_feed(db, feed)
+        if not replayed:
+            if feed["mode"] == "snapshot" and feed.get("complete"):
+                counted = None  # every SKU at the node may have changed
+            else:
+                skipped = {item["sku"] for item in result["skipped"]}
+                counted = [item["sku"] for item in feed["items"] if item["sku"] not in skipped]
+            reconcile(db, feed["node_id"], counted, config)
+    return result, replayed
+
+
+def reconcile(db: Database, node_id: str, sku_list: list[str] | None, config) -> list[str]:
+    """Make the holds at a node fit its on hand again; call inside the count's transaction.
+
+    Returns the shipments withdrawn.
+    """
+    withdrawn: list[str] = []
+    orders_hit: dict[str, set[str]] = {}
+    for sku, on_hand, held in stock.overcommitted(db, node_id, sku_list):
+        excess = held - on_hand
+        holds = reservations.active_at(db, node_id, sku)
+        by_shipment = {
+            s["shipment_id"]: s
+            for s in shipments.live(db, [h["shipment_id"] for h in holds if h["shipment_id"]])
+        }
+        # Picked goods a count no longer sees have left with their parcel.
+        for hold in holds:
+            if excess <= 0:
+                break
+            shipment = by_shipment.get(hold["shipment_id"])
+            if shipment is not None and shipment["status"] == "picked":
+                reservations.count_out(db, hold["reservation_id"])
+                excess -= hold["qty"]
+        # Then the newest promises give way to the older ones.
+        for hold in reversed(holds):
+            if excess <= 0:
+                break
+            if hold["shipment_id"] is None:
+                reservations.release(db, hold["reservation_id"])
+                excess -= hold["qty"]
+                continue
+            shipment = by_shipment.get(hold["shipment_id"])
+            if shipment is None or shipment["status"] == "picked":
+                continue
+            if hold["shipment_id"] in withdrawn:
+                continue
+            quantities = resource.withdraw(
+                db, shipment, "recount", f"a count at {node_id} showed the stock gone"
+            )
+            withdrawn.append(shipment["shipment_id"])
+            orders_hit.setdefault(shipment["order_id"], set()).update(quantities)
+            excess -= sum(h["qty"] for h in holds if h["shipment_id"] == shipment["shipment_id"])
+    for order_id, line_ids in orders_hit.items():
+        resource.resource(
+            db, order_id, sorted(line_ids), config, f"a count at {node_id} showed the stock gone"
+        )
+    return withdrawn
