@@ -23,8 +23,7 @@ from app import create_app
 from app.domain import customers
 from app.domain.network import nodes, skus, stock
 from app.edges import demo
-from app.kinds.sourcing import decide
-from app.lifecycle import orders as lifecycle
+from app.lifecycle import backorders, intake
 from app.platform import auth
 from app.platform import db as database
 
@@ -91,7 +90,7 @@ def large_network(path: str, node_count: int = 1000, sku_count: int = 200) -> di
                 "items": items,
             },
         )
-    lifecycle.resume_raised(connection)  # nobody waits for the stock the feeds raised
+    backorders.resume_raised(connection)  # nobody waits for the stock the feeds raised
     ids = []
     for n in range(100):
         city, postcode, lat, lon = rng.choice(demo.CITIES)
@@ -146,7 +145,7 @@ def orders(setup: dict, path: str, count: int, prefix: str, seed: int) -> list[d
     return bodies
 
 
-def in_process(path: str, bodies: list[dict], decider=decide.decide_order) -> tuple:
+def in_process(path: str, bodies: list[dict], decider=intake.decide_order) -> tuple:
     """Each body through ``decider(connection, body)`` in turn; rate and latencies."""
     connection = database.open_database(path)
     latencies = []

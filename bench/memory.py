@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from app.kinds.sourcing import decide
+from app.lifecycle import intake
 from app.machinery.rules import runtime
 from app.platform import db as database
 from bench.decisions import demo_network, orders
@@ -47,7 +47,7 @@ def measure() -> None:
         done, sizes, started = 0, {}, time.perf_counter()
         while done < DECISIONS:
             for body in orders(setup, path, BATCH, f"m{done}-", done):
-                decide.decide_order(connection, body)
+                intake.decide_order(connection, body)
             done += BATCH
             if done in (FIRST, DECISIONS):
                 child = runtime.SANDBOX._process.pid

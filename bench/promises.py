@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from app.domain import customers
-from app.kinds.promising import promises
+from app.kinds.sourcing import quotes
 from app.platform import db as database
 from bench.decisions import demo_network, percentile
 
@@ -31,7 +31,7 @@ def requests(setup: dict, path: str, count: int, lines: int, seed: int) -> list[
     for _ in range(count):
         home = rng.choice(homes)
         found.append(
-            promises.normalised(
+            quotes.normalised(
                 {
                     "lines": [
                         {"sku": sku, "qty": rng.randint(1, 2), "unit_price": 19.99}
@@ -52,7 +52,7 @@ def run(path: str, bodies: list[dict]) -> tuple[float, list[float], int]:
     started = time.perf_counter()
     for body in bodies:
         t0 = time.perf_counter()
-        offered += len(promises.answer(connection, body)["options"])
+        offered += len(quotes.answer(connection, body)["options"])
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - started
     connection.close()

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from app.kinds.returns import returns
-from app.kinds.sourcing import decide
+from app.lifecycle import intake
 from app.platform import db as database
 from bench.decisions import (
     SERVER_WORKERS,
@@ -49,7 +49,7 @@ def delivered(setup: dict, path: str) -> list[tuple[str, str, int]]:
     for body in orders(setup, path, ORDERS, "ret-", 7):
         for line in body["lines"]:
             line["qty"] = SENDS_PER_BODY + 2
-        decide.decide_order(connection, body)
+        intake.decide_order(connection, body)
     now = database.now()
     with database.immediate(connection):
         connection.execute(

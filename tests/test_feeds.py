@@ -237,9 +237,9 @@ def test_a_count_of_many_skus_is_one_raise_and_still_serves_the_orders_waiting(a
         stock.note_raised(db, [*many, "MUG"])
     assert [e["sku"] for e in stock.raised(db, ["MUG"])] == [stock.EVERY_SKU]
     assert [e["sku"] for e in stock.raised(db, ["ANY"])] == [stock.EVERY_SKU]
-    from app.lifecycle import orders as lifecycle
+    from app.lifecycle import backorders
 
-    assert lifecycle.resume_raised(db, ["CUP"]) == []  # nobody waits for stock yet
+    assert backorders.resume_raised(db, ["CUP"]) == []  # nobody waits for stock yet
     assert stock.raised(db) == []
     # A count of every SKU at the node, MUG among them: the waiting order is served.
     items = [{"sku": sku, "on_hand": 3} for sku in [*many, "MUG"]]

@@ -13,7 +13,7 @@ import pytest
 from app import create_app
 from app.domain.network import stock
 from app.edges.dispatch.worker import Dispatcher
-from app.lifecycle import holds
+from app.lifecycle import backorders, holds
 from app.lifecycle import orders as lifecycle
 from app.platform import db as database
 from app.platform.messaging import outbox
@@ -251,12 +251,12 @@ def test_a_feed_answers_201_when_resuming_fails_and_the_sweep_resumes_later(
 ):
     set_stock(shop, "DC1", {"MUG": 0})
     assert place(shop, "waiting", 2)["status"] == "backordered"
-    real = lifecycle.resume
+    real = backorders.resume
 
     def broken(*args):
         raise RuntimeError("the back-order step failed")
 
-    monkeypatch.setattr(lifecycle, "resume", broken)
+    monkeypatch.setattr(backorders, "resume", broken)
     feed = {
         "feed_id": "restock",
         "node_id": "DC1",
@@ -270,7 +270,7 @@ def test_a_feed_answers_201_when_resuming_fails_and_the_sweep_resumes_later(
     assert stock.raised(db, ["MUG"])  # recorded with the feed, not lost
     again = shop.post("/v1/inventory/feeds", json=feed)
     assert again.status_code == 200 and again.get_json()["replayed"] is True
-    monkeypatch.setattr(lifecycle, "resume", real)
+    monkeypatch.setattr(backorders, "resume", real)
     Dispatcher(app.config).sweep(db)
     assert shop.get("/v1/orders/waiting").get_json()["status"] == "sourced"
     assert not stock.raised(db)

@@ -12,8 +12,7 @@ import pytest
 from app.domain.network import stock
 from app.edges.demo import CARRIER_SERVICES
 from app.kinds.promising import carriers
-from app.lifecycle import holds
-from app.lifecycle import orders as lifecycle
+from app.lifecycle import backorders, holds
 from app.platform import auth
 from app.platform import db as database
 from tests.conftest import Api
@@ -208,7 +207,7 @@ def test_a_hold_that_lapses_frees_its_stock_for_the_orders_waiting(shop, channel
     later = database.format_time(datetime.now(UTC) + timedelta(minutes=16))
     holds.lapse(db, app.config, later)
     assert channel.get("/v1/promises/P2").get_json()["status"] == "expired"
-    assert lifecycle.resume_raised(db) == ["waiting"]
+    assert backorders.resume_raised(db) == ["waiting"]
     assert stock.atp(db, "DC1", "MUG") == 1
     # an order quoting the lapsed promise is sourced like any other, from what is left
     late = channel.post("/v1/orders", json=order("late", [("MUG", 1, 20.0)], promise_id="P2"))

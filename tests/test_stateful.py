@@ -25,8 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from app import create_app
 from app.edges.demo import CARRIER_SERVICES
 from app.edges.dispatch.worker import Dispatcher
-from app.lifecycle import fulfilment, holds
-from app.lifecycle import orders as lifecycle
+from app.lifecycle import backorders, fulfilment, holds
 from app.platform import auth
 from app.platform import db as database
 from tests.conftest import Api
@@ -488,7 +487,7 @@ class Integrity(RuleBasedStateMachine):
 
     @rule()
     def backorders_run(self):
-        lifecycle.resume_raised(self.db)
+        backorders.resume_raised(self.db)
 
     # Invariants ----------------------------------------------------------------------
 

@@ -525,9 +525,9 @@ def load(db: Database, seed: int = 7, store_personal_data: bool = True) -> dict:
         stock.apply_feed(db, feed)
     # The counts raised stock; with no order waiting for it there is nothing to run, and the
     # first orders must not each take the path that serves waiting orders first.
-    from app.lifecycle import orders as lifecycle
+    from app.lifecycle import backorders
 
-    lifecycle.resume_raised(db)
+    backorders.resume_raised(db)
     for customer_id, document in data["customers"].items():
         customers.put(db, customer_id, document, store_personal_data)
     for supplier_id, document in data["catalogues"].items():

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.domain import orders, shipments
 from app.domain.network import reservations, stock
+from app.kinds.returns import returns
 from app.kinds.sourcing import decide
 from app.lifecycle import holds, resource
 from app.machinery.rules import runtime
@@ -133,8 +134,6 @@ def _complete_if_done(db, order_id: str) -> None:
     ):
         orders.set_status(db, order_id, "completed", {"reason": "every shipment was delivered"})
         # Goods returned before the last shipment arrived: the order says so at once.
-        from app.kinds.returns import returns
-
         returns.settle_order_status(db, order_id, None)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from app.domain import orders, shipments
 from app.domain.network import reservations
-from app.kinds.sourcing import decide
+from app.kinds.sourcing import commit, decide
 from app.machinery import decisions
 from app.machinery.rules import runtime
 from app.platform.db import Database
@@ -128,7 +128,7 @@ def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dic
         if allocated
         else "backordered"
     )
-    decide.commit(db, body, decision, facts, context, settings, "resource")
+    commit.decision(db, body, decision, facts, context, settings, "resource")
     return {
         "decision_id": decision["decision_id"],
         "status": decision["status"],

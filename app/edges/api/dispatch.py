@@ -9,8 +9,7 @@ from app.domain.network import nodes
 from app.domain.shipments import get as get_shipment
 from app.edges.api import Param, endpoint, listing, query_args
 from app.edges.dispatch import node_events
-from app.lifecycle import fulfilment
-from app.lifecycle import orders as lifecycle
+from app.lifecycle import backorders, fulfilment
 from app.platform.db import get_db, normalize_time
 from app.platform.errors import InvalidInput, field_error
 from app.platform.messaging import brokers, outbox, signing, urls
@@ -202,5 +201,5 @@ def shipment_event(shipment_id: str, body: dict):
     g.principal.require_node(get_shipment(db, shipment_id)["node_id"])
     result, replayed = fulfilment.record_event(db, shipment_id, body, current_app.config)
     if not replayed and body["type"] == "rejected":
-        lifecycle.resume_raised_safely(db, None)
+        backorders.resume_raised_safely(db, None)
     return jsonify({**result, "replayed": replayed}), 200 if replayed else 201

@@ -6,8 +6,7 @@ from flask import Blueprint, current_app, g, jsonify
 
 from app.domain.network import availability, receipts, skus, stock, transfers
 from app.edges.api import READERS, Param, created_or_ok, endpoint, query_args
-from app.lifecycle import holds
-from app.lifecycle import orders as lifecycle
+from app.lifecycle import backorders, holds
 from app.platform.db import get_db, now
 from app.platform.errors import InvalidInput, NotFound, field_error
 
@@ -57,7 +56,7 @@ def post_feed(body: dict):
     g.principal.require_node(body["node_id"])
     db = get_db()
     result, replayed = holds.apply_feed(db, body, current_app.config)
-    resumed = [] if replayed else lifecycle.resume_raised_safely(db, _counted(body))
+    resumed = [] if replayed else backorders.resume_raised_safely(db, _counted(body))
     return jsonify({**result, "replayed": replayed, "backorders_resumed": resumed}), (
         200 if replayed else 201
     )
@@ -123,7 +122,7 @@ def post_receipt(transfer_id: str, body: dict):
     db = get_db()
     g.principal.require_node(transfers.get(db, transfer_id)["destination_node_id"])
     transfer, received_now = receipts.receive(db, transfer_id, body)
-    resumed = lifecycle.resume_raised_safely(db, [transfer["sku"]]) if received_now else []
+    resumed = backorders.resume_raised_safely(db, [transfer["sku"]]) if received_now else []
     return created_or_ok({**transfer, "backorders_resumed": resumed}, received_now)
 
 

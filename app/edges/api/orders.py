@@ -18,6 +18,7 @@ from app.edges.api import (
     version_to_simulate,
 )
 from app.kinds.sourcing import casebook, decide
+from app.lifecycle import backorders, intake
 from app.lifecycle import orders as lifecycle
 from app.machinery import decisions
 from app.machinery.rules import kinds, registry, runtime
@@ -116,7 +117,7 @@ def list_decisions():
 def post_order(body: dict):
     g.principal.require_channel(body["channel"])
     deferred: list = []
-    decision, created = decide.decide_order(get_db(), body, deferred)
+    decision, created = intake.decide_order(get_db(), body, deferred)
     response = created_or_ok(decision, created)
     if deferred:
         # Shadow evaluations run after the channel has its answer.
@@ -211,7 +212,7 @@ def cancel_order(order_id: str):
     db = get_db()
     visible_order(db, order_id)
     view = lifecycle.cancel(db, order_id)
-    lifecycle.resume_raised_safely(db, [line["sku"] for line in view["lines"]])
+    backorders.resume_raised_safely(db, [line["sku"] for line in view["lines"]])
     return jsonify(view)
 
 

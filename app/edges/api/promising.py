@@ -10,6 +10,7 @@ from flask import Blueprint, g, jsonify
 from app.domain import shipments
 from app.edges.api import READERS, Param, created_or_ok, endpoint, query_args
 from app.kinds.promising import calendars, carriers, promises, report
+from app.kinds.sourcing import quotes
 from app.platform.db import get_db
 from app.platform.errors import InvalidInput, field_error
 
@@ -119,12 +120,12 @@ def list_carrier_services():
 def post_promise(body: dict):
     g.principal.require_channel(body.get("channel", "web"))
     db = get_db()
-    promises.check(db, body)
-    request = promises.normalised(body)
+    quotes.check(db, body)
+    request = quotes.normalised(body)
     if request.get("hold"):
-        found, created = promises.hold(db, request)
+        found, created = quotes.hold(db, request)
         return created_or_ok(found, created)
-    return jsonify(promises.answer(db, request))
+    return jsonify(quotes.answer(db, request))
 
 
 @endpoint(

@@ -7,6 +7,7 @@ from flask import Blueprint, g, jsonify
 
 from app.edges.api import created_or_ok, endpoint
 from app.kinds.replenishment import demand, runs, suppliers
+from app.lifecycle import backorders
 from app.platform.db import get_db
 from app.platform.errors import NotFound
 
@@ -196,5 +197,8 @@ def post_event(order_id: str, body: dict):
     order = _order_visible(db, order_id)
     side = "destination_node_id" if body["type"] == "received" else "source_node_id"
     g.principal.require_node(order[side])
-    result, replayed = runs.record_event(db, order_id, body, g.principal.author)
+    result, replayed, raised = runs.record_event(db, order_id, body, g.principal.author)
+    if raised:
+        # A receipt puts stock on the shelf: the orders waiting for it go first.
+        result["backorders_resumed"] = backorders.resume_raised_safely(db, raised)
     return created_or_ok(result, not replayed)

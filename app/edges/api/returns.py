@@ -7,6 +7,7 @@ from flask import Blueprint, g, jsonify
 from app.domain import orders
 from app.edges.api import created_or_ok, endpoint, version_to_simulate
 from app.kinds.returns import returns
+from app.lifecycle import backorders
 from app.platform.db import get_db
 from app.platform.errors import NotFound
 
@@ -132,7 +133,9 @@ def return_event(return_id: str, body: dict):
     db = get_db()
     point = returns.get(db, return_id)["point"]
     g.principal.require_node(point or "")
-    result, replayed = returns.record_event(db, return_id, body)
+    result, replayed, raised = returns.record_event(db, return_id, body)
+    if raised:
+        backorders.resume_raised_safely(db, raised)
     return jsonify({**result, "replayed": replayed}), 200 if replayed else 201
 
 

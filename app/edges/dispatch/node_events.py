@@ -59,8 +59,7 @@ class TryLater(Exception):
 def handle(db: Database, config, vault, headers: dict, body: bytes) -> dict:
     """Apply one node event from a broker message, as the HTTP endpoint would; return its
     result. Raises ``Refused`` (dead-letter it) or ``TryLater`` (leave it queued)."""
-    from app.lifecycle import fulfilment
-    from app.lifecycle import orders as lifecycle
+    from app.lifecycle import backorders, fulfilment
 
     lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
     node_id = lowered.get("dom-node-id")
@@ -81,7 +80,7 @@ def handle(db: Database, config, vault, headers: dict, body: bytes) -> dict:
         event = document["event"]
         result, replayed = fulfilment.record_event(db, shipment_id, event, config)
         if not replayed and event["type"] == "rejected":
-            lifecycle.resume_raised_safely(db, None)
+            backorders.resume_raised_safely(db, None)
     except ApiError as exc:
         if db.in_transaction:
             db.rollback()

@@ -216,8 +216,7 @@ class Dispatcher:
     def sweep(self, db) -> None:
         """Withdraw what nodes let lapse, and run the back-orders that freed stock waits for."""
         from app.kinds.replenishment import runs
-        from app.lifecycle import fulfilment, holds
-        from app.lifecycle import orders as lifecycle
+        from app.lifecycle import backorders, fulfilment, holds
         from app.machinery.rules import runtime
 
         # Each job runs on one server at a time (an advisory lock on PostgreSQL); a server
@@ -228,7 +227,7 @@ class Dispatcher:
                 "acknowledgement timeouts",
                 lambda: fulfilment.expire_acknowledgements(db, self.config),
             ),
-            ("back-orders", lambda: lifecycle.resume_raised(db)),
+            ("back-orders", lambda: backorders.resume_raised(db)),
             ("scheduled activations", lambda: runtime.confirm_due(db)),
             ("replenishment", lambda: runs.run_scheduled(db, self.config["REPLENISH_AT"])),
         ]

@@ -651,8 +651,9 @@ def cancel(db: Database, order_id: str) -> dict:
 # What suppliers and DCs report ---------------------------------------------------------
 
 
-def record_event(db: Database, order_id: str, event: dict, by: str) -> tuple[dict, bool]:
-    """Apply a supplier's, DC's or destination's event; return ``(result, replayed)``.
+def record_event(db: Database, order_id: str, event: dict, by: str) -> tuple[dict, bool, list[str]]:
+    """Apply a supplier's, DC's or destination's event; return ``(result, replayed,
+    raised)``, ``raised`` the SKUs whose stock a receipt raised (orders may be waiting).
 
     Idempotent on the event id; an event out of order is a conflict.
     """
@@ -669,7 +670,7 @@ def record_event(db: Database, order_id: str, event: dict, by: str) -> tuple[dic
         if seen is not None:
             if seen["body_hash"] != digest:
                 raise EventIdReused(f"event {event['event_id']!r} was sent with another body")
-            return jsontext.loads(seen["result"]), True
+            return jsontext.loads(seen["result"]), True, []
         order = get_order(db, order_id)
         if order["status"] not in NEXT[event["type"]]:
             raise IllegalOrderTransition(
@@ -697,13 +698,9 @@ def record_event(db: Database, order_id: str, event: dict, by: str) -> tuple[dic
             " created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [order_id, event["event_id"], kind, digest, jsontext.dumps(result), at],
         )
-    if raised:
-        from app.lifecycle import orders as lifecycle
-
-        result["backorders_resumed"] = lifecycle.resume_raised_safely(db, raised)
     if replan is not None:
         result["replanned_by"] = _replan(db, replan, event, by)
-    return result, False
+    return result, False, raised
 
 
 def _eta(event: dict, order: dict) -> str:

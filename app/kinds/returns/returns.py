@@ -510,8 +510,10 @@ def _set_status(db: Database, return_id: str, status: str) -> None:
 # What the point reports -------------------------------------------------------------
 
 
-def record_event(db: Database, return_id: str, event: dict) -> tuple[dict, bool]:
-    """Apply a point's event; return ``(result, replayed)``. Idempotent on event id."""
+def record_event(db: Database, return_id: str, event: dict) -> tuple[dict, bool, list[str]]:
+    """Apply a point's event; return ``(result, replayed, raised)``, ``raised`` the SKUs
+    whose stock the event put back on a shelf (orders may be waiting for them).
+    Idempotent on event id."""
     digest = stock.body_hash(event)
     raised: list[str] = []
     with database.immediate(db):
@@ -523,7 +525,7 @@ def record_event(db: Database, return_id: str, event: dict) -> tuple[dict, bool]
         if seen is not None:
             if seen["body_hash"] != digest:
                 raise EventIdReused(f"event {event['event_id']!r} was sent with another body")
-            return jsontext.loads(seen["result"]), True
+            return jsontext.loads(seen["result"]), True, []
         row = _row(db, return_id)
         if row["status"] not in NEXT[event["type"]]:
             raise IllegalReturnTransition(
@@ -544,11 +546,7 @@ def record_event(db: Database, return_id: str, event: dict) -> tuple[dict, bool]
             " created_at) VALUES (?, ?, ?, ?, ?, ?)",
             [return_id, event["event_id"], event["type"], digest, jsontext.dumps(result), at],
         )
-    if raised:
-        from app.lifecycle import orders as lifecycle
-
-        lifecycle.resume_raised_safely(db, raised)
-    return result, False
+    return result, False, raised
 
 
 def _received(db: Database, row, at: str) -> dict:

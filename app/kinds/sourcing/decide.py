@@ -9,146 +9,24 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from app.domain import customers, orders, shipments
-from app.domain.network import nodes, reservations, skus, stock, transfers
 from app.kinds.promising import schedule as schedules
-from app.kinds.promising.dates import timezone_problems
-from app.kinds.sourcing import explain
+from app.kinds.sourcing import explain, gather
 from app.kinds.sourcing.allocate import Policy, allocate
 from app.kinds.sourcing.facts import (
     NetworkView,
-    build,
     rate_for,
     service_before_rules,
     shipping_cost,
 )
-from app.machinery import decisions, experiments
-from app.machinery.rules import registry, runtime
+from app.machinery import decisions
+from app.machinery.rules import runtime
 from app.platform import db as database
 from app.platform.db import Database
-from app.platform.errors import Conflict, InvalidInput, field_error
-from app.platform.messaging import outbox
 
 RULESET = "sourcing"
-RETRIES_OUTSIDE_LOCK = 1
-
-
-# Checking the order -------------------------------------------------------------------
-
-
-def check_references(db: Database, order: dict) -> None:
-    """422 with a pointer for an unknown customer, SKU or node, or a repeated line id."""
-    problems = []
-    if not customers.exists(db, order["customer_id"]):
-        problems.append(
-            field_error(("customer_id",), f"customer {order['customer_id']!r} does not exist")
-        )
-    known = skus.existing(db, [line["sku"] for line in order["lines"]])
-    seen = set()
-    for index, line in enumerate(order["lines"]):
-        if line["sku"] not in known:
-            problems.append(
-                field_error(("lines", index, "sku"), f"SKU {line['sku']!r} does not exist")
-            )
-        if line["line_id"] in seen:
-            problems.append(field_error(("lines", index, "line_id"), "is listed twice"))
-        seen.add(line["line_id"])
-    problems.extend(
-        timezone_problems(
-            (order["delivery"].get("address") or {}).get("timezone"),
-            ("delivery", "address", "timezone"),
-        )
-    )
-    node_id = order["delivery"].get("node_id")
-    if node_id is not None:
-        node = nodes.existing(db, [node_id]).get(node_id)
-        if node is None:
-            problems.append(
-                field_error(("delivery", "node_id"), f"node {node_id!r} does not exist")
-            )
-        elif "pickup" not in node["capabilities"]:
-            problems.append(
-                field_error(("delivery", "node_id"), f"node {node_id!r} does not hand over orders")
-            )
-    if problems:
-        raise InvalidInput(problems)
-    from app.kinds.promising import promises
-
-    promises.check_quoted(db, order)
-
-
-# Gathering (reads) --------------------------------------------------------------------
-
-
-def gather(db: Database, order: dict, settings: dict, now: str) -> NetworkView:
-    """Read what the facts need: only the order's SKUs and the nodes that hold them."""
-    sku_list = sorted({line["sku"] for line in order["lines"]})
-    positions = stock.positions(db, sku_list)
-    network = nodes.current(db, {p["node_id"]: p["node_revision"] for p in positions})
-    node_ids = set()
-    if order["delivery"].get("node_id"):
-        node_ids.add(order["delivery"]["node_id"])
-    in_transit = []
-    if settings.get("use_in_transit") and (order.get("promised_by") or order.get("quote")):
-        latest: dict[tuple, str] = {}
-        for transfer in transfers.in_transit(db, sku_list):
-            key = (transfer["destination_node_id"], transfer["sku"])
-            latest[key] = max(latest.get(key, transfer["eta"]), transfer["eta"])
-        for (node_id, sku), eta in latest.items():
-            atp = reservations.in_transit_atp(db, node_id, sku)
-            in_transit.append({"node_id": node_id, "sku": sku, "atp": atp, "eta": eta})
-            node_ids.add(node_id)
-    network.update(nodes.existing(db, node_ids - network.keys()))
-    schedule = schedules.load(db)
-    # Only a node with a daily capacity has its shipments counted; most share a timezone.
-    moment = datetime.fromisoformat(now)
-    zones: dict[str, str] = {}
-    days = {}
-    for node_id, info in network.items():
-        if info["daily_capacity"] is not None:
-            zone = info["timezone"]
-            if zone not in zones:
-                zones[zone] = shipments.node_day(zone, moment)
-            days[node_id] = zones[zone]
-    return NetworkView(
-        nodes=network,
-        positions=positions,
-        skus=skus.details(db, sku_list),
-        capacity_used=shipments.used_today(db, days),
-        in_transit=in_transit,
-        now=now,
-        schedule=schedule,
-        collected=shipments.collected(db, schedules.limited(schedule), moment.date().isoformat()),
-    )
-
-
-def facts_for(
-    db: Database, order: dict, settings: dict, excluded_nodes=None, only_nodes=None
-) -> tuple:
-    """``(facts, context, view)``: the facts and context a decision records, and what
-    they were built from."""
-    now = database.now()
-    view = gather(db, order, settings, now)
-    profile = customers.profile_for_decisions(customers.get(db, order["customer_id"]))
-    facts, context = build(order, profile, view, settings, excluded_nodes, only_nodes)
-    return facts, complete(context, facts, order, view), view
-
-
-def complete(context: dict, facts: list[dict], order: dict, view: NetworkView) -> dict:
-    """Add what later steps read of the candidates' nodes to a context ``build`` made."""
-    # Shipments can only go to candidates' nodes: their days and types are what later
-    # steps read (a large network holds hundreds more).
-    moment = datetime.fromisoformat(view.now)
-    serving = {f["node_id"] for f in facts if f["fact"] == "candidate"}
-    context["node_days"] = {
-        n: shipments.node_day(view.nodes[n]["timezone"], moment) for n in sorted(serving)
-    }
-    context["node_types"] = {n: view.nodes[n]["type"] for n in sorted(serving)}
-    context["delivery"] = order["delivery"]
-    return context
 
 
 def date_shipments(decision: dict, order: dict, view: NetworkView) -> None:
@@ -551,274 +429,6 @@ def _reason(line, context, candidates, holds, evaluation, options, allocation, p
     }
 
 
-# Recording (writes) -------------------------------------------------------------------
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(8)}"
-
-
-def commit(
-    db: Database,
-    order: dict,
-    decision: dict,
-    facts: list,
-    context: dict,
-    settings: dict,
-    kind: str,
-) -> dict:
-    """Reserve, record, create shipments and outbox messages, move the order: one transaction.
-
-    Must run inside ``database.immediate``; raises ``InsufficientStock`` or
-    ``CapacityFull`` (and so rolls everything back) when stock or a node's day was
-    promised elsewhere since the facts were read.
-    """
-    decision_id = decision["decision_id"]
-    order_id = order["order_id"]
-    now = datetime.now(UTC)
-    check_capacity(db, decision, context, now)
-    ttl = settings.get("reservation_ttl_seconds", 86400)
-    allocated: dict[str, int] = {}
-    for shipment in decision["shipments"]:
-        shipment["shipment_id"] = new_id("shp")
-    # The record, then the shipments (they refer to the record), then their reservations
-    # (they refer to the shipments), all in one go: nothing is held unless all of it is.
-    decisions.record(db, decision, kind, facts, context)
-    for shipment in decision["shipments"]:
-        shipments.create(
-            db,
-            {
-                **shipment,
-                "order_id": order_id,
-                "decision_id": decision_id,
-                "node_day": context["node_days"].get(shipment["node_id"]) or now.date().isoformat(),
-            },
-        )
-    reservations.reserve(
-        db,
-        [
-            reservations.Request(
-                shipment["node_id"],
-                line["sku"],
-                line["qty"],
-                reference=f"{order_id}/{line['line_id']}",
-                supply=line["supply"],
-                shipment_id=shipment["shipment_id"],
-            )
-            for shipment in decision["shipments"]
-            for line in shipment["lines"]
-        ],
-        ttl,
-        now=now,
-    )
-    for shipment in decision["shipments"]:
-        for line in shipment["lines"]:
-            allocated[line["line_id"]] = allocated.get(line["line_id"], 0) + line["qty"]
-        outbox.enqueue(
-            db,
-            "fulfillment.requested",
-            {
-                "shipment_id": shipment["shipment_id"],
-                "order_id": order_id,
-                "node_id": shipment["node_id"],
-                "lines": shipment["lines"],
-                "destination": context["delivery"],
-                "method": shipment["method"],
-                "service_level": shipment["service_level"],
-                "decision_id": decision_id,
-                "ruleset": decision["ruleset"],
-            },
-            node_id=shipment["node_id"],
-            shipment_id=shipment["shipment_id"],
-            order_id=order_id,
-        )
-    orders.allocate(db, order_id, allocated)
-    orders.set_status(db, order_id, decision["status"], {"decision_id": decision_id})
-    return decision
-
-
-class CapacityFull(Conflict):
-    """A node's daily capacity was used by other orders since the facts were read."""
-
-    code = "capacity_full"
-
-
-def check_capacity(db, decision: dict, context: dict, now: datetime) -> None:
-    """Raise ``CapacityFull`` unless every node can take its new shipments today."""
-    wanted: dict[str, int] = {}
-    for shipment in decision["shipments"]:
-        wanted[shipment["node_id"]] = wanted.get(shipment["node_id"], 0) + 1
-    if not wanted:
-        return
-    nodes.lock(db, wanted)
-    info = nodes.existing(db, wanted)
-    days = {
-        node_id: context["node_days"].get(node_id)
-        or shipments.node_day(info[node_id]["timezone"], now)
-        for node_id in wanted
-    }
-    used = shipments.used_today(db, days)
-    for node_id, count in sorted(wanted.items()):
-        limit = info[node_id]["daily_capacity"]
-        if limit is not None and used.get(node_id, 0) + count > limit:
-            raise CapacityFull(
-                f"node {node_id!r} has {max(0, limit - used.get(node_id, 0))} shipment(s)"
-                f" left today, not {count}"
-            )
-
-
-class WaitingOrdersFirst(Exception):
-    """Stock of the order's SKUs was freed and older orders waiting for it have not run yet."""
-
-
-# The whole flow -----------------------------------------------------------------------
-
-
-class OrderConflict(Conflict):
-    code = "order_conflict"
-
-
-def _replay_or_conflict(db, body: dict, digest: str) -> dict | None:
-    existing = orders.find(db, body["order_id"])
-    if existing is None:
-        return None
-    if existing["body_hash"] != digest:
-        raise OrderConflict(f"order {body['order_id']!r} was received with a different body")
-    return decisions.first_result(db, body["order_id"])
-
-
-def decide_order(db: Database, body: dict, deferred: list | None = None) -> tuple[dict, bool]:
-    """Decide a new order and commit it; return ``(decision, created)``.
-
-    The same order again returns its first decision; a different body under the
-    same id is a conflict. Facts are read and rules run outside the write lock; if
-    the stock they saw was promised elsewhere meanwhile, the order is decided again
-    with the lock held, so stock is never promised twice.
-
-    Orders waiting for stock that was freed go first: a new order never takes stock
-    ahead of an older back-order of the same SKU.
-
-    Under a shadow experiment the challenger's evaluation is appended to ``deferred``
-    (run it after answering the channel) or, without that list, run at once.
-    """
-    digest = stock.body_hash(body)
-    replay = _replay_or_conflict(db, body, digest)
-    if replay is not None:
-        return replay, False
-    check_references(db, body)
-    version, experiment = experiments.choose(db, RULESET, body)
-    settings = version["document"]["settings"]
-    sku_list = sorted({line["sku"] for line in body["lines"]})
-    if body.get("promise_id"):
-        # The promise's hold changes hands in the order's own transaction.
-        with database.immediate(db):
-            stock.lock_skus(db, sku_list)
-            _serve_waiting_orders(db, sku_list)
-            result = _decide_promised(db, body, digest, version, settings, experiment)
-    for attempt in range(0 if body.get("promise_id") else RETRIES_OUTSIDE_LOCK + 1):
-        locked = attempt == RETRIES_OUTSIDE_LOCK
-        try:
-            if locked:
-                with database.immediate(db):
-                    # Decided under the locks of every stock row it could take.
-                    stock.lock_skus(db, sku_list)
-                    _serve_waiting_orders(db, sku_list)
-                    result = _decide_and_commit(db, body, digest, version, settings, experiment)
-            else:
-                decision, facts, context = make_decision(db, body, version, settings)
-                decision["experiment"] = experiment
-                with database.immediate(db):
-                    replay = _replay_or_conflict(db, body, digest)
-                    if replay is not None:
-                        return replay, False
-                    if stock.raised(db, sku_list):
-                        raise WaitingOrdersFirst
-                    orders.create(db, body, digest)
-                    commit(db, body, decision, facts, context, settings, "order")
-                result = (decision, True, facts, context)
-            break
-        except (reservations.InsufficientStock, CapacityFull, WaitingOrdersFirst):
-            if locked:
-                raise
-    decision, created, facts, context = result
-    if created and experiment and experiment["mode"] == "shadow":
-        job = _shadow_job(db, experiment, decision, facts, context)
-        if deferred is None:
-            job(db)
-        else:
-            deferred.append(job)
-    return decision, created
-
-
-def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict):
-    """The challenger's evaluation of the champion's facts, to run after the answer."""
-    number = experiments.get(db, experiment["experiment_id"])["challenger"]
-    challenger = registry.get(db, RULESET, number)
-    record = {"facts": facts, "context": context, "decision": decision}
-
-    def run_shadow(connection) -> None:
-        shadow = replay(record, challenger)
-        experiments.record_shadow(
-            connection, decision["decision_id"], experiment["experiment_id"], decision, shadow
-        )
-
-    return run_shadow
-
-
-def _serve_waiting_orders(db, sku_list: list[str]) -> None:
-    """Run the back-orders waiting for freed stock of these SKUs, inside the caller's lock."""
-    from app.lifecycle import orders as lifecycle
-
-    if stock.raised(db, sku_list):
-        lifecycle.resume_raised_safely(db, sku_list)
-
-
-def _decide_promised(db, body, digest, version, settings, experiment):
-    """Decide an order that quotes a held promise: from the nodes that hold it when they
-    still can serve it all, else like any order; by the promised date either way."""
-    from app.kinds.promising import promises
-
-    replay = _replay_or_conflict(db, body, digest)
-    if replay is not None:
-        return replay, False, None, None
-    held = promises.take(db, body)
-    order = body
-    if held is not None:
-        # Kept as held: by its date, with its service level, unless the order says otherwise.
-        order = {
-            "promised_by": held["window"]["to"],
-            **({"requested_service": held["service_level"]} if held["service_level"] else {}),
-            **body,
-        }
-    decision = None
-    if held is not None:
-        decision, facts, context = make_decision(
-            db, order, version, settings, only_nodes=promises.held_nodes(held)
-        )
-        if decision["status"] != "sourced":
-            decision = None
-    if decision is None:
-        decision, facts, context = make_decision(db, order, version, settings)
-    decision["experiment"] = experiment
-    orders.create(db, body, digest)
-    commit(db, order, decision, facts, context, settings, "order")
-    if held is not None:
-        # What the order did not take back from the hold is free for waiting orders.
-        stock.note_raised(db, sorted(promises.held_nodes(held)))
-    return decision, True, facts, context
-
-
-def _decide_and_commit(db, body, digest, version, settings, experiment):
-    replay = _replay_or_conflict(db, body, digest)
-    if replay is not None:
-        return replay, False, None, None
-    decision, facts, context = make_decision(db, body, version, settings)
-    decision["experiment"] = experiment
-    orders.create(db, body, digest)
-    commit(db, body, decision, facts, context, settings, "order")
-    return decision, True, facts, context
-
-
 def make_decision(
     db,
     body: dict,
@@ -829,7 +439,7 @@ def make_decision(
     only_nodes=None,
 ):
     started = time.perf_counter()
-    facts, context, view = facts_for(db, body, settings, excluded_nodes, only_nodes)
+    facts, context, view = gather.facts_for(db, body, settings, excluded_nodes, only_nodes)
     built = time.perf_counter()
     decision = run(facts, context, version)
     date_shipments(decision, body, view)
@@ -849,7 +459,7 @@ def make_decision(
 
 def simulate(db: Database, body: dict, version: dict) -> dict:
     """Decide without reserving; keep only a log entry (a decision of kind simulation)."""
-    check_references(db, body)
+    gather.check_references(db, body)
     decision, facts, context = make_decision(
         db, body, version, version["document"]["settings"], "sim"
     )
@@ -896,3 +506,7 @@ def outcome(decision: dict) -> dict:
         ],
         "unfulfilled": decision["unfulfilled"],
     }
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"

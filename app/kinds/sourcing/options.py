@@ -5,12 +5,12 @@ Each way of delivering is decided as an order would be (a shipped order per serv
 level, a same-day order, a pickup or ship-to-store order per nearby store); all of
 them are evaluated by the rules in one batch. An option is offered when its decision
 sources every line; it is dated by its shipments' carrier services and the calendars.
-Pure: the network view and schedule are read at the edge (``app/promising/promises.py``).
+Pure: the network view and schedule are read by ``quotes.answer``.
 """
 
 from __future__ import annotations
 
-from app.kinds.sourcing import decide
+from app.kinds.sourcing import gather
 from app.kinds.sourcing.facts import NetworkView, build
 from app.platform.geo import distance_km
 
@@ -118,7 +118,7 @@ def facts_of(ways_: list[dict], customer: dict, view: NetworkView, settings: dic
     built = []
     for way in ways_:
         facts, context = build(way["order"], customer, view, settings)
-        built.append((facts, decide.complete(context, facts, way["order"], view)))
+        built.append((facts, gather.complete(context, facts, way["order"], view)))
     return built
 
 
