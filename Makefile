@@ -50,9 +50,11 @@ test: venv
 		$(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi
 
+# The layers of app/ (.importlinter): each imports only those below it, and no cycles.
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: venv
 	$(BIN)/ruff check --fix .

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 
 from app.domain import customers
-from app.edges.api import created_or_ok, endpoint
+from app.edges.api.endpoints import created_or_ok, endpoint
 from app.platform.db import get_db
 
 bp = Blueprint("customers", __name__, url_prefix="/v1")

@@ -7,7 +7,8 @@ from flask import Blueprint, current_app, g, jsonify
 from app.domain import subscriptions
 from app.domain.network import nodes
 from app.domain.shipments import get as get_shipment
-from app.edges.api import Param, endpoint, listing, query_args
+from app.edges.api import listing
+from app.edges.api.endpoints import Param, endpoint, query_args
 from app.edges.dispatch import node_events
 from app.lifecycle import backorders, fulfilment
 from app.platform.db import get_db, normalize_time

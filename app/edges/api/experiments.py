@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
 
-from app.edges.api import endpoint, listing, query_args, schemas
+from app.edges.api import listing
+from app.edges.api.endpoints import endpoint, query_args, schemas
 from app.machinery import experiments, replays
 from app.machinery.rules import runtime
 from app.platform.db import get_db

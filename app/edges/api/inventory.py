@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify
 
 from app.domain.network import availability, receipts, skus, stock, transfers
-from app.edges.api import READERS, Param, created_or_ok, endpoint, query_args
+from app.edges.api.endpoints import READERS, Param, created_or_ok, endpoint, query_args
 from app.lifecycle import backorders, holds
 from app.platform.db import get_db, now
 from app.platform.errors import InvalidInput, NotFound, field_error

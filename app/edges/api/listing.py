@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 from flask import Response, current_app, jsonify, request, stream_with_context
 
-from app.edges.api import Param
+from app.edges.api.endpoints import Param
 from app.platform import db as database
 from app.platform.db import get_db
 from app.platform.errors import InvalidInput, field_error

@@ -6,7 +6,8 @@ import hmac
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.edges.api import ALL_ROLES, endpoint, openapi
+from app.edges.api import openapi
+from app.edges.api.endpoints import ALL_ROLES, endpoint
 from app.platform import db as database
 from app.platform import errors
 from app.platform.errors import NotFound, Unauthorized, Unavailable, field_error

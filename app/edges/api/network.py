@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, g, jsonify
 
 from app.domain.network import nodes, skus, stock
-from app.edges.api import ALL_ROLES, Param, created_or_ok, endpoint, query_args
+from app.edges.api.endpoints import ALL_ROLES, Param, created_or_ok, endpoint, query_args
 from app.kinds.promising import dates
 from app.platform.db import atomic, get_db
 from app.platform.errors import InvalidInput, field_error

@@ -8,11 +8,11 @@ from flask import Blueprint, current_app, g, jsonify, make_response
 
 from app.domain import orders
 from app.domain.network import nodes
-from app.edges.api import (
+from app.edges.api import listing
+from app.edges.api.endpoints import (
     Param,
     created_or_ok,
     endpoint,
-    listing,
     query_args,
     schemas,
     version_to_simulate,

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from flask import Blueprint, g, jsonify
 
 from app.domain import shipments
-from app.edges.api import READERS, Param, created_or_ok, endpoint, query_args
+from app.edges.api.endpoints import READERS, Param, created_or_ok, endpoint, query_args
 from app.kinds.promising import calendars, carriers, promises, report
 from app.kinds.sourcing import quotes
 from app.platform.db import get_db

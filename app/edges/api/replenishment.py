@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from app.edges.api import created_or_ok, endpoint
+from app.edges.api.endpoints import created_or_ok, endpoint
 from app.kinds.replenishment import demand, runs, suppliers
 from app.lifecycle import backorders
 from app.platform.db import get_db

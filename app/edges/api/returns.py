@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from app.domain import orders
-from app.edges.api import created_or_ok, endpoint, version_to_simulate
+from app.edges.api.endpoints import created_or_ok, endpoint, version_to_simulate
 from app.kinds.returns import returns
 from app.lifecycle import backorders
 from app.platform.db import get_db

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify
 
-from app.edges.api import Param, created_or_ok, endpoint, query_args, schemas
+from app.edges.api.endpoints import Param, created_or_ok, endpoint, query_args, schemas
 from app.machinery.rules import diff, kinds, registry, runtime
 from app.platform.db import get_db, normalize_time, now
 from app.platform.errors import InvalidInput, NotFound, field_error
