@@ -29,8 +29,6 @@ from app.platform import db as database
 from app.platform.db import Database
 from app.platform.errors import Conflict
 
-RETRIES_OUTSIDE_LOCK = 1
-
 
 class WaitingOrdersFirst(Exception):
     """Stock of the order's SKUs was freed and older orders waiting for it have not run yet."""
@@ -40,7 +38,39 @@ class OrderConflict(Conflict):
     code = "order_conflict"
 
 
-def _replay_or_conflict(db, body: dict, digest: str) -> dict | None:
+def decide_order(db: Database, body: dict, deferred: list | None = None) -> tuple[dict, bool]:
+    """Decide a new order and commit it; return ``(decision, created)``.
+
+    The same order again returns its first decision; a different body under the
+    same id is a conflict. Under a shadow experiment the challenger's evaluation is
+    appended to ``deferred`` (run it after answering the channel) or, without that
+    list, run at once.
+    """
+    # Intake: the same order again, its references, the version that decides it.
+    digest = stock.body_hash(body)
+    first = _first_decision(db, body, digest)
+    if first is not None:
+        return first, False
+    gather.check_references(db, body)
+    version, experiment = experiments.choose(db, decide.RULESET, body)
+    # Gather, facts, rules, allocate (decide.make_decision); commit and instruct
+    # (commit.decision) in the transaction that creates the order.
+    if body.get("promise_id"):
+        placed = _place_promised(db, body, digest, version, experiment)
+    else:
+        placed = _place(db, body, digest, version, experiment)
+    decision, created, facts, context = placed
+    if created and experiment and experiment["mode"] == "shadow":
+        job = _shadow_job(db, experiment, decision, facts, context)
+        if deferred is None:
+            job(db)
+        else:
+            deferred.append(job)
+    return decision, created
+
+
+def _first_decision(db, body: dict, digest: str) -> dict | None:
+    """The decision an order with this id got, if it came before with this body."""
     existing = orders.find(db, body["order_id"])
     if existing is None:
         return None
@@ -49,67 +79,84 @@ def _replay_or_conflict(db, body: dict, digest: str) -> dict | None:
     return decisions.first_result(db, body["order_id"])
 
 
-def decide_order(db: Database, body: dict, deferred: list | None = None) -> tuple[dict, bool]:
-    """Decide a new order and commit it; return ``(decision, created)``.
-
-    The same order again returns its first decision; a different body under the
-    same id is a conflict. Facts are read and rules run outside the write lock; if
-    the stock they saw was promised elsewhere meanwhile, the order is decided again
-    with the lock held, so stock is never promised twice.
-
-    Orders waiting for stock that was freed go first: a new order never takes stock
-    ahead of an older back-order of the same SKU.
-
-    Under a shadow experiment the challenger's evaluation is appended to ``deferred``
-    (run it after answering the channel) or, without that list, run at once.
-    """
-    digest = stock.body_hash(body)
-    replay = _replay_or_conflict(db, body, digest)
-    if replay is not None:
-        return replay, False
-    gather.check_references(db, body)
-    version, experiment = experiments.choose(db, decide.RULESET, body)
+def _place(db, body: dict, digest: str, version: dict, experiment) -> tuple:
+    """Decide outside the write lock and commit inside it; when the stock or a node's day
+    the decision saw was taken meanwhile, or older orders wait for freed stock, decide
+    again holding the locks of every stock row it could take."""
     settings = version["document"]["settings"]
     sku_list = sorted({line["sku"] for line in body["lines"]})
-    if body.get("promise_id"):
-        # The promise's hold changes hands in the order's own transaction.
+    try:
+        decision, facts, context = decide.make_decision(db, body, version, settings)
         with database.immediate(db):
-            stock.lock_skus(db, sku_list)
-            _serve_waiting_orders(db, sku_list)
-            result = _decide_promised(db, body, digest, version, settings, experiment)
-    for attempt in range(0 if body.get("promise_id") else RETRIES_OUTSIDE_LOCK + 1):
-        locked = attempt == RETRIES_OUTSIDE_LOCK
-        try:
-            if locked:
-                with database.immediate(db):
-                    # Decided under the locks of every stock row it could take.
-                    stock.lock_skus(db, sku_list)
-                    _serve_waiting_orders(db, sku_list)
-                    result = _decide_and_commit(db, body, digest, version, settings, experiment)
-            else:
-                decision, facts, context = decide.make_decision(db, body, version, settings)
-                decision["experiment"] = experiment
-                with database.immediate(db):
-                    replay = _replay_or_conflict(db, body, digest)
-                    if replay is not None:
-                        return replay, False
-                    if stock.raised(db, sku_list):
-                        raise WaitingOrdersFirst
-                    orders.create(db, body, digest)
-                    commit.decision(db, body, decision, facts, context, settings, "order")
-                result = (decision, True, facts, context)
-            break
-        except (reservations.InsufficientStock, commit.CapacityFull, WaitingOrdersFirst):
-            if locked:
-                raise
-    decision, created, facts, context = result
-    if created and experiment and experiment["mode"] == "shadow":
-        job = _shadow_job(db, experiment, decision, facts, context)
-        if deferred is None:
-            job(db)
-        else:
-            deferred.append(job)
-    return decision, created
+            first = _first_decision(db, body, digest)
+            if first is not None:
+                return first, False, None, None
+            if stock.raised(db, sku_list):
+                raise WaitingOrdersFirst
+            return _commit(db, body, digest, decision, facts, context, settings, experiment)
+    except (reservations.InsufficientStock, commit.CapacityFull, WaitingOrdersFirst):
+        pass
+    with database.immediate(db):
+        stock.lock_skus(db, sku_list)
+        _serve_waiting_orders(db, sku_list)
+        first = _first_decision(db, body, digest)
+        if first is not None:
+            return first, False, None, None
+        decision, facts, context = decide.make_decision(db, body, version, settings)
+        return _commit(db, body, digest, decision, facts, context, settings, experiment)
+
+
+def _place_promised(db, body: dict, digest: str, version: dict, experiment) -> tuple:
+    """Decide an order that quotes a held promise, under the locks of its SKUs (the
+    promise's hold changes hands in the order's own transaction): from the nodes that
+    hold it when they still can serve it all, else like any order; by the promised date
+    either way."""
+    settings = version["document"]["settings"]
+    sku_list = sorted({line["sku"] for line in body["lines"]})
+    with database.immediate(db):
+        stock.lock_skus(db, sku_list)
+        _serve_waiting_orders(db, sku_list)
+        first = _first_decision(db, body, digest)
+        if first is not None:
+            return first, False, None, None
+        held = promises.take(db, body)
+        order = body
+        decision = None
+        if held is not None:
+            # Kept as held: by its date, with its service level, unless the order says
+            # otherwise.
+            order = {
+                "promised_by": held["window"]["to"],
+                **({"requested_service": held["service_level"]} if held["service_level"] else {}),
+                **body,
+            }
+            decision, facts, context = decide.make_decision(
+                db, order, version, settings, only_nodes=promises.held_nodes(held)
+            )
+            if decision["status"] != "sourced":
+                decision = None
+        if decision is None:
+            decision, facts, context = decide.make_decision(db, order, version, settings)
+        placed = _commit(db, body, digest, decision, facts, context, settings, experiment, order)
+        if held is not None:
+            # What the order did not take back from the hold is free for waiting orders.
+            stock.note_raised(db, sorted(promises.held_nodes(held)))
+        return placed
+
+
+def _commit(db, body, digest, decision, facts, context, settings, experiment, order=None):
+    """Create the order from its body and commit its decision (reserve, record, instruct
+    the nodes); ``order`` is the body as decided, when a held promise added to it."""
+    decision["experiment"] = experiment
+    orders.create(db, body, digest)
+    commit.decision(db, order or body, decision, facts, context, settings, "order")
+    return decision, True, facts, context
+
+
+def _serve_waiting_orders(db, sku_list: list[str]) -> None:
+    """Run the back-orders waiting for freed stock of these SKUs, inside the caller's lock."""
+    if stock.raised(db, sku_list):
+        backorders.resume_raised_safely(db, sku_list)
 
 
 def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict):
@@ -125,53 +172,3 @@ def _shadow_job(db, experiment: dict, decision: dict, facts: list, context: dict
         )
 
     return run_shadow
-
-
-def _serve_waiting_orders(db, sku_list: list[str]) -> None:
-    """Run the back-orders waiting for freed stock of these SKUs, inside the caller's lock."""
-    if stock.raised(db, sku_list):
-        backorders.resume_raised_safely(db, sku_list)
-
-
-def _decide_promised(db, body, digest, version, settings, experiment):
-    """Decide an order that quotes a held promise: from the nodes that hold it when they
-    still can serve it all, else like any order; by the promised date either way."""
-    replay = _replay_or_conflict(db, body, digest)
-    if replay is not None:
-        return replay, False, None, None
-    held = promises.take(db, body)
-    order = body
-    if held is not None:
-        # Kept as held: by its date, with its service level, unless the order says otherwise.
-        order = {
-            "promised_by": held["window"]["to"],
-            **({"requested_service": held["service_level"]} if held["service_level"] else {}),
-            **body,
-        }
-    decision = None
-    if held is not None:
-        decision, facts, context = decide.make_decision(
-            db, order, version, settings, only_nodes=promises.held_nodes(held)
-        )
-        if decision["status"] != "sourced":
-            decision = None
-    if decision is None:
-        decision, facts, context = decide.make_decision(db, order, version, settings)
-    decision["experiment"] = experiment
-    orders.create(db, body, digest)
-    commit.decision(db, order, decision, facts, context, settings, "order")
-    if held is not None:
-        # What the order did not take back from the hold is free for waiting orders.
-        stock.note_raised(db, sorted(promises.held_nodes(held)))
-    return decision, True, facts, context
-
-
-def _decide_and_commit(db, body, digest, version, settings, experiment):
-    replay = _replay_or_conflict(db, body, digest)
-    if replay is not None:
-        return replay, False, None, None
-    decision, facts, context = decide.make_decision(db, body, version, settings)
-    decision["experiment"] = experiment
-    orders.create(db, body, digest)
-    commit.decision(db, body, decision, facts, context, settings, "order")
-    return decision, True, facts, context

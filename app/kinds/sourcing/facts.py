@@ -104,177 +104,220 @@ def build(
     ``excluded_nodes`` maps a line id to the nodes that may not serve it again;
     ``only_nodes`` maps a SKU to the only nodes that may serve it (a held promise's).
     """
-    now = parse_time(view.now)
     dest = destination(order, view.nodes)
     method = order["delivery"]["method"]
     service = service_before_rules(order, settings)
-    rate = rate_for(settings, service)
-    lines = []
-    total = 0.0
-    units = 0
-    for line in order["lines"]:
-        info = view.skus[line["sku"]]
-        value = round(line["qty"] * line["unit_price"], 2)
-        total += value
-        units += line["qty"]
-        lines.append(
-            {
-                "line_id": line["line_id"],
-                "sku": line["sku"],
-                "qty": line["qty"],
-                "unit_price": line["unit_price"],
-                "value": value,
-                "category": info["category"],
-                "hazmat": info["hazmat"],
-                "weight_kg": info["weight_kg"],
-                "dropship": bool(info["suppliers"]),
-            }
-        )
-    created = parse_time(view.now)
-    facts: list[dict] = [
-        {
-            "fact": "order",
-            "key": "order",
-            "order_id": order["order_id"],
-            "channel": order["channel"],
-            "total": round(total, 2),
-            "line_count": len(lines),
-            "unit_count": units,
-            "delivery_method": method,
-            "requested_service": order.get("requested_service"),
-            "pickup_node_id": order["delivery"].get("node_id"),
-            "destination_country": dest["country"],
-            "destination_postcode": dest["postcode"],
-            "destination_lat": dest["lat"],
-            "destination_lon": dest["lon"],
-            "created_at": view.now,
-            "created_hour": created.hour,
-            **_present(
-                destination_city=dest.get("city"),
-                destination_postcode_area=postcode_area(dest["postcode"]),
-                destination_region=dest.get("region"),
-                promised_by=order.get("promised_by"),
-                promise_id=order.get("promise_id"),
-            ),
-        },
-        {"fact": "customer", "key": "customer", **customer},
-    ]
-    facts.extend({"fact": "line", "key": f"line:{line['line_id']}", **line} for line in lines)
+    lines = _lines(order, view)
     services = list(view.schedule.services) if view.schedule else []
-    facts.extend(schedules.fact(service, view.collected) for service in services)
-    priced = Pricing(
-        rate, [schedules.compact(s) for s in services if s["service_level"] == service]
+    facts: list[dict] = [
+        _order_fact(order, lines, dest, view.now),
+        {"fact": "customer", "key": "customer", **customer},
+        *({"fact": "line", "key": f"line:{line['line_id']}", **line} for line in lines),
+        *(schedules.fact(service, view.collected) for service in services),
+    ]
+    candidates = _Candidates(
+        order,
+        view,
+        dest,
+        Pricing(
+            rate_for(settings, service),
+            [schedules.compact(s) for s in services if s["service_level"] == service],
+        ),
+        _Promise.of(order, view, method, service) if order.get("promised_by") else None,
+        excluded_nodes or {},
+        only_nodes,
     )
-    promise = _Promise.of(order, view, method, service) if order.get("promised_by") else None
-
-    screened: dict[tuple[str, str], list[str]] = {}
-
-    def screen(line_id: str, node_id: str, reason: str) -> None:
-        screened.setdefault((line_id, reason), []).append(node_id)
-
     by_sku: dict[str, list[dict]] = {}
     for position in view.positions:
         by_sku.setdefault(position["sku"], []).append(position)
-    promised_by = parse_time(order["promised_by"]) if order.get("promised_by") else None
     limit = settings.get("max_candidates_per_line", DEFAULT_MAX_CANDIDATES)
-    known = view.distances
-    distances: dict[str, float] = {}
+    in_transit = settings.get("use_in_transit") and (order.get("promised_by") or order.get("quote"))
     for line in lines:
-        eligible = []
-        for position in by_sku.get(line["sku"], []):
-            node_id = position["node_id"]
-            node = view.nodes[node_id]
-            reason = _screen(order, line, node_id, node, view.skus[line["sku"]], position["atp"])
-            if node_id in (excluded_nodes or {}).get(line["line_id"], ()):
-                reason = "the node rejected this line or let it lapse"
-            elif (
-                reason is None
-                and only_nodes is not None
-                and node_id not in only_nodes.get(line["sku"], ())
-            ):
-                reason = "the held promise is kept by other nodes"
-            if reason:
-                screen(line["line_id"], node_id, reason)
-                continue
-            if node_id not in distances:
-                key = (node_id, dest["lat"], dest["lon"])
-                if key not in known:
-                    known[key] = _distance(node, dest)
-                distances[node_id] = known[key]
-            eligible.append((distances[node_id], node_id, position))
-        # The nearest candidates are the ones that can matter; the rest would only cost
-        # time, so only they are built.
-        eligible.sort(key=lambda entry: entry[:2])
-        for _, node_id, _ in eligible[limit:]:
-            screen(line["line_id"], node_id, f"farther than the {limit} nearest candidates")
-        for _, node_id, position in eligible[:limit]:
-            facts.append(
-                _candidate(
-                    line,
-                    node_id,
-                    view.nodes[node_id],
-                    position["atp"],
-                    distances[node_id],
-                    priced,
-                    view,
-                    now,
-                    False,
-                    position["feed_as_of"],
-                    promise,
-                )
-            )
-        if settings.get("use_in_transit") and (promised_by is not None or order.get("quote")):
-            for supply in view.in_transit:
-                if supply["sku"] != line["sku"] or supply["atp"] <= 0:
-                    continue
-                if only_nodes is not None and supply["node_id"] not in only_nodes.get(
-                    line["sku"], ()
-                ):
-                    continue
-                node = view.nodes[supply["node_id"]]
-                eta = parse_time(supply["eta"])
-                if promised_by is not None and eta > promised_by:
-                    screen(
-                        line["line_id"],
-                        supply["node_id"],
-                        "in-transit stock arrives after the promised date",
-                    )
-                    continue
-                if _screen(order, line, supply["node_id"], node, view.skus[line["sku"]], 1):
-                    continue
-                distance = _distance(node, dest)
-                fact = _candidate(
-                    line,
-                    supply["node_id"],
-                    node,
-                    supply["atp"],
-                    distance,
-                    priced,
-                    view,
-                    max(now, eta),
-                    True,
-                    None,
-                    promise,
-                )
-                fact["in_transit_eta_days"] = round(
-                    max(0.0, (eta - now).total_seconds()) / 86400, 2
-                )
-                facts.append(fact)
+        facts.extend(candidates.on_hand(line, by_sku.get(line["sku"], []), limit))
+        if in_transit:
+            facts.extend(candidates.in_transit(line))
     context = {
         "lines": lines,
         "method": method,
         "destination": dest,
         "requested_service": order.get("requested_service"),
-        "screened": [
-            {"line_id": line_id, "reason": reason, "node_ids": sorted(node_ids)}
-            for (line_id, reason), node_ids in sorted(screened.items())
-        ],
+        "screened": candidates.screened_list(),
         "node_days": {},
         "now": view.now,
     }
     if services:
         context["carriers"] = [schedules.compact(s) for s in services]
     return facts, context
+
+
+def _lines(order: dict, view: NetworkView) -> list[dict]:
+    """The order's lines with what the rules see of their SKUs."""
+    lines = []
+    for line in order["lines"]:
+        info = view.skus[line["sku"]]
+        lines.append(
+            {
+                "line_id": line["line_id"],
+                "sku": line["sku"],
+                "qty": line["qty"],
+                "unit_price": line["unit_price"],
+                "value": round(line["qty"] * line["unit_price"], 2),
+                "category": info["category"],
+                "hazmat": info["hazmat"],
+                "weight_kg": info["weight_kg"],
+                "dropship": bool(info["suppliers"]),
+            }
+        )
+    return lines
+
+
+def _order_fact(order: dict, lines: list[dict], dest: dict, now: str) -> dict:
+    """The ``order`` fact: its channel, size, value, delivery and destination."""
+    total = 0.0
+    for line in lines:
+        total += line["value"]
+    return {
+        "fact": "order",
+        "key": "order",
+        "order_id": order["order_id"],
+        "channel": order["channel"],
+        "total": round(total, 2),
+        "line_count": len(lines),
+        "unit_count": sum(line["qty"] for line in lines),
+        "delivery_method": order["delivery"]["method"],
+        "requested_service": order.get("requested_service"),
+        "pickup_node_id": order["delivery"].get("node_id"),
+        "destination_country": dest["country"],
+        "destination_postcode": dest["postcode"],
+        "destination_lat": dest["lat"],
+        "destination_lon": dest["lon"],
+        "created_at": now,
+        "created_hour": parse_time(now).hour,
+        **_present(
+            destination_city=dest.get("city"),
+            destination_postcode_area=postcode_area(dest["postcode"]),
+            destination_region=dest.get("region"),
+            promised_by=order.get("promised_by"),
+            promise_id=order.get("promise_id"),
+        ),
+    }
+
+
+@dataclass
+class _Candidates:
+    """Builds the candidate facts of an order's lines, noting each node screened out."""
+
+    order: dict
+    view: NetworkView
+    dest: dict
+    priced: Pricing
+    promise: _Promise | None
+    excluded_nodes: dict[str, set[str]]
+    only_nodes: dict[str, set[str]] | None
+    screened: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    distances: dict[str, float] = field(default_factory=dict)
+
+    def screen(self, line_id: str, node_id: str, reason: str) -> None:
+        self.screened.setdefault((line_id, reason), []).append(node_id)
+
+    def screened_list(self) -> list[dict]:
+        return [
+            {"line_id": line_id, "reason": reason, "node_ids": sorted(node_ids)}
+            for (line_id, reason), node_ids in sorted(self.screened.items())
+        ]
+
+    def on_hand(self, line: dict, positions: list[dict], limit: int) -> list[dict]:
+        """The nearest ``limit`` nodes with stock of the line that may serve it."""
+        view = self.view
+        eligible = []
+        for position in positions:
+            node_id = position["node_id"]
+            node = view.nodes[node_id]
+            reason = _screen(
+                self.order, line, node_id, node, view.skus[line["sku"]], position["atp"]
+            )
+            if node_id in self.excluded_nodes.get(line["line_id"], ()):
+                reason = "the node rejected this line or let it lapse"
+            elif (
+                reason is None
+                and self.only_nodes is not None
+                and node_id not in self.only_nodes.get(line["sku"], ())
+            ):
+                reason = "the held promise is kept by other nodes"
+            if reason:
+                self.screen(line["line_id"], node_id, reason)
+                continue
+            if node_id not in self.distances:
+                key = (node_id, self.dest["lat"], self.dest["lon"])
+                if key not in view.distances:
+                    view.distances[key] = _distance(node, self.dest)
+                self.distances[node_id] = view.distances[key]
+            eligible.append((self.distances[node_id], node_id, position))
+        # The nearest candidates are the ones that can matter; the rest would only cost
+        # time, so only they are built.
+        eligible.sort(key=lambda entry: entry[:2])
+        for _, node_id, _ in eligible[limit:]:
+            self.screen(line["line_id"], node_id, f"farther than the {limit} nearest candidates")
+        now = parse_time(view.now)
+        return [
+            _candidate(
+                line,
+                node_id,
+                view.nodes[node_id],
+                position["atp"],
+                self.distances[node_id],
+                self.priced,
+                view,
+                now,
+                False,
+                position["feed_as_of"],
+                self.promise,
+            )
+            for _, node_id, position in eligible[:limit]
+        ]
+
+    def in_transit(self, line: dict) -> list[dict]:
+        """Supply of the line's SKU in transit to nodes that may serve it, in time."""
+        view = self.view
+        now = parse_time(view.now)
+        promised_by = (
+            parse_time(self.order["promised_by"]) if self.order.get("promised_by") else None
+        )
+        found = []
+        for supply in view.in_transit:
+            if supply["sku"] != line["sku"] or supply["atp"] <= 0:
+                continue
+            if self.only_nodes is not None and supply["node_id"] not in self.only_nodes.get(
+                line["sku"], ()
+            ):
+                continue
+            node = view.nodes[supply["node_id"]]
+            eta = parse_time(supply["eta"])
+            if promised_by is not None and eta > promised_by:
+                self.screen(
+                    line["line_id"],
+                    supply["node_id"],
+                    "in-transit stock arrives after the promised date",
+                )
+                continue
+            if _screen(self.order, line, supply["node_id"], node, view.skus[line["sku"]], 1):
+                continue
+            fact = _candidate(
+                line,
+                supply["node_id"],
+                node,
+                supply["atp"],
+                _distance(node, self.dest),
+                self.priced,
+                view,
+                max(now, eta),
+                True,
+                None,
+                self.promise,
+            )
+            fact["in_transit_eta_days"] = round(max(0.0, (eta - now).total_seconds()) / 86400, 2)
+            found.append(fact)
+        return found
 
 
 def _screen(order, line, node_id, node, sku_info, atp) -> str | None:
