@@ -4,13 +4,13 @@ The shipped sourcing ruleset's candidate rules (exclusions and scores, with the
 derived flags they use) are evaluated three ways on the same facts, at 10, 100 and
 1,000 candidates:
 
-- this service's engine (durable-rules, through ``app.rules.engine``);
+- this service's engine (durable-rules, through ``app.machinery.rules.engine``);
 - the same rules as a ZEN decision (``zen-engine``, a development dependency): an
   expression node derives what the rules join on (the flags, each line's hazmat and
   weight), and one decision table, looped over the candidates, collects every rule
   that matches a candidate;
 - the plain-Python reference the engine's tests compare with
-  (``app.rules.patterns.pattern_matches``), joining patterns with nested loops and
+  (``app.machinery.rules.patterns.pattern_matches``), joining patterns with nested loops and
   asserting flags until none is new.
 
 Before timing, the bench checks that all three exclude the same candidates and give

@@ -17,7 +17,7 @@ COOKBOOK = reference.cookbook(ROOT / "docs" / "cookbook")
 def test_the_reference_in_the_repository_is_current():
     generated = reference.markdown(ROOT / "schemas", ROOT / "docs" / "cookbook")
     assert (ROOT / "docs" / "rulesets.md").read_text() == generated, (
-        "docs/rulesets.md is stale: python -m app.rules.reference > docs/rulesets.md"
+        "docs/rulesets.md is stale: python -m app.machinery.rules.reference > docs/rulesets.md"
     )
 
 

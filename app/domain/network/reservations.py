@@ -6,7 +6,7 @@ in separate processes, can never promise the same unit twice.
 
 A hold counts against ATP for as long as it is active. Its ``expires_at`` is when
 it lapses, not when the stock silently comes back: a lapsed hold is withdrawn
-with its shipment (``app/sourcing/holds.py``) in one transaction, so stock is never
+with its shipment (``app/lifecycle/holds.py``) in one transaction, so stock is never
 free while a live shipment still counts on it. Every event of the shipment
 extends the hold.
 """
@@ -191,7 +191,7 @@ class ReservationClosed(Conflict):
 def expire(db: Database, now: str | None = None) -> int:
     """Expire the lapsed holds that no shipment counts on; return how many.
 
-    Holds of shipments lapse with their shipment (``app/sourcing/holds.py``).
+    Holds of shipments lapse with their shipment (``app/lifecycle/holds.py``).
     """
     moment = now or database.now()
     with database.atomic(db):

@@ -1,6 +1,6 @@
 """Build the OpenAPI 3.1 document from the routes' own specs and the schemas folder.
 
-Each route declares its spec where it is defined (``app.api.endpoint``), so the
+Each route declares its spec where it is defined (``app.edges.api.endpoints.endpoint``), so the
 document cannot drift from the code: a route without a spec fails here.
 """
 
@@ -18,7 +18,7 @@ _CONVERTER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
 
 class MissingSpec(LookupError):
-    """A route was registered without ``app.api.endpoint``."""
+    """A route was registered without ``app.edges.api.endpoints.endpoint``."""
 
 
 def openapi_path(rule: str) -> str:
@@ -41,7 +41,9 @@ def routes(app: Flask):
         view = app.view_functions[rule.endpoint]
         spec = getattr(view, "spec", None)
         if spec is None:
-            raise MissingSpec(f"route {rule.rule} has no spec; declare it with app.api.endpoint")
+            raise MissingSpec(
+                f"route {rule.rule} has no spec; declare it with app.edges.api.endpoints.endpoint"
+            )
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             arguments = {
                 name: "integer" if isinstance(converter, IntegerConverter) else "string"

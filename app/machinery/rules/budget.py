@@ -17,7 +17,7 @@ stored:
   most ``MAX_FLAGS`` (the engine's cap on derived facts per evaluation).
 
 The figures are upper bounds computed from the rules alone; the evaluation's own
-time and memory budget (``app/rules/sandbox.py``) stays the last line of defence.
+time and memory budget (``app/machinery/rules/sandbox.py``) stays the last line of defence.
 """
 
 from __future__ import annotations

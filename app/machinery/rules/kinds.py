@@ -7,7 +7,7 @@ types its rules exclude and score, the settings its documents carry (in
 ``ruleset.schema.json``, chosen by ``kind``), and its decision's entry points: a
 scenario's outcome, stored decisions decided again (replays), the part of a decision a
 replay must reproduce, and why a node was not chosen. Its measures for experiments and
-replays are in ``app/metrics.py``.
+replays are in ``app/machinery/metrics.py``.
 """
 
 from __future__ import annotations
