@@ -3,7 +3,8 @@
 ``script`` lists what to do with the next requests, one entry each, then 200:
 an int status (optionally with headers), ("sleep", seconds) before answering 200,
 or ("redirect", url). Until ``down_until`` (a ``time.monotonic()`` instant) every
-request gets 503 instead: an outage.
+request gets 503 instead: an outage. ``down_from_first(seconds)`` starts one when the
+next request arrives, so a test's outage meets its senders however late they start.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Receiver:
         self.in_flight: collections.Counter = collections.Counter()
         self.overlaps = 0
         self.down_until = 0.0
+        self.outage_seconds: float | None = None
         self.lock = threading.Lock()
         receiver = self
 
@@ -40,6 +42,9 @@ class Receiver:
                     receiver.in_flight[message_id] += 1
                     if receiver.in_flight[message_id] > 1:
                         receiver.overlaps += 1
+                    if receiver.outage_seconds is not None:
+                        receiver.down_until = time.monotonic() + receiver.outage_seconds
+                        receiver.outage_seconds = None
                     if time.monotonic() < receiver.down_until:
                         action = 503
                     else:
@@ -86,6 +91,11 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def down_from_first(self, seconds: float) -> None:
+        """Answer 503 for ``seconds`` from the next request on."""
+        with self.lock:
+            self.outage_seconds = seconds
 
     @property
     def url(self) -> str:

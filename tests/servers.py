@@ -170,6 +170,15 @@ class Proxy:
                 with contextlib.suppress(OSError):
                     end.close()
 
+    def cut(self) -> None:
+        """Close every open connection, as a server does to one it gave up on; new ones
+        still go through."""
+        for end in self.sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+                end.close()
+        self.sockets = []
+
     def stop(self) -> None:
         self.running = False
         # shutdown wakes the thread blocked in accept(); close alone would leave it listening.

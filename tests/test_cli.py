@@ -30,6 +30,28 @@ def test_every_command_has_help_with_an_example(path):
     assert "Example:" in result.output
 
 
+def readme_section(title: str) -> str:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    start = text.index(title)
+    return text[start : text.index("\n## ", start + 1)]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p, c in commands(main) if not isinstance(c, click.Group)],
+    ids=" ".join,
+)
+def test_every_command_and_option_is_in_the_readme_and_has_help(path):
+    table = readme_section("## The `dom` command")
+    assert f"`dom {' '.join(path)}" in table, f"dom {' '.join(path)} is not in the README's table"
+    command = main
+    for name in path:
+        command = command.commands[name]
+    for param in command.params:
+        if isinstance(param, click.Option) and param.name != "help":
+            assert param.help, f"dom {' '.join(path)} {param.opts[0]} has no help text"
+
+
 @pytest.fixture
 def env(app, db_path, monkeypatch):
     """A migrated database (the app made it) that the commands are pointed at."""

@@ -1,10 +1,11 @@
 """The console's journeys in a real browser (Debian's Chromium, driven by Playwright),
 against `dom serve` on a temporary database holding the demo network.
 
-Every page a journey opens is checked by axe-core for accessibility problems, timed on
-the server (its Server-Timing, for the page and for each API call it makes while loading)
-and saved as a screenshot (``tests/screenshots/``, or ``docs/screenshots/`` by
-``make screenshots``).
+Every page a journey opens is checked by axe-core for accessibility problems, must carry
+the server's Server-Timing (for the page and each API call it makes while loading; the
+slowest is recorded beside the screenshots, never asserted: a busy machine is slow, and
+speed is measured by ``make bench``) and is saved as a screenshot (``tests/screenshots/``,
+or ``docs/screenshots/`` by ``make screenshots``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ pytestmark = needs_chromium
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = signing.new_secret()
 # What a page may take on the server: the page itself and each API call it makes.
-SERVER_MS = 300.0
 CITIES = [
     ("Leeds", "LS1 5HD", 53.7997, -1.5492),
     ("London", "EC1A 1BB", 51.5202, -0.0979),
@@ -149,7 +149,7 @@ SERVER_TIMES = """() => {
 
 
 def look(site: Site, page, name: str, *, at: str | None = None) -> None:
-    """The checks every screen gets: ready, accessible, quick on the server, and saved."""
+    """The checks every screen gets: ready, accessible, timed on the server, and saved."""
     from axe_playwright_python.sync_playwright import Axe
 
     ready(page)
@@ -157,7 +157,6 @@ def look(site: Site, page, name: str, *, at: str | None = None) -> None:
     slowest = max([times["page"] or 0.0] + [ms or 0.0 for _, ms in times["calls"]])
     site.timings[name] = slowest
     assert times["page"] is not None, "the page carries no Server-Timing"
-    assert slowest < SERVER_MS, f"{name}: {times}"
     results = Axe().run(page)
     assert results.violations_count == 0, f"{name}:\n{results.generate_report()}"
     screenshot(page, f"console-{name}", full_page=True, at=at)

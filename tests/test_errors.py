@@ -160,3 +160,22 @@ def test_fast_and_detailed_validators_agree(schema, document):
     catalogue = Catalogue("schemas")
     detailed = list(catalogue.validator(schema).iter_errors(document))
     assert catalogue.fast_validator(schema).is_valid(document) == (not detailed)
+
+
+def test_every_error_code_is_in_the_readmes_table():
+    """A code the service can answer with is one a client can look up."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    start = readme.index("### Errors")
+    table = readme[start : readme.index("\n## ", start)]
+    listed = set(re.findall(r"`([a-z_]+)`", table))
+    used = {
+        code
+        for path in (root / "app").rglob("*.py")
+        for code in re.findall(r'\bcode ?= ?"([a-z_]+)"', path.read_text())
+    }
+    assert used, "no error code found in app/"
+    assert used <= listed, f"missing from the README's error table: {sorted(used - listed)}"

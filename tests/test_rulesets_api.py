@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -256,10 +255,9 @@ def test_activation_reaches_every_server_process_within_a_second(tmp_path):
             assert call(port, key, "POST", "/v1/rulesets/sourcing/evaluate", facts)["version"] == 1
         call(port, key, "POST", "/v1/rulesets/sourcing/versions", version_two())
         call(port, key, "POST", "/v1/rulesets/sourcing/versions/2/activate", {})
-        activated = time.monotonic()
+        # No waiting: every request after the activation, on every worker, sees version 2.
         seen = [
             call(port, key, "POST", "/v1/rulesets/sourcing/evaluate", facts)["version"]
             for _ in range(30)
         ]
-        assert time.monotonic() - activated < 5
         assert seen == [2] * 30

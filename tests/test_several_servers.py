@@ -11,7 +11,6 @@ second; an experiment's assignment must not depend on the server that answers.
 from __future__ import annotations
 
 import collections
-import time
 
 import pytest
 
@@ -112,7 +111,7 @@ def test_eight_dispatchers_on_three_servers_and_two_processes_send_each_message_
         receiver.close()
 
 
-def test_an_activation_made_on_one_server_is_in_force_on_every_server_within_a_second(shop):
+def test_an_activation_made_on_one_server_is_in_force_on_every_servers_next_order(shop):
     set_stock(shop["admin"], "DC1", {"MUG": 100})
     two = shipped(version=2, description="v2")
     two["settings"]["max_shipments"] = 1
@@ -124,13 +123,12 @@ def test_an_activation_made_on_one_server_is_in_force_on_every_server_within_a_s
             )
             assert decision["ruleset"]["version"] == 1
         call(ports[0], shop["analyst"], "POST", "/v1/rulesets/sourcing/versions/2/activate", {})
-        activated = time.monotonic()
+        # No waiting: the very next order on each server is decided by the new version.
         for n, port in enumerate(ports):
             decision = call(
                 port, shop["key"], "POST", "/v1/orders", order(f"b{n}", [("MUG", 1, 1)])
             )
             assert decision["ruleset"]["version"] == 2, port
-            assert time.monotonic() - activated < 1.0
 
 
 def test_an_experiments_assignment_is_the_same_on_every_server(shop):

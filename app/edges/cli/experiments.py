@@ -177,7 +177,12 @@ def replay_options(command):
     """What a replay compares and on which decisions: the options of both replay commands."""
     for option in reversed(
         [
-            click.option("--ruleset", default="sourcing", show_default=True),
+            click.option(
+                "--ruleset",
+                default="sourcing",
+                show_default=True,
+                help="The ruleset whose versions are compared (sourcing, returns, replenishment).",
+            ),
             click.option(
                 "--champion",
                 "--a",

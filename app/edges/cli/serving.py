@@ -117,6 +117,10 @@ def serve(dev: bool, host: str | None, port: int | None, workers: int | None):
             self.cfg.set("post_worker_init", worker_ready)
             self.cfg.set("worker_exit", worker_exit)
             self.cfg.set("child_exit", child_exit)
+            # Nothing here uses gunicornc: no control socket in a folder other servers
+            # share (gunicorn 25.1 and later make one by default).
+            if "control_socket_disable" in self.cfg.settings:
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return app
