@@ -144,6 +144,8 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
             "carrier_services",
             "suppliers",
             "demand",
+            "orders",
+            "returns",
         )
     }
     assert counts["nodes"] == 50
@@ -152,8 +154,17 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     assert counts["carrier_services"] == 3
     assert counts["suppliers"] == 5
     assert counts["demand"] > 50_000  # four weeks of sales at stores and DCs
+    # A few days of orders, decided by the shipped rulesets: most delivered, some returned.
+    assert "order history: 40 orders" in result.output
+    assert (counts["orders"], counts["returns"]) == (demo.HISTORY_ORDERS, demo.HISTORY_RETURNS)
+    statuses = dict(
+        connection.execute("SELECT status, COUNT(*) FROM shipments GROUP BY status").fetchall()
+    )
+    assert {"accepted", "shipped", "delivered"} <= set(statuses)
+    assert statuses["delivered"] > sum(statuses.values()) / 2
     moment = datetime(2026, 11, 25, tzinfo=UTC)
     assert demo.network(7, moment) == demo.network(7, moment)
+    assert demo.history_orders(7) == demo.history_orders(7)
     types = dict(connection.execute("SELECT type, COUNT(*) FROM nodes GROUP BY type").fetchall())
     assert types == {"dc": 3, "3pl": 1, "supplier": 6, "store": 40}
 
@@ -234,3 +245,13 @@ def test_the_cli_does_what_the_api_does_for_an_analyst(env, tmp_path, monkeypatc
     assert again.exit_code == 1  # a stopped experiment cannot be promoted
     shown = runner.invoke(main, ["replays", "show", "rpl_nope"])
     assert shown.exit_code == 1 and "does not exist" in shown.output
+
+
+def test_the_demo_history_is_made_of_valid_orders():
+    from app.platform.schemas import catalogue
+
+    schemas = catalogue(Path(__file__).resolve().parent.parent / "schemas")
+    bodies = demo.history_orders(7)
+    assert len({body["order_id"] for body in bodies}) == demo.HISTORY_ORDERS
+    for body in bodies:
+        schemas.validate("order", body)

@@ -560,3 +560,125 @@ def ensure_keys(db: Database) -> dict[str, str]:
                 db, role, node_id or None, label=f"demo {label}", key=key, channels=channels
             )
     return dict(DEMO_KEYS)
+
+
+# A few days of orders, so that every console page and README command has something to
+# show on first start: (share of orders, what their nodes report).
+HISTORY_ORDERS = 40
+HISTORY_STEPS = (
+    (0.55, ("accepted", "shipped", "delivered")),
+    (0.15, ("accepted", "shipped")),
+    (0.15, ("accepted",)),
+    (0.15, ()),
+)
+HISTORY_RETURNS = 4
+HISTORY_CHANNELS = ("web", "web", "web", "app", "app", "store", "call_center", "marketplace")
+
+
+def history_orders(seed: int = 7) -> list[dict]:
+    """The demo's order history: bodies as channels send them, the same for a seed."""
+    data = network(seed)
+    rng = random.Random(seed * 7919 + 1)
+    customer_ids = sorted(data["customers"])
+    # SKUs a DC holds: most orders can be served, a few wait for stock.
+    stocked = sorted(
+        {
+            item["sku"]
+            for feed in data["feeds"]
+            if data["nodes"][feed["node_id"]]["type"] == "dc"
+            for item in feed["items"]
+            if item.get("on_hand", 0) >= 20
+        }
+    )
+    bodies = []
+    for number in range(1, HISTORY_ORDERS + 1):
+        customer_id = rng.choice(customer_ids)
+        customer = data["customers"][customer_id]
+        if number % 5 == 0 and customer.get("preferred_pickup_node_id"):
+            delivery = {"method": "ship_to_store", "node_id": customer["preferred_pickup_node_id"]}
+        else:
+            address = next(
+                a
+                for a in customer["addresses"]
+                if a["address_id"] == customer["default_address_id"]
+            )
+            delivery = {
+                "method": "ship",
+                "address": {k: address[k] for k in ("lines", "city", "postcode", "country")}
+                | {"lat": address["lat"], "lon": address["lon"]},
+            }
+        lines = [
+            {
+                "line_id": str(index + 1),
+                "sku": sku,
+                "qty": rng.choice((1, 1, 1, 2)),
+                "unit_price": round(rng.uniform(4, 120), 2),
+            }
+            for index, sku in enumerate(rng.sample(stocked, rng.choice((1, 1, 2, 3))))
+        ]
+        bodies.append(
+            {
+                "order_id": f"HIST-{number:04d}",
+                "channel": rng.choice(HISTORY_CHANNELS),
+                "customer_id": customer_id,
+                "delivery": delivery,
+                "lines": lines,
+            }
+        )
+    return bodies
+
+
+def _history_steps(roll: float) -> tuple[str, ...]:
+    """What the nodes of an order report, for a roll in [0, 1)."""
+    for share, steps in HISTORY_STEPS:
+        if roll < share:
+            return steps
+        roll -= share
+    return ()
+
+
+def history(db: Database, seed: int = 7) -> dict:
+    """Decide the demo's order history with the active rulesets, then play what its nodes
+    report (accepted, shipped, delivered) and a few returns; return what was made.
+
+    The bodies and the nodes' answers are the same for a seed; the decisions are the
+    rulesets' own, made now. Needs the shipped rulesets loaded."""
+    from app.kinds.returns import returns
+    from app.lifecycle import fulfilment, intake
+
+    rng = random.Random(seed * 104729 + 3)
+    made = {"orders": 0, "shipment events": 0, "returns": 0}
+    delivered = []
+    for body in history_orders(seed):
+        decision, _ = intake.decide_order(db, body)
+        made["orders"] += 1
+        steps = _history_steps(rng.random())
+        for shipment in decision["shipments"]:
+            for step in steps:
+                event = {"event_id": f"{shipment['shipment_id']}-{step}", "type": step}
+                if step == "shipped":
+                    event |= {"carrier": "DPD", "tracking_number": f"DPD{rng.randrange(10**9):09d}"}
+                fulfilment.record_event(db, shipment["shipment_id"], event, None)
+                made["shipment events"] += 1
+        if "delivered" in steps and decision["shipments"] and not decision["unfulfilled"]:
+            delivered.append(body)
+    for number, body in enumerate(delivered[:HISTORY_RETURNS], start=1):
+        line = body["lines"][0]
+        returns.create(
+            db,
+            {
+                "return_id": f"HIST-RET-{number}",
+                "order_id": body["order_id"],
+                "method": "drop_off",
+                "lines": [
+                    {
+                        "line_id": line["line_id"],
+                        "qty": 1,
+                        "reason": rng.choice(("wrong_size", "changed_mind", "damaged_in_transit")),
+                        "condition": "unopened",
+                    }
+                ],
+            },
+        )
+        made["returns"] += 1
+    return made

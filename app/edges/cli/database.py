@@ -10,6 +10,7 @@ import click
 from app.edges.cli.common import (
     load_config,
     open_database,
+    schemas,
     with_db,
 )
 from app.platform import db as database
@@ -131,9 +132,16 @@ def demo():
 @demo.command("load")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has nodes already.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the demo.")
+@click.option(
+    "--history/--no-history",
+    default=True,
+    show_default=True,
+    help="Also decide a few days of orders, ship and deliver most, and return some.",
+)
 @with_db
-def demo_load(db, if_empty: bool, seed: int):
-    """Load the deterministic demo network, stock, customers and demo API keys.
+def demo_load(db, if_empty: bool, seed: int, history: bool):
+    """Load the deterministic demo network, stock, customers, a few days of orders (decided,
+    shipped, delivered, some returned) and the demo API keys.
 
     \b
     Example:
@@ -146,6 +154,14 @@ def demo_load(db, if_empty: bool, seed: int):
     else:
         counts = demo_data.load(db, seed)
         click.echo("loaded demo: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+        if history:
+            # The history is decided by the shipped rulesets, as `dom serve` loads them.
+            from app.machinery.rules import runtime
+
+            config = load_config()
+            runtime.load_shipped(db, config["RULESETS_DIR"], schemas())
+            made = demo_data.history(db, seed)
+            click.echo("order history: " + ", ".join(f"{v} {k}" for k, v in made.items()))
     keys = demo_data.ensure_keys(db)
     click.echo("demo API keys (for local use only):")
     for role, key in keys.items():

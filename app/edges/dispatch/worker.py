@@ -169,9 +169,17 @@ class Dispatcher:
         error_class = outcome.error_class or ("http" if not outcome.ok else "none")
         monitoring.DELIVERIES.labels(result, error_class, message["event_type"]).inc()
         monitoring.DELIVERY_SECONDS.labels(result).observe(outcome.duration_ms / 1000)
+        if outcome.ok:
+            level = logging.INFO
+        elif outcome.error_class == "no_endpoint" and message["attempts"] > 0 and result != "dead":
+            # Said once per message: a node with no webhook yet (the demo's, a node being set
+            # up) would otherwise fill the log with the same warning at every retry.
+            level = logging.DEBUG
+        else:
+            level = logging.WARNING
         logs.event(
             "delivery.attempted",
-            logging.INFO if outcome.ok else logging.WARNING,
+            level,
             message_id=message["message_id"],
             event_type=message["event_type"],
             node_id=message["node_id"],

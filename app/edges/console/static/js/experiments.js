@@ -22,7 +22,8 @@ const experiments = async () => {
       ["Started", (e) => when(e.starts_at)],
     ],
     list.experiments,
-    "Experiments"
+    "Experiments",
+    "No experiments yet. Start one with the form above: a split sends a share of orders to the challenger, a shadow decides every order under both and keeps the champion's."
   ));
   $("#experiment-form").addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -175,7 +176,8 @@ const replays = async () => {
       ["Started", (r) => when(r.created_at)],
     ],
     list.replays,
-    "Replays"
+    "Replays",
+    "No replays yet. Start one with the form above: it decides stored orders again under two versions (or a draft) and compares them."
   ));
   $("#replay-form").addEventListener("submit", async (event) => {
     event.preventDefault();

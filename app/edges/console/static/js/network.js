@@ -76,7 +76,8 @@ export async function deadDeliveries() {
       ["Action", (d) => h("button", { type: "button", class: "quiet", "data-retry": d.message_id, onclick: () => retry(d.message_id) }, "Retry now")],
     ],
     dead.deliveries,
-    "Dead deliveries"
+    "Dead deliveries",
+    "No dead deliveries: every message to the nodes was delivered or is still being tried."
   ), dead.deliveries.length === 50 ? h("p", { class: "hint" }, "The 50 newest; choose a node to see its own.") : null);
 }
 

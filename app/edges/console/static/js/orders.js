@@ -5,7 +5,7 @@ import { ARGS, QUERY, AUTHOR, $, h, fill, table, badge, link, when, guarded } fr
 import { explain } from "./explain.js";
 
 // A searchable list: the form's fields are the API's filters; "More" follows next_cursor.
-export function searchable(form, more, target, path, key, columns, caption) {
+export function searchable(form, more, target, path, key, columns, caption, empty) {
   let cursor = null;
   const rows = [];
   const load = async (next) => {
@@ -19,7 +19,7 @@ export function searchable(form, more, target, path, key, columns, caption) {
     rows.push(...page[key]);
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    fill(target, table(columns, rows, caption));
+    fill(target, table(columns, rows, caption, empty));
   };
   form.addEventListener("submit", (event) => { event.preventDefault(); load(false); });
   more.addEventListener("click", () => load(true));
@@ -34,7 +34,8 @@ const decisions = async () => {
       ["Channel", (o) => o.channel],
       ["Received", (o) => when(o.created_at)],
       ["Updated", (o) => when(o.updated_at)],
-    ], "Orders");
+    ], "Orders",
+    "No orders match. Channels place them with POST /v1/orders (the README's \u201cTry it\u201d has one); `dom demo load` on a new database adds a few days of them.");
   if (!AUTHOR) return orders;
   const form = $("#decision-filters");
   for (const [name, value] of QUERY) if (form.elements[name]) form.elements[name].value = value;
@@ -47,7 +48,8 @@ const decisions = async () => {
       ["Ruleset", (d) => `${d.ruleset} v${d.ruleset_version}`],
       ["Experiment", (d) => (d.experiment_id ? `${d.experiment_id} (${d.variant})` : "")],
       ["Decided", (d) => when(d.created_at)],
-    ], "Decisions")]);
+    ], "Decisions",
+    "No decisions match. Every order, return, replenishment run and simulation leaves one; try a wider filter.")]);
 };
 
 export function showOrder(order) {

@@ -43,8 +43,9 @@ export function fill(target, ...children) {
   return element;
 }
 
-// A table: columns are [label, row => cell content, {number: true}?].
-export function table(columns, rows, caption) {
+// A table: columns are [label, row => cell content, {number: true}?]; ``empty`` says, when
+// there are no rows, why and how to get some.
+export function table(columns, rows, caption, empty = "None.") {
   return h(
     "div",
     // A wide table scrolls sideways in its own box, which the keyboard can reach too.
@@ -59,7 +60,7 @@ export function table(columns, rows, caption) {
         {},
         rows.length
           ? rows.map((row) => h("tr", {}, columns.map(([, cell, o]) => h("td", { class: o && o.number ? "number" : null }, cell(row)))))
-          : h("tr", {}, h("td", { colspan: columns.length }, "None."))
+          : h("tr", {}, h("td", { colspan: columns.length, class: "empty" }, empty))
       )
     )
   );
