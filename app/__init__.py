@@ -1,4 +1,12 @@
-"""DOM: a distributed order management decision service."""
+"""DOM: a distributed order management decision service.
+
+Six packages, one per layer, top to bottom: ``edges`` (API, console, dispatcher, CLI),
+``lifecycle`` (the order's life around its decisions), ``kinds`` (sourcing, returns,
+replenishment, promising), ``machinery`` (rules, decision records, experiments, replays),
+``domain`` (network, orders, customers) and ``platform`` (database, settings, errors,
+logs, auth, messaging). Each imports only those below it (``.importlinter``);
+``create_app`` here wires them together.
+"""
 
 from __future__ import annotations
 
