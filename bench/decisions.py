@@ -1,6 +1,6 @@
 """Decision throughput and latency, in process and over HTTP, next to a bare echo endpoint.
 
-Two networks: the demo (46 nodes, 500 SKUs) and a generated one of 1,000 nodes.
+Two networks: the demo (50 nodes, 500 SKUs) and a generated one of 1,000 nodes.
 Orders have 1-3 lines of random SKUs shipped to a random customer's address.
 """
 
@@ -369,7 +369,7 @@ def report(label: str, rate: float, latencies: list[float]) -> str:
 
 def main() -> None:
     for name, build in (
-        ("demo network (46 nodes)", demo_network),
+        ("demo network (50 nodes)", demo_network),
         ("generated network (1,000 nodes)", large_network),
     ):
         with tempfile.TemporaryDirectory() as folder:

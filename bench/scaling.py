@@ -1,6 +1,6 @@
 """Decisions over HTTP with one, two and three server processes, on PostgreSQL and on SQLite.
 
-Every measurement starts from a copy of one database holding the demo network (46 nodes,
+Every measurement starts from a copy of one database holding the demo network (50 nodes,
 500 SKUs, 300 customers): a copied file for SQLite, ``CREATE DATABASE ... TEMPLATE`` for
 PostgreSQL. Each server process runs 2 gunicorn workers without the embedded dispatcher;
 8 client threads send 300 orders of 1-3 lines, to each server in turn. Figures are the
