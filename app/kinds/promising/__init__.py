@@ -1,1 +1,3 @@
-"""Delivery promises: when nodes and carriers work, and the dates that follow."""
+"""Delivery promises: when nodes and carriers work, the dates that follow, the carrier
+that takes a parcel, and the held promises' records. It serves the other kinds (sourcing
+dates its shipments with it) and imports none of them."""

@@ -1,6 +1,6 @@
 """Write a decision's outcome in the order's transaction: reserve its stock, record it,
-create its shipments and move the order (``commit``), then tell each node what to ship
-(``instruct``: an outbox message per shipment)."""
+create its shipments, tell each node what to ship (``instruct``: an outbox message per
+shipment) and move the order (``decision``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
-"""Decide an order: gather, build facts, evaluate the rules, allocate, reserve, record.
+"""Decide an order: its facts (``gather``), the rules' verdict, the allocation, the dates.
 
 ``run`` is the decision itself: facts and a ruleset version in, a decision out,
-nothing read or written, so a stored decision can be replayed exactly. ``gather``
-reads what the facts need; ``commit`` writes the outcome in one transaction.
+nothing read or written, so a stored decision can be replayed exactly (``replay``).
+``make_decision`` gathers, runs and dates one order; ``commit`` writes the outcome.
 """
 
 from __future__ import annotations
