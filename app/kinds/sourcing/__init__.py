@@ -2,7 +2,7 @@
 
     gather    reads what an order's facts need, and checks its references
     facts     the facts of one order (pure)
-    decide    the rules' verdict, the allocation and the dates; replays (pure but gather)
+    decide    the rules' verdict, the allocation and the dates (``run`` is pure); replays
     allocate  lines to nodes under the ruleset's objective (pure)
     explain   explanations and why-not answers (pure)
     commit    reserve, record, create shipments, instruct the nodes: one transaction
