@@ -51,6 +51,9 @@ class Dispatcher:
         self.brokers = brokers.Brokers(config)
         self.consumers: dict[str, threading.Thread] = {}
         self._last_guardrails = 0.0
+        # Endpoints with no webhook set that this dispatcher has warned of: said once each
+        # (the demo's nodes, a node being set up), not at every message and retry.
+        self._unconfigured: set[str] = set()
 
     def connect(self):
         return database.open_from_config(self.config)
@@ -169,14 +172,14 @@ class Dispatcher:
         error_class = outcome.error_class or ("http" if not outcome.ok else "none")
         monitoring.DELIVERIES.labels(result, error_class, message["event_type"]).inc()
         monitoring.DELIVERY_SECONDS.labels(result).observe(outcome.duration_ms / 1000)
-        if outcome.ok:
-            level = logging.INFO
-        elif outcome.error_class == "no_endpoint" and message["attempts"] > 0 and result != "dead":
-            # Said once per message: a node with no webhook yet (the demo's, a node being set
-            # up) would otherwise fill the log with the same warning at every retry.
-            level = logging.DEBUG
-        else:
-            level = logging.WARNING
+        endpoint = circuits.key(message["node_id"], message["subscription_id"])
+        level = logging.INFO if outcome.ok else logging.WARNING
+        if outcome.error_class == "no_endpoint" and result != "dead":
+            if endpoint in self._unconfigured:
+                level = logging.DEBUG
+            self._unconfigured.add(endpoint)
+        elif outcome.ok:
+            self._unconfigured.discard(endpoint)
         logs.event(
             "delivery.attempted",
             level,
