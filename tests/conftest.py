@@ -119,7 +119,8 @@ def db_path(tmp_path, request):
         path = tmp_path / "dom.db"
         for suffix in ("", "-wal"):
             if Path(f"{sqlite_template}{suffix}").exists():
-                shutil.copyfile(f"{sqlite_template}{suffix}", f"{path}{suffix}")
+                # With its mode: the service makes its database readable by its owner only.
+                shutil.copy(f"{sqlite_template}{suffix}", f"{path}{suffix}")
         yield str(path)
         return
     url = POSTGRES.create()
