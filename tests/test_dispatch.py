@@ -291,6 +291,9 @@ def test_a_killed_worker_loses_nothing(db_path, receiver):
         "DOM_WEBHOOK_ALLOW": "127.0.0.1",
         "DOM_DISPATCH_LEASE_SECONDS": "1",
         "DOM_WEBHOOK_TIMEOUT_SECONDS": "1",
+        # A lease outlives the slowest attempt a dispatcher could make, brokers' included:
+        # short timeouts keep the dead worker's message waiting seconds, not most of a minute.
+        "DOM_BROKER_TIMEOUT_SECONDS": "1",
         "DOM_DISPATCH_POLL_SECONDS": "0.05",
         "DOM_RETRY_SCHEDULE": "0,0,0",
     }
