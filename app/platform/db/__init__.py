@@ -96,6 +96,7 @@ log = logging.getLogger(__name__)
 
 
 def is_postgres(url: str) -> bool:
+    """Whether ``url`` names a PostgreSQL database (anything else is a SQLite path)."""
     return url.startswith(("postgresql://", "postgres://"))
 
 
@@ -105,15 +106,6 @@ def describe(url: str) -> str:
     if is_postgres(url):
         return re.sub(r"//([^:/@]+):[^@/]*@", r"//\1:***@", url)
     return str(Path(url).resolve())
-
-
-# SQLite --------------------------------------------------------------------------------
-
-
-# PostgreSQL ----------------------------------------------------------------------------
-
-
-# Either ----------------------------------------------------------------------------------
 
 
 def open_database(url: str, config=None) -> Database:
@@ -191,12 +183,6 @@ def close_db(_exc: BaseException | None = None) -> None:
     if db is not None:
         db.rollback()
         db.close()
-
-
-# Time --------------------------------------------------------------------------------
-
-
-# Migrations ---------------------------------------------------------------------------
 
 
 def init_app(app: Flask) -> None:
