@@ -500,21 +500,34 @@ def publish_event(kind: str, config, headers: dict, body: bytes) -> None:
         connection.close()
         return
     import nats
+    import nats.js.errors
 
     async def send():
         client = await nats.connect(NATS)
         jetstream = client.jetstream()
         stream, _ = node_events.streams(config["NODE_EVENTS_SUBJECT"])
         try:
-            await jetstream.stream_info(stream)
-        except Exception:
-            await jetstream.add_stream(name=stream, subjects=[f"{config['NODE_EVENTS_SUBJECT']}.>"])
-        await jetstream.publish(
-            f"{config['NODE_EVENTS_SUBJECT']}.{headers.get('dom-node-id', 'x')}",
-            body,
-            headers=headers,
-        )
-        await client.close()
+            try:
+                await jetstream.stream_info(stream)
+            except Exception:
+                subjects = [f"{config['NODE_EVENTS_SUBJECT']}.>"]
+                await jetstream.add_stream(name=stream, subjects=subjects)
+            # The dispatcher makes the same stream as it starts: on a busy machine the
+            # stream may not take messages yet. A node tries again, and so does this one.
+            for attempt in range(50):
+                try:
+                    await jetstream.publish(
+                        f"{config['NODE_EVENTS_SUBJECT']}.{headers.get('dom-node-id', 'x')}",
+                        body,
+                        headers=headers,
+                    )
+                    break
+                except nats.js.errors.NoStreamResponseError:
+                    if attempt == 49:
+                        raise
+                    await asyncio.sleep(0.2)
+        finally:
+            await client.close()
 
     asyncio.run(send())
 
