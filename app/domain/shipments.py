@@ -79,7 +79,7 @@ def for_order(db: Database, order_id: str) -> list[dict]:
         "SELECT shipment_id, decision_id, node_id, status, method, service_level, lines,"
         " estimated_cost, distance_km, carrier, tracking_number, requested_at, withdrawn_reason,"
         " carrier_service, dispatch_date, promised_date, promised_until, delivered_at,"
-        " created_at, updated_at FROM shipments"
+        " ship_by, withdraw_by, at_risk_at, ready_at, created_at, updated_at FROM shipments"
         " WHERE order_id = ? ORDER BY created_at, shipment_id",
         [order_id],
     )
@@ -135,6 +135,31 @@ def mark_requested(db: Database, shipment_id: str) -> None:
     )
 
 
+def set_deadlines(db: Database, shipment_id: str, ship_by: str, withdraw_by: str) -> None:
+    """The node's commitment: shipped by ``ship_by`` or at risk, withdrawn at ``withdraw_by``."""
+    db.execute(
+        "UPDATE shipments SET ship_by = ?, withdraw_by = ?, updated_at = ? WHERE shipment_id = ?",
+        [ship_by, withdraw_by, database.now(), shipment_id],
+    )
+
+
+def due_at_risk(db: Database, now: str) -> list[dict]:
+    """Accepted or picked shipments past their ``ship_by`` not yet flagged at risk."""
+    rows = db.execute(
+        "SELECT shipment_id, order_id FROM shipments WHERE status IN ('accepted', 'picked')"
+        " AND ship_by <= ? AND at_risk_at IS NULL ORDER BY ship_by, shipment_id",
+        [now],
+    )
+    return [dict(row) for row in rows]
+
+
+def set_at_risk(db: Database, shipment_id: str, at: str) -> None:
+    db.execute(
+        "UPDATE shipments SET at_risk_at = ?, updated_at = ? WHERE shipment_id = ?",
+        [at, database.now(), shipment_id],
+    )
+
+
 def unacknowledged(db: Database, older_than: str) -> list[dict]:
     """Requested shipments whose node has not accepted them since before ``older_than``."""
     rows = db.execute(
@@ -145,7 +170,7 @@ def unacknowledged(db: Database, older_than: str) -> list[dict]:
 
 
 # Withdrawals that count against the node, like a rejection: it may not serve the line again.
-NODE_FAILURES = ("ack_timeout", "hold_lapsed")
+NODE_FAILURES = ("ack_timeout", "hold_lapsed", "dispatch_overdue")
 
 
 def excluded_nodes(db: Database, order_id: str) -> dict[str, set[str]]:

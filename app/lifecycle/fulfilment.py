@@ -2,13 +2,14 @@
 Owns ``shipment_events``.
 
 Events are idempotent per shipment: the same event id for the same shipment with
-the same body returns the first result. Acceptance and picking extend the
-shipment's holds (``holds.py``). A rejection releases the node's holds and sources
-the affected lines again without the nodes that failed them; so does a shipment no
-node accepted within the ruleset's acknowledgement timeout, whose node is then
-sent a cancellation. A shipment that ships consumes its holds: on hand goes down,
-unless a count taken after the event's ``at`` already reflects it. When every
-shipment is delivered the order is completed.
+the same body returns the first result. Acceptance commits the node to the
+shipment's dispatch date: its holds last until the node's deadlines (``holds.py``).
+A rejection releases the node's holds and sources the affected lines again without
+the nodes that failed them; so does a shipment no node accepted within the
+ruleset's acknowledgement timeout, whose node is then sent a cancellation. A
+shipment that ships consumes its holds: on hand goes down, unless a count taken
+after the event's ``at`` already reflects it. When every shipment is delivered the
+order is completed.
 """
 
 from __future__ import annotations
@@ -92,11 +93,16 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
         for reservation in reservations.for_shipment(db, shipment["shipment_id"]):
             reservations.consume(db, reservation["reservation_id"], at)
         fields = {"carrier": event.get("carrier"), "tracking_number": event.get("tracking_number")}
-    elif kind in ("accepted", "picked"):
-        holds.extend(db, shipment["shipment_id"])
+    elif kind == "accepted":
+        holds.commit_to_dispatch(db, shipment)
+    elif kind == "picked" and shipment["method"] == "pickup":
+        # At the store that picked it, a picked parcel is on the collection shelf.
+        fields = {"ready_at": database.now()}
     elif kind == "delivered":
         at = database.observed_time(event["at"], ("at",)) if event.get("at") else database.now()
         fields = {"delivered_at": at}
+        if shipment["method"] == "ship_to_store":
+            fields["ready_at"] = at  # at the store, ready for collection
     shipments.set_status(db, shipment["shipment_id"], target, **fields)
     detail = {
         "shipment_id": shipment["shipment_id"],

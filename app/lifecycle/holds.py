@@ -1,7 +1,14 @@
 """Holds: the stock reserved for a shipment lives exactly as long as the shipment.
 
-- Every event of the shipment (delivery of the request, acceptance, picking) holds
-  the stock for the ruleset's ``reservation_ttl_seconds`` from then.
+- A request the node has not answered is held for the ruleset's
+  ``reservation_ttl_seconds`` from when it was made, and again from when it reached
+  the node.
+- An accepted shipment is the node's commitment to its dispatch date, and its hold lasts
+  until the node's deadlines, counted in the node's working days (its calendar's days
+  without work never count): not shipped by the end of the dispatch date plus
+  ``dispatch_grace_days``, it is **at risk** (the node is sent ``fulfillment.at_risk``,
+  the order's timeline says so); not shipped ``at_risk_withdraw_days`` later, it is
+  withdrawn (``dispatch_overdue``) and its lines are decided again.
 - A hold that lapses withdraws its shipment (the node is told, the lines are sourced
   again without it) in the same transaction that frees the stock, so no other order
   can be promised stock that a live shipment still counts on.
@@ -16,29 +23,100 @@ So, at every instant, for every node and SKU: the holds that count <= on hand.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime
 
 from app.domain import orders, shipments
-from app.domain.network import reservations, stock
-from app.kinds.promising import promises
+from app.domain.network import nodes, reservations, stock
+from app.kinds.promising import promises, schedule
+from app.kinds.promising.dates import after_working_days
 from app.kinds.sourcing import decide
 from app.lifecycle import resource
 from app.machinery.rules import runtime
 from app.platform import db as database
 from app.platform.db import Database
+from app.platform.messaging import outbox
 
 DEFAULT_TTL_SECONDS = 86400
+DEFAULT_GRACE_DAYS = 1
+DEFAULT_WITHDRAW_DAYS = 2
+
+
+def _settings(db: Database) -> dict:
+    return runtime.active_version(db, decide.RULESET)["document"]["settings"]
 
 
 def ttl_seconds(db: Database) -> int:
-    """How long a hold lasts without news from the node: the active ruleset's setting."""
-    settings = runtime.active_version(db, decide.RULESET)["document"]["settings"]
-    return settings.get("reservation_ttl_seconds", DEFAULT_TTL_SECONDS)
+    """How long a request is held without an answer from the node: the ruleset's setting."""
+    return _settings(db).get("reservation_ttl_seconds", DEFAULT_TTL_SECONDS)
 
 
 def extend(db: Database, shipment_id: str, now: datetime | None = None) -> None:
-    """The node acted on the shipment: its holds last another TTL from now."""
+    """The request reached the node: its holds last another TTL from now."""
     reservations.extend_for_shipment(db, shipment_id, ttl_seconds(db), now)
+
+
+def deadlines(db: Database, shipment: dict, now: datetime | None = None) -> tuple[str, str]:
+    """``(ship_by, withdraw_by)`` of a shipment its node accepts now: the end of the
+    node's working day ``dispatch_grace_days`` after its dispatch date (today, when
+    that date has passed or the shipment has none), and ``at_risk_withdraw_days``
+    working days after that."""
+    settings = _settings(db)
+    grace = settings.get("dispatch_grace_days", DEFAULT_GRACE_DAYS)
+    patience = settings.get("at_risk_withdraw_days", DEFAULT_WITHDRAW_DAYS)
+    info = nodes.existing(db, [shipment["node_id"]])[shipment["node_id"]]
+    calendar = schedule.load(db).node(info)
+    today = (now or datetime.now(UTC)).astimezone(calendar.zone).date()
+    planned = shipment.get("dispatch_date")
+    dispatch = max(date.fromisoformat(planned), today) if planned else today
+    return (
+        database.format_time(after_working_days(calendar, dispatch, grace)),
+        database.format_time(after_working_days(calendar, dispatch, grace + patience)),
+    )
+
+
+def commit_to_dispatch(db: Database, shipment: dict, now: datetime | None = None) -> None:
+    """The node accepted the shipment: its holds last until it ships, is rejected, or is
+    withdrawn after its deadlines (``deadlines``). Call in the event's transaction."""
+    ship_by, withdraw_by = deadlines(db, shipment, now)
+    shipments.set_deadlines(db, shipment["shipment_id"], ship_by, withdraw_by)
+    reservations.hold_until(db, shipment["shipment_id"], withdraw_by)
+
+
+def flag_at_risk(db: Database, now: str | None = None) -> list[str]:
+    """Ask the nodes about the accepted shipments not shipped by their ``ship_by``: each is
+    marked at risk, its node is sent ``fulfillment.at_risk`` and its order's timeline
+    says so, in one transaction per shipment. Returns the shipments flagged."""
+    moment = now or database.now()
+    flagged = []
+    for candidate in shipments.due_at_risk(db, moment):
+        with database.immediate(db):
+            orders.lock(db, candidate["order_id"])
+            shipment = shipments.get(db, candidate["shipment_id"])
+            # Checked again under the lock: the node may have shipped meanwhile.
+            if shipment["status"] not in ("accepted", "picked") or shipment["at_risk_at"]:
+                continue
+            shipments.set_at_risk(db, shipment["shipment_id"], moment)
+            detail = {
+                "shipment_id": shipment["shipment_id"],
+                "order_id": shipment["order_id"],
+                "node_id": shipment["node_id"],
+                "dispatch_date": shipment["dispatch_date"],
+                "ship_by": shipment["ship_by"],
+                "withdraw_by": shipment["withdraw_by"],
+                "message": f"not shipped by {shipment['ship_by']}: ship it, or reject it;"
+                f" it is withdrawn at {shipment['withdraw_by']}",
+            }
+            outbox.enqueue(
+                db,
+                "fulfillment.at_risk",
+                detail,
+                node_id=shipment["node_id"],
+                shipment_id=shipment["shipment_id"],
+                order_id=shipment["order_id"],
+            )
+            orders.add_event(db, shipment["order_id"], "shipment.at_risk", detail)
+            flagged.append(shipment["shipment_id"])
+    return flagged
 
 
 def lapse(db: Database, config, now: str | None = None) -> list[str]:
@@ -62,10 +140,16 @@ def lapse(db: Database, config, now: str | None = None) -> list[str]:
                 reservations.release_for_shipments(db, [shipment_id], "expired")
                 continue
             shipment = live[0]
-            message = f"the hold at {shipment['node_id']} lapsed without news from the node"
-            quantities = resource.withdraw(
-                db, shipment, "hold_lapsed", message, hold_status="expired"
-            )
+            if shipment["status"] in ("accepted", "picked"):
+                reason = "dispatch_overdue"
+                message = (
+                    f"{shipment['node_id']} accepted it for {shipment['dispatch_date']}"
+                    f" and had not shipped it by {shipment['withdraw_by']}"
+                )
+            else:
+                reason = "hold_lapsed"
+                message = f"the hold at {shipment['node_id']} lapsed without news from the node"
+            quantities = resource.withdraw(db, shipment, reason, message, hold_status="expired")
             resource.resource(db, shipment["order_id"], list(quantities), config, message)
             withdrawn.append(shipment_id)
     promises.expire(db, moment)

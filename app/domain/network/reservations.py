@@ -256,6 +256,15 @@ def extend_for_shipment(
     )
 
 
+def hold_until(db: Database, shipment_id: str, until: str) -> None:
+    """Hold a shipment's stock until ``until`` (its node committed to a date)."""
+    db.execute(
+        "UPDATE reservations SET expires_at = ?, updated_at = ?"
+        " WHERE shipment_id = ? AND status = 'active'",
+        [until, database.now(), shipment_id],
+    )
+
+
 def lapsed(db: Database, now: str) -> list[dict]:
     """Active reservations whose hold ran out by ``now``, oldest expiry first."""
     rows = db.execute(

@@ -233,6 +233,7 @@ class Dispatcher:
         # Each job runs on one server at a time (an advisory lock on PostgreSQL); a server
         # that finds it taken skips it this round.
         steps = [
+            ("shipments at risk", lambda: holds.flag_at_risk(db)),
             ("lapsed holds", lambda: holds.lapse(db, self.config)),
             (
                 "acknowledgement timeouts",

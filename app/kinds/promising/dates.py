@@ -241,6 +241,22 @@ def ready_for_pickup(node: NodeCalendar, moment: datetime) -> tuple[datetime, da
     raise NoDate(f"the node opens on no day within {HORIZON_DAYS} long enough to prepare it")
 
 
+def after_working_days(node: NodeCalendar, day: date, working_days: int) -> datetime:
+    """The end (midnight that closes it, on the node's clock) of the node's ``working_days``-th
+    working day after ``day``; ``day`` itself when ``working_days`` is 0. The node's days
+    without work never count, so a deadline set on a Friday runs over the weekend free."""
+    left = working_days
+    for _ in range(HORIZON_DAYS):
+        if left == 0:
+            break
+        day += timedelta(days=1)
+        if node.works(day):
+            left -= 1
+    else:
+        raise NoDate(f"the node works on no day within {HORIZON_DAYS}")
+    return datetime.combine(day + timedelta(days=1), time(0, 0), node.zone)
+
+
 # Checks the schemas cannot make -------------------------------------------------------
 
 

@@ -1,0 +1,156 @@
+"""The order's life after its decision: holds that live by the node's dispatch date,
+re-sourcing that keeps the promise, and orders that are never stranded.
+
+Each test runs on a controlled clock (time-machine) where days of the week matter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+
+from app import create_app
+from app.edges.demo import CARRIER_SERVICES
+from app.lifecycle import holds
+from app.platform import db as database
+from tests.conftest import NODE_DC, Api
+from tests.sourcing_helpers import build_network, order, set_stock
+from tests.test_dispatch import FAST
+
+LONDON = ZoneInfo("Europe/London")
+# The DC dispatches Monday to Friday; the test weeks are in December 2026.
+WEEKDAYS_ONLY = {"cutoffs": {day: "15:00" for day in ("mon", "tue", "wed", "thu", "fri")}}
+
+
+def at(text: str) -> datetime:
+    """A moment on London's clock: ``'2026-12-11 16:00'``."""
+    return datetime.fromisoformat(text).replace(tzinfo=LONDON)
+
+
+def stamp(text: str) -> str:
+    return database.format_time(at(text))
+
+
+@pytest.fixture
+def app(db_path):
+    return create_app({"DATABASE": db_path, **FAST})
+
+
+@pytest.fixture
+def shop(admin, network):
+    build_network(admin)
+    node = {**NODE_DC, "fulfilment": WEEKDAYS_ONLY}
+    assert admin.put("/v1/nodes/DC1", json=node).status_code == 200
+    for service_id, document in CARRIER_SERVICES.items():
+        assert admin.put(f"/v1/carrier-services/{service_id}", json=document).status_code == 201
+    return admin
+
+
+@pytest.fixture
+def node(client, network):
+    return Api(client, network["node_key"])  # bound to DC1
+
+
+def event(event_id, kind, **extra):
+    return {"event_id": event_id, "type": kind, **extra}
+
+
+def outbox_types(db, shipment_id):
+    rows = db.execute(
+        "SELECT event_type FROM outbox WHERE shipment_id = ? ORDER BY created_at", [shipment_id]
+    )
+    return [row[0] for row in rows]
+
+
+def placed_friday_evening(shop, node, accept_at="2026-12-11 17:00"):
+    """An order placed after Friday's cut-off at the DC, accepted that evening."""
+    with time_machine.travel(at("2026-12-11 16:00")):
+        set_stock(shop, "DC1", {"MUG": 10})
+        set_stock(shop, "PL1", {"MUG": 10})
+        decision = shop.post("/v1/orders", json=order("fri", [("MUG", 2, 10.0)])).get_json()
+    [shipment] = decision["shipments"]
+    assert shipment["node_id"] == "DC1"
+    assert shipment["dispatch_date"] == "2026-12-14"  # Monday: the DC does not dispatch weekends
+    with time_machine.travel(at(accept_at)):
+        path = f"/v1/shipments/{shipment['shipment_id']}/events"
+        assert node.post(path, json=event("acc", "accepted")).status_code == 201
+    return shipment["shipment_id"]
+
+
+def sweep(db, app, when: str) -> tuple[list, list]:
+    """The dispatcher's two sweeps for accepted shipments, at ``when``."""
+    now = stamp(when)
+    with time_machine.travel(at(when)):
+        return holds.flag_at_risk(db, now), holds.lapse(db, app.config, now)
+
+
+# 1. A hold lives with its shipment; the node's silence is handled by dates --------------
+
+
+def test_a_shipment_accepted_on_friday_for_monday_is_not_withdrawn_over_the_weekend(
+    shop, node, db, app, client
+):
+    shipment_id = placed_friday_evening(shop, node)
+    # Grace of one working day after Monday's dispatch: at risk from the end of Tuesday,
+    # withdrawn two working days after that.
+    row = db.execute(
+        "SELECT ship_by, withdraw_by FROM shipments WHERE shipment_id = ?", [shipment_id]
+    ).fetchone()
+    assert tuple(row) == (stamp("2026-12-16 00:00"), stamp("2026-12-18 00:00"))
+    # The old 24-hour timer would have withdrawn it on Saturday evening.
+    for moment in ("2026-12-12 18:00", "2026-12-13 23:00", "2026-12-14 18:00", "2026-12-15 23:59"):
+        assert sweep(db, app, moment) == ([], []), moment
+    status = db.execute("SELECT status FROM shipments WHERE shipment_id = ?", [shipment_id])
+    assert status.fetchone()[0] == "accepted"
+    # Wednesday: at risk; the node is asked and the order's timeline says so, once.
+    assert sweep(db, app, "2026-12-16 00:30") == ([shipment_id], [])
+    assert sweep(db, app, "2026-12-16 09:00") == ([], [])
+    assert outbox_types(db, shipment_id).count("fulfillment.at_risk") == 1
+    view = shop.get("/v1/orders/fri").get_json()
+    assert [e["type"] for e in view["timeline"]].count("shipment.at_risk") == 1
+    assert view["shipments"][0]["at_risk_at"] == stamp("2026-12-16 00:30")
+    # Friday: still not shipped, so it is withdrawn and its line goes to the 3PL.
+    _, withdrawn = sweep(db, app, "2026-12-18 00:30")
+    assert withdrawn == [shipment_id]
+    view = shop.get("/v1/orders/fri").get_json()
+    states = {s["node_id"]: (s["status"], s["withdrawn_reason"]) for s in view["shipments"]}
+    assert states == {"DC1": ("cancelled", "dispatch_overdue"), "PL1": ("pending", None)}
+    assert outbox_types(db, shipment_id)[-1] == "fulfillment.cancelled"
+
+
+def test_the_nodes_closed_days_do_not_count_toward_its_deadlines(shop, node, db, app):
+    closed = {**WEEKDAYS_ONLY, "closures": [{"from": "2026-12-15", "name": "stocktake"}]}
+    assert shop.put("/v1/nodes/DC1", json={**NODE_DC, "fulfilment": closed}).status_code == 200
+    shipment_id = placed_friday_evening(shop, node)
+    row = db.execute(
+        "SELECT ship_by, withdraw_by FROM shipments WHERE shipment_id = ?", [shipment_id]
+    ).fetchone()
+    # Tuesday is closed: the grace day is Wednesday, then Thursday and Friday.
+    assert tuple(row) == (stamp("2026-12-17 00:00"), stamp("2026-12-19 00:00"))
+    assert sweep(db, app, "2026-12-16 08:00") == ([], [])
+
+
+def test_a_shipment_shipped_by_its_dispatch_date_is_never_at_risk(shop, node, db, app):
+    shipment_id = placed_friday_evening(shop, node)
+    with time_machine.travel(at("2026-12-14 11:00")):
+        path = f"/v1/shipments/{shipment_id}/events"
+        left = stamp("2026-12-14 11:00")
+        shipped = event("s", "shipped", carrier="DPD", tracking_number="T", at=left)
+        assert node.post(path, json=shipped).status_code == 201
+    assert sweep(db, app, "2026-12-30 12:00") == ([], [])
+    assert "fulfillment.at_risk" not in outbox_types(db, shipment_id)
+
+
+def test_a_request_nobody_answers_still_lapses_by_its_ttl(shop, db, app):
+    with time_machine.travel(at("2026-12-11 10:00")):
+        set_stock(shop, "DC1", {"MUG": 10})
+        set_stock(shop, "PL1", {"MUG": 10})
+        decision = shop.post("/v1/orders", json=order("quiet", [("MUG", 1, 10.0)])).get_json()
+    [shipment] = decision["shipments"]
+    # The ruleset holds an unanswered request for 24 hours.
+    assert sweep(db, app, "2026-12-12 09:00") == ([], [])
+    assert sweep(db, app, "2026-12-12 10:30")[1] == [shipment["shipment_id"]]
+    view = shop.get("/v1/orders/quiet").get_json()
+    assert view["shipments"][0]["withdrawn_reason"] == "hold_lapsed"
