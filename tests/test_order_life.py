@@ -16,8 +16,9 @@ from app.edges.demo import CARRIER_SERVICES
 from app.lifecycle import holds
 from app.platform import db as database
 from tests.conftest import NODE_DC, Api
+from tests.receiver import Receiver
 from tests.sourcing_helpers import build_network, order, set_stock
-from tests.test_dispatch import FAST
+from tests.test_dispatch import FAST, SECRET, drain
 
 LONDON = ZoneInfo("Europe/London")
 # The DC dispatches Monday to Friday; the test weeks are in December 2026.
@@ -154,3 +155,94 @@ def test_a_request_nobody_answers_still_lapses_by_its_ttl(shop, db, app):
     assert sweep(db, app, "2026-12-12 10:30")[1] == [shipment["shipment_id"]]
     view = shop.get("/v1/orders/quiet").get_json()
     assert view["shipments"][0]["withdrawn_reason"] == "hold_lapsed"
+
+
+# 2. Re-sourcing keeps the promise ----------------------------------------------------------
+
+
+@pytest.fixture
+def channel(client, keys):
+    return Api(client, keys["channel"])
+
+
+def hold_express(channel, promise_id="P1", qty=2):
+    body = {
+        "lines": [{"sku": "MUG", "qty": qty, "unit_price": 10.0}],
+        "destination": {"postcode": "LE1 5AD", "country": "GB", "lat": 52.6369, "lon": -1.1398},
+        "methods": ["ship"],
+        "service_levels": ["express"],
+        "hold": True,
+        "promise_id": promise_id,
+    }
+    held = channel.post("/v1/promises", json=body)
+    assert held.status_code == 201, held.get_json()
+    return held.get_json()
+
+
+def reject(client, keys, shipment, event_id="rej"):
+    """The shipment's node says no (a node key bound to that node)."""
+    from app.platform import auth
+
+    db = database.open_from_config(client.application.config)
+    try:
+        secret = auth.create_key(db, "node", node_id=shipment["node_id"])[1]
+    finally:
+        db.close()
+    path = f"/v1/shipments/{shipment['shipment_id']}/events"
+    answer = Api(client, secret).post(path, json=event(event_id, "rejected", reason="damaged"))
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()
+
+
+def test_an_order_carries_its_promise_and_a_rejection_is_decided_for_the_same_one(
+    shop, channel, client, keys, db
+):
+    with time_machine.travel(at("2026-12-14 09:00")):
+        set_stock(shop, "DC1", {"MUG": 10})
+        set_stock(shop, "PL1", {"MUG": 10})
+        promise = hold_express(channel)
+        placed = channel.post("/v1/orders", json=order("exp", [("MUG", 2, 10.0)], promise_id="P1"))
+        assert placed.status_code == 201, placed.get_json()
+        [first] = placed.get_json()["shipments"]
+        assert first["service_level"] == "express"
+        view = channel.get("/v1/orders/exp").get_json()
+        promised_by = promise["held_option"]["window"]["to"]
+        assert (view["promised_by"], view["requested_service"]) == (promised_by, "express")
+        assert view["promise_id"] == "P1"
+        reject(client, keys, first)
+        view = channel.get("/v1/orders/exp").get_json()
+    second = [s for s in view["shipments"] if s["status"] == "pending"]
+    assert [s["node_id"] for s in second] != [first["node_id"]]
+    # Express again, by the same date: the promise holds, nothing is broken.
+    assert [s["service_level"] for s in second] == ["express"]
+    assert all(s["promised_until"] <= promised_by for s in second)
+    assert view["promised_by"] == promised_by and view["promise_broken_at"] is None
+    assert "promise_broken" not in [e["type"] for e in view["timeline"]]
+
+
+def test_a_promise_no_node_can_keep_is_broken_out_loud(shop, channel, client, keys, app, db):
+    receiver = Receiver([SECRET])
+    try:
+        made = channel.post(
+            "/v1/subscriptions",
+            json={"url": receiver.url, "secret": SECRET, "event_types": ["order.promise_broken"]},
+        )
+        assert made.status_code == 201, made.get_json()
+        with time_machine.travel(at("2026-12-14 09:00")):
+            set_stock(shop, "DC1", {"MUG": 2})
+            hold_express(channel)
+            decision = channel.post(
+                "/v1/orders", json=order("one", [("MUG", 2, 10.0)], promise_id="P1")
+            ).get_json()
+            reject(client, keys, decision["shipments"][0])
+            view = channel.get("/v1/orders/one").get_json()
+            drain(app)
+        assert view["status"] == "backordered"
+        assert view["promise_broken_at"] is not None
+        [broken] = [e for e in view["timeline"] if e["type"] == "promise_broken"]
+        assert broken["promised_by"] == view["promised_by"] and broken["new_date"] is None
+        assert broken["unserved_lines"] == ["1"]
+        sent = [r["body"] for r in receiver.received if r["body"]["type"] == "order.promise_broken"]
+        assert [body["data"]["order_id"] for body in sent] == ["one"]
+    finally:
+        receiver.close()

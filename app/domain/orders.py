@@ -71,12 +71,16 @@ def require(db: Database, order_id: str) -> dict:
     return order
 
 
-def create(db: Database, body: dict, body_hash: str) -> None:
-    """Record a new order as received, with its lines; call inside a transaction."""
+def create(db: Database, body: dict, body_hash: str, decided: dict | None = None) -> None:
+    """Record a new order as received, with its lines and the promise it carries; call inside
+    a transaction. ``decided`` is the body as decided, when a held promise added its date
+    and service level to it."""
     now = database.now()
+    promise = decided or body
     db.execute(
         "INSERT INTO orders (order_id, channel, customer_id, status, body, body_hash,"
-        " created_at, updated_at) VALUES (?, ?, ?, 'received', ?, ?, ?, ?)",
+        " created_at, updated_at, promised_by, requested_service, promise_id)"
+        " VALUES (?, ?, ?, 'received', ?, ?, ?, ?, ?, ?, ?)",
         [
             body["order_id"],
             body["channel"],
@@ -85,6 +89,11 @@ def create(db: Database, body: dict, body_hash: str) -> None:
             body_hash,
             now,
             now,
+            database.normalize_time(promise["promised_by"])
+            if promise.get("promised_by")
+            else None,
+            promise.get("requested_service"),
+            body.get("promise_id"),
         ],
     )
     db.executemany(
@@ -96,6 +105,44 @@ def create(db: Database, body: dict, body_hash: str) -> None:
         ],
     )
     add_event(db, body["order_id"], "received", {"channel": body["channel"]})
+
+
+def as_decided(order: dict) -> dict:
+    """The order's body as every decision of it is made: with the promise it carries (its
+    date and service level), whether the channel sent them or a held promise gave them."""
+    body = dict(order["body"])
+    if order.get("promised_by"):
+        body["promised_by"] = order["promised_by"]
+    if order.get("requested_service"):
+        body["requested_service"] = order["requested_service"]
+    return body
+
+
+def break_promise(db: Database, order_id: str, detail: dict) -> None:
+    """No node can keep the order's promised date: say so on its timeline and to the
+    channel (``order.promise_broken``); the first time is kept as ``promise_broken_at``.
+    Call inside the decision's transaction."""
+    last = db.execute(
+        "SELECT detail FROM order_events WHERE order_id = ? AND type = 'promise_broken'"
+        " ORDER BY event_id DESC LIMIT 1",
+        [order_id],
+    ).fetchone()
+    if last is not None and jsontext.loads(last[0])["new_date"] == detail["new_date"]:
+        return  # the channel knows this date already
+    db.execute(
+        "UPDATE orders SET promise_broken_at = COALESCE(promise_broken_at, ?) WHERE order_id = ?",
+        [database.now(), order_id],
+    )
+    add_event(db, order_id, "promise_broken", detail)
+    notify(db, order_id, "order.promise_broken", {"order_id": order_id, **detail})
+
+
+def notify(db: Database, order_id: str, event_type: str, payload: dict) -> None:
+    """Tell the channels subscribed to ``event_type`` for this order's channel, in the
+    caller's transaction."""
+    channel = db.execute("SELECT channel FROM orders WHERE order_id = ?", [order_id]).fetchone()
+    for subscription_id in subscriptions.matching(db, event_type, channel[0]):
+        outbox.enqueue(db, event_type, payload, order_id=order_id, subscription_id=subscription_id)
 
 
 def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
@@ -116,10 +163,7 @@ def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
     add_event(db, order_id, "status_changed", {"from": current[0], "to": target, **detail})
     # Channels that subscribed hear about it, in the same transaction as the change.
     payload = {"order_id": order_id, "from": current[0], "to": target, **detail}
-    for subscription_id in subscriptions.matching(db, "order.status_changed", current[1]):
-        outbox.enqueue(
-            db, "order.status_changed", payload, order_id=order_id, subscription_id=subscription_id
-        )
+    notify(db, order_id, "order.status_changed", payload)
     return current[0]
 
 

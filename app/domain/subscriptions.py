@@ -12,7 +12,12 @@ from app.platform.errors import Forbidden, NotFound
 from app.platform.messaging import brokers
 from app.platform.vault import Vault
 
-EVENT_TYPES = ("order.status_changed", "return.refund_due")
+EVENT_TYPES = (
+    "order.status_changed",
+    "order.promise_broken",
+    "order.action_needed",
+    "return.refund_due",
+)
 
 
 def _public(row) -> dict:

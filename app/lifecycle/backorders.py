@@ -116,4 +116,6 @@ def resume(db: Database, order_id: str) -> dict | None:
             return None
         decision["status"] = "partially_sourced" if decision["unfulfilled"] else "sourced"
         decision["backorder"] = True
-        return commit.decision(db, body, decision, facts, context, settings, "backorder")
+        committed = commit.decision(db, body, decision, facts, context, settings, "backorder")
+        resource.check_promise(db, order, decision, "back-order served")
+        return committed

@@ -148,7 +148,7 @@ def _commit(db, body, digest, decision, facts, context, settings, experiment, or
     """Create the order from its body and commit its decision (reserve, record, instruct
     the nodes); ``order`` is the body as decided, when a held promise added to it."""
     decision["experiment"] = experiment
-    orders.create(db, body, digest)
+    orders.create(db, body, digest, order)
     commit.decision(db, order or body, decision, facts, context, settings, "order")
     return decision, True, facts, context
 

@@ -83,13 +83,41 @@ def release(db: Database, shipment: dict, hold_status: str = "released") -> dict
 def decide_missing(db: Database, order: dict, missing: list[dict]) -> tuple:
     """Decide the missing part of an order's lines under the active version, never with a
     node that failed a line before; return ``(body, decision, facts, context, settings)``."""
-    body = {**order["body"], "lines": missing}
+    # Decided again for the promise the order carries: its date and service level.
+    body = {**orders.as_decided(order), "lines": missing}
     version = runtime.active_version(db, decide.RULESET)
     settings = version["document"]["settings"]
     decision, facts, context = decide.make_decision(
         db, body, version, settings, excluded_nodes=shipments.excluded_nodes(db, order["order_id"])
     )
     return body, decision, facts, context, settings
+
+
+def check_promise(db: Database, order: dict, decision: dict, reason: str) -> bool:
+    """After deciding part of an order again: when a shipment lands after the date the order
+    was promised, has no date, or a line found no node, the promise is broken (the
+    timeline, the channel, the report say so, with the new date). Returns whether it was."""
+    promised_by = order.get("promised_by")
+    if not promised_by:
+        return False
+    ends = [(s.get("delivery_window") or {}).get("to") for s in decision["shipments"]]
+    late = [end for end in ends if end is None or end > promised_by]
+    unserved = [line["line_id"] for line in decision.get("unfulfilled", [])]
+    if not late and not unserved:
+        return False
+    dated = [end for end in ends if end is not None]
+    orders.break_promise(
+        db,
+        order["order_id"],
+        {
+            "promised_by": promised_by,
+            "new_date": None if unserved or None in ends else max(dated),
+            "unserved_lines": unserved,
+            "decision_id": decision["decision_id"],
+            "because": reason,
+        },
+    )
+    return True
 
 
 def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dict | None:
@@ -129,6 +157,7 @@ def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dic
         else "backordered"
     )
     commit.decision(db, body, decision, facts, context, settings, "resource")
+    check_promise(db, order, decision, reason)
     return {
         "decision_id": decision["decision_id"],
         "status": decision["status"],
