@@ -9,11 +9,11 @@ ALTER TABLE orders ADD COLUMN promised_by TEXT;
 ALTER TABLE orders ADD COLUMN requested_service TEXT;
 ALTER TABLE orders ADD COLUMN promise_id TEXT;
 ALTER TABLE orders ADD COLUMN promise_broken_at TEXT;
--- Why an open order waits, and what happens next (app/lifecycle/stuck.py): a code, words
--- for people, and the deadline after which the channel is asked or the order is decided.
-ALTER TABLE orders ADD COLUMN waiting_reason TEXT;
-ALTER TABLE orders ADD COLUMN waiting_detail TEXT;
-ALTER TABLE orders ADD COLUMN waiting_until TEXT;
+-- Where the order goes now, when that changed after it was placed (JSON, as the body's
+-- delivery; NULL: as placed): a customer who took up another pickup store.
+ALTER TABLE orders ADD COLUMN delivery TEXT;
+-- When the channel was asked about an order that waits past its deadline (a hold, a
+-- back-order with no supply in sight, an offer); cleared when the order's status moves.
 ALTER TABLE orders ADD COLUMN waiting_escalated_at TEXT;
 
 -- An accepted shipment is the node's commitment to its dispatch date: ship_by is the end of
@@ -25,4 +25,3 @@ ALTER TABLE shipments ADD COLUMN withdraw_by TEXT;
 ALTER TABLE shipments ADD COLUMN at_risk_at TEXT;
 ALTER TABLE shipments ADD COLUMN ready_at TEXT;
 CREATE INDEX shipments_ship_by ON shipments (status, ship_by);
-CREATE INDEX orders_waiting_until ON orders (waiting_until);

@@ -181,13 +181,7 @@ def hold_express(channel, promise_id="P1", qty=2):
 
 def reject(client, keys, shipment, event_id="rej"):
     """The shipment's node says no (a node key bound to that node)."""
-    from app.platform import auth
-
-    db = database.open_from_config(client.application.config)
-    try:
-        secret = auth.create_key(db, "node", node_id=shipment["node_id"])[1]
-    finally:
-        db.close()
+    secret = auth_key(client, "node", node_id=shipment["node_id"])
     path = f"/v1/shipments/{shipment['shipment_id']}/events"
     answer = Api(client, secret).post(path, json=event(event_id, "rejected", reason="damaged"))
     assert answer.status_code == 201, answer.get_json()
@@ -244,5 +238,129 @@ def test_a_promise_no_node_can_keep_is_broken_out_loud(shop, channel, client, ke
         assert broken["unserved_lines"] == ["1"]
         sent = [r["body"] for r in receiver.received if r["body"]["type"] == "order.promise_broken"]
         assert [body["data"]["order_id"] for body in sent] == ["one"]
+    finally:
+        receiver.close()
+
+
+# 3. No order is stranded -----------------------------------------------------------------
+
+
+def test_a_held_order_is_released_by_its_channel_and_decided_again(shop, channel, client, db):
+    set_stock(shop, "DC1", {"MUG": 300})
+    held = channel.post("/v1/orders", json=order("big", [("MUG", 200, 10.0)], customer="NEW"))
+    assert held.get_json()["status"] == "on_hold"
+    # A channel key of another channel does not see it; a body with a typo is refused.
+    other = Api(client, auth_key(client, "channel", channels=["app"]))
+    assert other.post("/v1/orders/big/release", json={}).status_code == 404
+    bad = channel.post("/v1/orders/big/release", json={"notes": "ok"})
+    assert bad.status_code == 422 and bad.get_json()["error"]["errors"][0]["pointer"] == "/notes"
+    assert channel.get("/v1/orders/big").get_json()["status"] == "on_hold"
+    released = channel.post("/v1/orders/big/release", json={"note": "fraud review passed"})
+    assert released.status_code == 200, released.get_json()
+    view = released.get_json()
+    assert view["status"] == "sourced"
+    assert [s["node_id"] for s in view["shipments"]] == ["DC1"]
+    [entry] = [e for e in view["timeline"] if e["type"] == "released"]
+    assert entry["note"] == "fraud review passed"
+    # The rules that held it did not hold it again; a retry changes nothing.
+    assert view["decisions"][-1]["status"] == "sourced"
+    again = channel.post("/v1/orders/big/release", json={"note": "fraud review passed"})
+    assert again.status_code == 200 and len(again.get_json()["shipments"]) == 1
+    # An order that was never on hold cannot be released.
+    set_stock(shop, "DC1", {"MUG": 300})
+    channel.post("/v1/orders", json=order("small", [("MUG", 1, 10.0)]))
+    refused = channel.post("/v1/orders/small/release")
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "not_on_hold"
+
+
+def test_a_held_order_can_be_cancelled(shop, channel):
+    set_stock(shop, "DC1", {"MUG": 300})
+    channel.post("/v1/orders", json=order("big", [("MUG", 200, 10.0)], customer="NEW"))
+    cancelled = channel.post("/v1/orders/big/cancel")
+    assert cancelled.status_code == 200 and cancelled.get_json()["status"] == "cancelled"
+
+
+def auth_key(client, role, **bound):
+    from app.platform import auth
+
+    db = database.open_from_config(client.application.config)
+    try:
+        return auth.create_key(db, role, **bound)[1]
+    finally:
+        db.close()
+
+
+def open_report(api, **query):
+    answer = api.get("/v1/reports/open-orders", query_string=query)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
+
+
+def test_every_open_order_has_a_reason_and_a_next_action(shop, channel, node):
+    with time_machine.travel(at("2026-12-14 09:00")):
+        set_stock(shop, "DC1", {"MUG": 300, "CUP": 0})
+        channel.post("/v1/orders", json=order("held", [("MUG", 200, 10.0)], customer="NEW"))
+        channel.post("/v1/orders", json=order("nocup", [("CUP", 1, 10.0)]))
+        transfer = {
+            "transfer_id": "T1",
+            "sku": "HAZ",
+            "qty": 5,
+            "origin": "supplier",
+            "destination_node_id": "DC1",
+            "eta": stamp("2026-12-17 10:00"),
+        }
+        assert shop.post("/v1/inventory/transfers", json=transfer).status_code == 201
+        channel.post("/v1/orders", json=order("haz", [("HAZ", 1, 10.0)]))
+        placed = channel.post("/v1/orders", json=order("mug", [("MUG", 1, 10.0)])).get_json()
+        path = f"/v1/shipments/{placed['shipments'][0]['shipment_id']}/events"
+        assert node.post(path, json=event("a", "accepted")).status_code == 201
+        report = open_report(channel)
+    found = {o["order_id"]: o for o in report["orders"]}
+    assert {o: found[o]["reason"] for o in found} == {
+        "held": "on_hold",
+        "nocup": "no_supply",
+        "haz": "awaiting_supply",
+        "mug": "awaiting_dispatch",
+    }
+    assert all(o["next_action"] and o["message"] for o in report["orders"])
+    assert found["held"]["message"] == "first order over 1,500 needs a fraud review"
+    assert found["haz"]["expected_date"] == "2026-12-17"
+    assert found["nocup"]["deadline"] > stamp("2026-12-21 08:59")
+    assert found["mug"]["deadline"] == stamp("2026-12-16 00:00")
+    counts = {row["reason"]: row["orders"] for row in report["by_reason"]}
+    assert counts == {"on_hold": 1, "no_supply": 1, "awaiting_supply": 1, "awaiting_dispatch": 1}
+    assert [o["order_id"] for o in open_report(channel, reason="no_supply")["orders"]] == ["nocup"]
+    bad = channel.get("/v1/reports/open-orders", query_string={"reason": "bored"})
+    assert bad.status_code == 422
+
+
+def test_the_channel_is_asked_once_about_an_order_that_waits_too_long(shop, channel, app, db):
+    from app.lifecycle import waiting
+
+    receiver = Receiver([SECRET])
+    try:
+        made = channel.post(
+            "/v1/subscriptions",
+            json={"url": receiver.url, "secret": SECRET, "event_types": ["order.action_needed"]},
+        )
+        assert made.status_code == 201
+        with time_machine.travel(at("2026-12-14 09:00")):
+            set_stock(shop, "DC1", {"CUP": 0})
+            channel.post("/v1/orders", json=order("nocup", [("CUP", 1, 10.0)]))
+        with time_machine.travel(at("2026-12-20 09:00")):
+            assert waiting.escalate(db) == []  # six days: within the ruleset's seven
+        with time_machine.travel(at("2026-12-21 09:30")):
+            assert waiting.escalate(db) == ["nocup"]
+            assert waiting.escalate(db) == []
+            drain(app)
+        view = channel.get("/v1/orders/nocup").get_json()
+        [asked] = [e for e in view["timeline"] if e["type"] == "action_needed"]
+        assert asked["reason"] == "no_supply"
+        sent = [r["body"] for r in receiver.received if r["body"]["type"] == "order.action_needed"]
+        assert [(b["data"]["order_id"], b["data"]["reason"]) for b in sent] == [
+            ("nocup", "no_supply")
+        ]
+        escalated = open_report(channel)["orders"][0]
+        assert escalated["escalated_at"] is not None
     finally:
         receiver.close()

@@ -89,9 +89,7 @@ def create(db: Database, body: dict, body_hash: str, decided: dict | None = None
             body_hash,
             now,
             now,
-            database.normalize_time(promise["promised_by"])
-            if promise.get("promised_by")
-            else None,
+            database.normalize_time(promise["promised_by"]) if promise.get("promised_by") else None,
             promise.get("requested_service"),
             body.get("promise_id"),
         ],
@@ -111,6 +109,8 @@ def as_decided(order: dict) -> dict:
     """The order's body as every decision of it is made: with the promise it carries (its
     date and service level), whether the channel sent them or a held promise gave them."""
     body = dict(order["body"])
+    if order.get("delivery"):
+        body["delivery"] = jsontext.loads(order["delivery"])
     if order.get("promised_by"):
         body["promised_by"] = order["promised_by"]
     if order.get("requested_service"):
@@ -122,12 +122,8 @@ def break_promise(db: Database, order_id: str, detail: dict) -> None:
     """No node can keep the order's promised date: say so on its timeline and to the
     channel (``order.promise_broken``); the first time is kept as ``promise_broken_at``.
     Call inside the decision's transaction."""
-    last = db.execute(
-        "SELECT detail FROM order_events WHERE order_id = ? AND type = 'promise_broken'"
-        " ORDER BY event_id DESC LIMIT 1",
-        [order_id],
-    ).fetchone()
-    if last is not None and jsontext.loads(last[0])["new_date"] == detail["new_date"]:
+    last = last_event(db, order_id, "promise_broken")
+    if last is not None and last["new_date"] == detail["new_date"]:
         return  # the channel knows this date already
     db.execute(
         "UPDATE orders SET promise_broken_at = COALESCE(promise_broken_at, ?) WHERE order_id = ?",
@@ -157,7 +153,8 @@ def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
         return current[0]
     check_transition(order_id, current[0], target)
     db.execute(
-        "UPDATE orders SET status = ?, updated_at = ? WHERE order_id = ?",
+        "UPDATE orders SET status = ?, updated_at = ?, waiting_escalated_at = NULL"
+        " WHERE order_id = ?",
         [target, database.now(), order_id],
     )
     add_event(db, order_id, "status_changed", {"from": current[0], "to": target, **detail})
@@ -226,6 +223,57 @@ def timeline(db: Database, order_id: str) -> list[dict]:
         {"type": row["type"], "at": row["created_at"], **jsontext.loads(row["detail"])}
         for row in rows
     ]
+
+
+def redirect(db: Database, order_id: str, delivery: dict) -> None:
+    """The order goes somewhere else from now on (``as_decided`` gives it); call in a
+    transaction."""
+    db.execute(
+        "UPDATE orders SET delivery = ?, updated_at = ? WHERE order_id = ?",
+        [jsontext.dumps(delivery), database.now(), order_id],
+    )
+
+
+def last_event(db: Database, order_id: str, event_type: str) -> dict | None:
+    """The order's latest timeline entry of this type, or None."""
+    row = db.execute(
+        "SELECT type, detail, created_at FROM order_events WHERE order_id = ? AND type = ?"
+        " ORDER BY event_id DESC LIMIT 1",
+        [order_id, event_type],
+    ).fetchone()
+    if row is None:
+        return None
+    return {"type": row["type"], "at": row["created_at"], **jsontext.loads(row["detail"])}
+
+
+def open_orders(db: Database, channels: tuple[str, ...] | None = None) -> list[dict]:
+    """Every order not finished (open, or sourced and not yet completed), oldest first."""
+    sql = "SELECT * FROM orders WHERE status IN ('received', 'sourced', 'partially_sourced',"
+    sql += " 'backordered', 'on_hold')"
+    params: list = []
+    if channels is not None:
+        sql += f" AND channel IN ({','.join('?' * len(channels))})"
+        params.extend(channels)
+    rows = db.execute(sql + " ORDER BY created_at, order_id", params)
+    return [{**dict(row), "body": jsontext.loads(row["body"])} for row in rows]
+
+
+def waiting_unescalated(db: Database) -> list[dict]:
+    """Held and back-ordered orders the channel has not been asked about since they began
+    to wait, oldest wait first."""
+    rows = db.execute(
+        "SELECT order_id FROM orders WHERE status IN ('on_hold', 'backordered',"
+        " 'partially_sourced') AND waiting_escalated_at IS NULL ORDER BY updated_at, order_id"
+    )
+    return [dict(row) for row in rows]
+
+
+def ask_channel(db: Database, order_id: str, at: str, detail: dict) -> None:
+    """The order waited past its deadline: the channel is asked (``order.action_needed``)
+    and the timeline says so, once per wait. Call in a transaction."""
+    db.execute("UPDATE orders SET waiting_escalated_at = ? WHERE order_id = ?", [at, order_id])
+    add_event(db, order_id, "action_needed", detail)
+    notify(db, order_id, "order.action_needed", {"order_id": order_id, **detail})
 
 
 def waiting_skus(db: Database) -> set[str]:

@@ -80,11 +80,13 @@ def release(db: Database, shipment: dict, hold_status: str = "released") -> dict
     return quantities
 
 
-def decide_missing(db: Database, order: dict, missing: list[dict]) -> tuple:
-    """Decide the missing part of an order's lines under the active version, never with a
-    node that failed a line before; return ``(body, decision, facts, context, settings)``."""
+def decide_missing(db: Database, order: dict, missing: list[dict], **changes) -> tuple:
+    """Decide the missing part of an order's lines under the active version, for the promise
+    the order carries, never with a node that failed a line before; ``changes`` replace
+    parts of the body (a release, another pickup store). Returns
+    ``(body, decision, facts, context, settings)``."""
     # Decided again for the promise the order carries: its date and service level.
-    body = {**orders.as_decided(order), "lines": missing}
+    body = {**orders.as_decided(order), "lines": missing, **changes}
     version = runtime.active_version(db, decide.RULESET)
     settings = version["document"]["settings"]
     decision, facts, context = decide.make_decision(
@@ -121,11 +123,13 @@ def check_promise(db: Database, order: dict, decision: dict, reason: str) -> boo
 
 
 def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dict | None:
-    """Decide the missing quantities of these lines again; hold the order when out of rounds."""
+    """Decide the missing quantities of these lines again; hold the order when out of rounds
+    (counted since the order was last released from a hold)."""
     order = orders.require(db, order_id)
     if order["status"] in ("cancelled", "completed"):
         return None
-    rounds = decisions.count(db, order_id, "resource")
+    released = orders.last_event(db, order_id, "released")
+    rounds = decisions.count(db, order_id, "resource", released["at"] if released else None)
     limit = config["RESOURCING_MAX_ROUNDS"]
     if rounds >= limit:
         orders.set_status(
@@ -138,7 +142,14 @@ def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dic
     missing = orders.missing(db, order_id, line_ids)
     if not missing:
         return None
-    body, decision, facts, context, settings = decide_missing(db, order, missing)
+    return decide_again(db, order, missing, reason)
+
+
+def decide_again(db: Database, order: dict, missing: list[dict], reason: str, **changes) -> dict:
+    """Decide the missing lines of an order again and commit it (a decision of kind
+    ``resource``); the order's status follows from all of its lines. Call in a transaction."""
+    order_id = order["order_id"]
+    body, decision, facts, context, settings = decide_missing(db, order, missing, **changes)
     decision["resourced_because"] = reason
     lines = orders.lines(db, order_id)
     gained = {}

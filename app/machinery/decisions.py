@@ -143,9 +143,11 @@ def first_result(db: Database, order_id: str) -> dict | None:
     return jsontext.loads(row[0]) if row else None
 
 
-def count(db: Database, order_id: str, kind: str) -> int:
+def count(db: Database, order_id: str, kind: str, since: str | None = None) -> int:
+    """How many decisions of this kind the order had (made at or after ``since``)."""
     return db.execute(
-        "SELECT COUNT(*) FROM decisions WHERE order_id = ? AND kind = ?", [order_id, kind]
+        "SELECT COUNT(*) FROM decisions WHERE order_id = ? AND kind = ? AND created_at >= ?",
+        [order_id, kind, since or ""],
     ).fetchone()[0]
 
 

@@ -18,7 +18,7 @@ from app.edges.api.endpoints import (
     version_to_simulate,
 )
 from app.kinds.sourcing import casebook, decide
-from app.lifecycle import backorders, intake
+from app.lifecycle import backorders, intake, waiting
 from app.lifecycle import orders as lifecycle
 from app.machinery import decisions
 from app.machinery.rules import kinds, registry, runtime
@@ -214,6 +214,51 @@ def cancel_order(order_id: str):
     view = lifecycle.cancel(db, order_id)
     backorders.resume_raised_safely(db, [line["sku"] for line in view["lines"]])
     return jsonify(view)
+
+
+@endpoint(
+    bp,
+    "/orders/<order_id>/release",
+    "POST",
+    summary="Release an order from its hold: it is decided again without the rules' holds",
+    roles=CHANNELS,
+    body="order-release",
+    optional_body=True,
+    responses={
+        200: "Released and decided again (or released already)",
+        404: "No such order",
+        409: "The order is not on hold",
+        422: "Invalid body, or a pickup store that cannot take the order",
+    },
+)
+def release_order(order_id: str, body: dict):
+    db = get_db()
+    visible_order(db, order_id)
+    return jsonify(lifecycle.release(db, order_id, body, g.principal.author))
+
+
+OPEN_QUERY = (
+    Param("reason", "Only orders waiting for this reason.", enum=waiting.REASONS),
+    Param("limit", "Most orders listed (oldest first).", "integer", minimum=1, maximum=5000),
+)
+
+
+@endpoint(
+    bp,
+    "/reports/open-orders",
+    "GET",
+    summary="Every open order with why it waits, what happens next and its age; counts by reason",
+    roles=READERS,
+    query=OPEN_QUERY,
+    responses={200: "The report", 422: "Invalid query"},
+)
+def open_orders_report():
+    args = query_args(OPEN_QUERY)
+    channels = None if g.principal.role != "channel" else g.principal.channels
+    found = waiting.report(
+        get_db(), reason=args.get("reason"), channels=channels, limit=args.get("limit") or 500
+    )
+    return jsonify(found)
 
 
 @endpoint(

@@ -227,7 +227,7 @@ class Dispatcher:
     def sweep(self, db) -> None:
         """Withdraw what nodes let lapse, and run the back-orders that freed stock waits for."""
         from app.kinds.replenishment import runs
-        from app.lifecycle import backorders, fulfilment, holds
+        from app.lifecycle import backorders, fulfilment, holds, waiting
         from app.machinery.rules import runtime
 
         # Each job runs on one server at a time (an advisory lock on PostgreSQL); a server
@@ -240,6 +240,7 @@ class Dispatcher:
                 lambda: fulfilment.expire_acknowledgements(db, self.config),
             ),
             ("back-orders", lambda: backorders.resume_raised(db)),
+            ("orders waiting too long", lambda: waiting.escalate(db)),
             ("scheduled activations", lambda: runtime.confirm_due(db)),
             ("replenishment", lambda: runs.run_scheduled(db, self.config["REPLENISH_AT"])),
         ]

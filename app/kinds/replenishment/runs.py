@@ -257,6 +257,22 @@ def open_supply(db: Database) -> tuple[dict, dict]:
     return on_order, promised
 
 
+def expected_supply(db: Database, sku_list: list[str]) -> dict[str, str]:
+    """The earliest day each of these SKUs is due at any node from a replenishment order
+    that is on its way (requested or accepted; an accepted one is also a transfer)."""
+    wanted = sorted(set(sku_list))
+    if not wanted:
+        return {}
+    rows = db.execute(
+        "SELECT l.sku, MIN(o.delivery_day) FROM replenishment_orders o"
+        " JOIN replenishment_lines l ON l.order_id = o.order_id"
+        " WHERE o.status IN ('requested', 'accepted', 'shipped')"
+        f" AND l.sku IN ({','.join('?' * len(wanted))}) GROUP BY l.sku",
+        wanted,
+    )
+    return {row[0]: row[1] for row in rows}
+
+
 def _record(db, run_id, horizon, decision, found, dry_run: bool) -> None:
     """The decision, and unless a dry run its orders and planned positions, at once."""
     with database.immediate(db):

@@ -165,8 +165,14 @@ def run(
     carriers = Carriers.of(context, evaluation, service)
     candidate_facts = {c["key"]: c for c in candidates}
     promise = _keep_promise(order_fact, context, options, candidate_facts)
-    holds = list(evaluation.holds)
-    if promise and promise["missed_lines"] and settings.get("promise_miss") == "hold":
+    # An order released from its hold by a person is not held again by the rules that held it.
+    holds = [] if order_fact.get("released") else list(evaluation.holds)
+    if (
+        promise
+        and promise["missed_lines"]
+        and settings.get("promise_miss") == "hold"
+        and not (order_fact.get("released"))
+    ):
         holds.append(
             {
                 "rule": "promised-date",

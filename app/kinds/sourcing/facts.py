@@ -199,6 +199,7 @@ def _order_fact(order: dict, lines: list[dict], dest: dict, now: str) -> dict:
             destination_region=dest.get("region"),
             promised_by=order.get("promised_by"),
             promise_id=order.get("promise_id"),
+            released=order.get("released"),
         ),
     }
 
