@@ -16,6 +16,10 @@ ALTER TABLE orders ADD COLUMN delivery TEXT;
 -- back-order with no supply in sight, an offer); cleared when the order's status moves.
 ALTER TABLE orders ADD COLUMN waiting_escalated_at TEXT;
 
+-- Quantities cancelled for good on a line (a pickup nobody can hand over, per the ruleset):
+-- what is left to serve is qty - qty_cancelled.
+ALTER TABLE order_lines ADD COLUMN qty_cancelled INTEGER NOT NULL DEFAULT 0;
+
 -- An accepted shipment is the node's commitment to its dispatch date: ship_by is the end of
 -- the node's working day that follows the dispatch date by the ruleset's grace, at_risk_at
 -- when the service asked the node about it, withdraw_by when it is taken back (the holds'

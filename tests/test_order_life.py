@@ -15,9 +15,9 @@ from app import create_app
 from app.edges.demo import CARRIER_SERVICES
 from app.lifecycle import holds
 from app.platform import db as database
-from tests.conftest import NODE_DC, Api
+from tests.conftest import NODE_DC, Api, store
 from tests.receiver import Receiver
-from tests.sourcing_helpers import build_network, order, set_stock
+from tests.sourcing_helpers import CUSTOMERS, LEICESTER, build_network, order, set_stock
 from tests.test_dispatch import FAST, SECRET, drain
 
 LONDON = ZoneInfo("Europe/London")
@@ -364,3 +364,73 @@ def test_the_channel_is_asked_once_about_an_order_that_waits_too_long(shop, chan
         assert escalated["escalated_at"] is not None
     finally:
         receiver.close()
+
+
+def with_settings(client, db, **settings):
+    """Publish and activate the shipped sourcing ruleset with these settings."""
+    from app.platform import auth
+    from tests.rules_helpers import shipped
+
+    analyst = Api(client, auth.create_key(db, "analyst")[1])
+    listed = analyst.get("/v1/rulesets/sourcing/versions").get_json()["versions"]
+    latest = max(v["version"] for v in listed)
+    document = shipped(version=latest + 1)
+    document["settings"].update(settings)
+    assert analyst.post("/v1/rulesets/sourcing/versions", json=document).status_code == 201
+    activated = analyst.post(f"/v1/rulesets/sourcing/versions/{latest + 1}/activate", json={})
+    assert activated.status_code == 201, activated.get_json()
+
+
+def pickup_at_st1(shop, channel, client, keys, order_id="pick", qty=1):
+    near = {**store(52.64, -1.13, "Leicester East"), "capabilities": ["ship", "pickup"]}
+    assert shop.put("/v1/nodes/ST3", json=near).status_code in (200, 201)
+    set_stock(shop, "ST1", {"MUG": 5})
+    set_stock(shop, "ST3", {"MUG": 5})
+    body = order(order_id, [("MUG", qty, 10.0)], delivery={"method": "pickup", "node_id": "ST1"})
+    placed = channel.post("/v1/orders", json=body).get_json()
+    [shipment] = placed["shipments"]
+    assert shipment["node_id"] == "ST1"
+    return reject(client, keys, shipment)
+
+
+def test_a_pickup_whose_store_rejects_is_offered_at_the_nearest_store_that_can(
+    shop, channel, client, keys
+):
+    rejected = pickup_at_st1(shop, channel, client, keys)
+    assert rejected["order_status"] == "on_hold"
+    view = channel.get("/v1/orders/pick").get_json()
+    [asked] = [e for e in view["timeline"] if e["type"] == "action_needed"]
+    assert asked["reason"] == "pickup_offer" and asked["offer"]["pickup_node_id"] == "ST3"
+    [row] = open_report(channel)["orders"]
+    assert row["reason"] == "pickup_offer" and "ST3" in row["next_action"]
+    # The customer takes it up: collected at ST3 from ST3's stock.
+    taken = channel.post("/v1/orders/pick/release", json={"pickup_node_id": "ST3"})
+    assert taken.status_code == 200, taken.get_json()
+    view = taken.get_json()
+    assert view["status"] == "sourced" and view["delivery"]["node_id"] == "ST3"
+    live = [s for s in view["shipments"] if s["status"] == "pending"]
+    assert [s["node_id"] for s in live] == ["ST3"]
+    # A store that does not hand over pickups cannot be chosen.
+    channel.post("/v1/orders", json=order("x", [("MUG", 200, 10.0)], customer="NEW"))
+    wrong = channel.post("/v1/orders/x/release", json={"pickup_node_id": "DC1"})
+    assert wrong.status_code == 422
+    assert wrong.get_json()["error"]["errors"][0]["pointer"] == "/pickup_node_id"
+
+
+def test_a_pickup_nobody_else_can_hand_over_is_shipped_or_cancelled_as_the_ruleset_says(
+    shop, channel, client, keys, db
+):
+    address = {"address_id": "home", **{k: LEICESTER[k] for k in LEICESTER}}
+    customer = {**CUSTOMERS["C1"], "addresses": [address], "default_address_id": "home"}
+    assert shop.put("/v1/customers/C1", json=customer).status_code == 200
+    with_settings(client, db, pickup_rejected="ship_to_customer")
+    pickup_at_st1(shop, channel, client, keys)
+    view = channel.get("/v1/orders/pick").get_json()
+    assert view["status"] == "sourced" and view["delivery"]["method"] == "ship"
+    assert [s["method"] for s in view["shipments"] if s["status"] == "pending"] == ["ship"]
+    with_settings(client, db, pickup_rejected="cancel_line")
+    rejected = pickup_at_st1(shop, channel, client, keys, "gone", qty=2)
+    assert rejected["order_status"] == "cancelled"
+    view = channel.get("/v1/orders/gone").get_json()
+    assert view["lines"][0]["qty_cancelled"] == 2
+    assert [e["type"] for e in view["timeline"]].count("lines_cancelled") == 1

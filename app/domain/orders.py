@@ -173,7 +173,8 @@ def add_event(db: Database, order_id: str, event_type: str, detail: dict) -> Non
 
 def lines(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
-        "SELECT line_id, sku, qty, unit_price, qty_allocated FROM order_lines"
+        "SELECT line_id, sku, qty - qty_cancelled AS qty, unit_price, qty_allocated,"
+        " qty_cancelled FROM order_lines"
         " WHERE order_id = ? ORDER BY position",
         [order_id],
     )
@@ -199,6 +200,17 @@ def allocate(db: Database, order_id: str, quantities: dict[str, int]) -> None:
     for line_id, qty in quantities.items():
         db.execute(
             "UPDATE order_lines SET qty_allocated = qty_allocated + ?"
+            " WHERE order_id = ? AND line_id = ?",
+            [qty, order_id, line_id],
+        )
+
+
+def cancel_quantities(db: Database, order_id: str, quantities: dict[str, int]) -> None:
+    """Take quantities off lines for good (nobody will serve them; the timeline keeps what
+    was cancelled); call inside a transaction."""
+    for line_id, qty in quantities.items():
+        db.execute(
+            "UPDATE order_lines SET qty_cancelled = qty_cancelled + ?"
             " WHERE order_id = ? AND line_id = ?",
             [qty, order_id, line_id],
         )
@@ -280,7 +292,8 @@ def waiting_skus(db: Database) -> set[str]:
     """The SKUs that back-ordered or partially sourced orders still miss."""
     rows = db.execute(
         "SELECT DISTINCT l.sku FROM orders o JOIN order_lines l ON l.order_id = o.order_id"
-        " WHERE o.status IN ('backordered', 'partially_sourced') AND l.qty_allocated < l.qty"
+        " WHERE o.status IN ('backordered', 'partially_sourced')"
+        " AND l.qty_allocated < l.qty - l.qty_cancelled"
     )
     return {row[0] for row in rows}
 
@@ -289,9 +302,10 @@ def backordered(db: Database) -> list[dict]:
     """What waiting orders still miss, line by line: ``{sku, qty, node_id, lat, lon}``, with
     the store of a pickup or ship-to-store order, else the delivery address's coordinates."""
     rows = db.execute(
-        "SELECT o.body, l.sku, l.qty - l.qty_allocated FROM orders o"
+        "SELECT o.body, l.sku, l.qty - l.qty_cancelled - l.qty_allocated FROM orders o"
         " JOIN order_lines l ON l.order_id = o.order_id"
-        " WHERE o.status IN ('backordered', 'partially_sourced') AND l.qty_allocated < l.qty"
+        " WHERE o.status IN ('backordered', 'partially_sourced')"
+        " AND l.qty_allocated < l.qty - l.qty_cancelled"
         " ORDER BY o.order_id, l.line_id"
     )
     found = []
@@ -327,7 +341,7 @@ def waiting_for(
         f"SELECT DISTINCT o.order_id, o.created_at FROM orders o"
         f" JOIN order_lines l ON l.order_id = o.order_id"
         f" WHERE o.status IN ('backordered', 'partially_sourced')"
-        f" AND l.qty_allocated < l.qty AND l.sku IN ({marks}){page}"
+        f" AND l.qty_allocated < l.qty - l.qty_cancelled AND l.sku IN ({marks}){page}"
         f" ORDER BY o.created_at, o.order_id LIMIT ?",
         [*params, limit],
     )

@@ -12,7 +12,7 @@ import logging
 from app.domain import orders
 from app.domain.network import stock
 from app.kinds.sourcing import commit
-from app.lifecycle import resource
+from app.lifecycle import redecide
 from app.platform import db as database
 from app.platform import logs, monitoring
 from app.platform.db import Database
@@ -111,11 +111,11 @@ def resume(db: Database, order_id: str) -> dict | None:
         missing = orders.missing(db, order_id)
         if not missing or not stock.any_atp(db, [line["sku"] for line in missing]):
             return None
-        body, decision, facts, context, settings = resource.decide_missing(db, order, missing)
+        body, decision, facts, context, settings = redecide.decide_missing(db, order, missing)
         if not decision["shipments"]:
             return None
         decision["status"] = "partially_sourced" if decision["unfulfilled"] else "sourced"
         decision["backorder"] = True
         committed = commit.decision(db, body, decision, facts, context, settings, "backorder")
-        resource.check_promise(db, order, decision, "back-order served")
+        redecide.check_promise(db, order, decision, "back-order served")
         return committed

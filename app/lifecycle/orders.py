@@ -8,7 +8,7 @@ import logging
 from app.domain import orders, shipments
 from app.domain.network import nodes, reservations
 from app.kinds.returns import returns
-from app.lifecycle import resource
+from app.lifecycle import redecide, resource
 from app.machinery import decisions
 from app.platform import db as database
 from app.platform.db import Database
@@ -112,7 +112,7 @@ def release(db: Database, order_id: str, body: dict, by: str) -> dict:
         )
         missing = orders.missing(db, order_id)
         if missing:
-            resource.decide_again(db, order, missing, f"released by {by}", **changes)
+            redecide.decide_again(db, order, missing, f"released by {by}", **changes)
         else:
             orders.set_status(db, order_id, "sourced", {"reason": f"released by {by}"})
     return view(db, order_id)
