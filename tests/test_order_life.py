@@ -434,3 +434,25 @@ def test_a_pickup_nobody_else_can_hand_over_is_shipped_or_cancelled_as_the_rules
     view = channel.get("/v1/orders/gone").get_json()
     assert view["lines"][0]["qty_cancelled"] == 2
     assert [e["type"] for e in view["timeline"]].count("lines_cancelled") == 1
+
+
+def test_a_ship_complete_order_no_single_node_can_ship_is_split_or_held_not_parked(
+    shop, channel, client, db
+):
+    # Bob Ltd is a business customer: the shipped rules make his orders ship complete.
+    set_stock(shop, "DC1", {"MUG": 5})
+    set_stock(shop, "PL1", {"CUP": 5})
+    lines = [("MUG", 1, 10.0), ("CUP", 1, 10.0)]
+    # The shipped ruleset holds it (the channel is asked after the hold's deadline).
+    held = channel.post("/v1/orders", json=order("b2b-2", lines, customer="B2B")).get_json()
+    assert held["status"] == "on_hold" and held["shipments"] == []
+    [row] = [o for o in open_report(channel)["orders"] if o["order_id"] == "b2b-2"]
+    assert row["reason"] == "on_hold" and "DC1, PL1" in row["message"]
+    released = channel.post("/v1/orders/b2b-2/release").get_json()
+    assert released["status"] == "sourced" and len(released["shipments"]) == 2
+    # A ruleset that splits them ships it from both nodes at once.
+    with_settings(client, db, ship_complete_unmet="split")
+    split = channel.post("/v1/orders", json=order("b2b", lines, customer="B2B")).get_json()
+    assert split["status"] == "sourced"
+    assert sorted(s["node_id"] for s in split["shipments"]) == ["DC1", "PL1"]
+    assert split["ship_complete_unmet"]["choice"] == "split"

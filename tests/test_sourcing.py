@@ -65,12 +65,12 @@ CASES = [
         {"1": "insufficient_stock"},
     ),
     (
-        "marketplace orders ship complete or not at all",
+        "a marketplace order no single node can ship whole is held for the channel",
         {"DC1": {"MUG": 5}, "ST2": {"CUP": 5}},
         order("o", [("MUG", 1, 10.0), ("CUP", 1, 5.0)], channel="marketplace"),
-        "backordered",
+        "on_hold",
         {},
-        {"1": "ship_complete", "2": "ship_complete"},
+        {"1": "on_hold", "2": "on_hold"},
     ),
     (
         "marketplace order that one node can ship whole",

@@ -7,6 +7,7 @@ nothing read or written, so a stored decision can be replayed exactly (``replay`
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from datetime import datetime
@@ -181,8 +182,18 @@ def run(
             }
         )
     policy = policy_for(settings, attributes, service, carriers.rate(context, options))
+    allocation = None if holds else allocate(context["lines"], list(options.values()), policy)
+    unmet = None
+    if allocation is not None and policy.ship_complete and allocation.unserved:
+        # No single node ships it all: split it, or hold it, as the ruleset says; waiting
+        # would not bring the goods together.
+        unmet, allocation = _ship_complete_unmet(
+            context, options, policy, settings, allocation, order_fact.get("released")
+        )
+        if unmet and unmet["choice"] == "hold":
+            holds.append({"rule": "ship-complete", "reason": unmet["message"]})
+            allocation = None
     held = bool(holds)
-    allocation = None if held else allocate(context["lines"], list(options.values()), policy)
     allocated = time.perf_counter()
 
     lines = {line["line_id"]: line for line in context["lines"]}
@@ -269,7 +280,29 @@ def run(
     if promise:
         promise["kept"] = not promise["missed_lines"]
         decision["promise"] = promise
+    if unmet:
+        decision["ship_complete_unmet"] = unmet
     return decision
+
+
+def _ship_complete_unmet(context, options, policy, settings, allocation, released):
+    """``(what was done, the allocation)`` for a ship-complete order no single node can
+    ship whole: the ruleset's ``ship_complete_unmet`` says split (when several nodes serve
+    more of it) or hold (with the reason; the channel is asked after the hold's deadline).
+    ``(None, allocation)`` when splitting would serve no more. A released order is split."""
+    split_policy = dataclasses.replace(
+        policy, ship_complete=False, max_shipments=settings.get("max_shipments", 3)
+    )
+    split = allocate(context["lines"], list(options.values()), split_policy)
+    served = sum(a["qty"] for a in split.assignments)
+    if served <= sum(a["qty"] for a in allocation.assignments):
+        return None, allocation
+    nodes = sorted({a["node_id"] for a in split.assignments})
+    choice = "split" if released else settings.get("ship_complete_unmet", "split")
+    message = f"no single node can ship the whole order; {', '.join(nodes)} can between them"
+    if choice == "split":
+        return {"choice": "split", "nodes": nodes, "message": message}, split
+    return {"choice": "hold", "nodes": nodes, "message": message}, allocation
 
 
 class Carriers:
