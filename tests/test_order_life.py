@@ -5,7 +5,7 @@ Each test runs on a controlled clock (time-machine) where days of the week matte
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -456,3 +456,72 @@ def test_a_ship_complete_order_no_single_node_can_ship_is_split_or_held_not_park
     assert split["status"] == "sourced"
     assert sorted(s["node_id"] for s in split["shipments"]) == ["DC1", "PL1"]
     assert split["ship_complete_unmet"]["choice"] == "split"
+
+
+# 4. The promise report counts what the customer was promised ----------------------------
+
+
+def deliver(node_api, shipment_id, when, prefix):
+    """The node accepts, ships and delivers at ``when`` (London)."""
+    path = f"/v1/shipments/{shipment_id}/events"
+    with time_machine.travel(at(when)):
+        moment = stamp(when)
+        for number, kind in enumerate(("accepted", "shipped", "delivered")):
+            extra = (
+                {"carrier": "N", "tracking_number": "T", "at": moment} if kind == "shipped" else {}
+            )
+            if kind == "delivered":
+                extra = {"at": moment}
+            sent = node_api.post(path, json=event(f"{prefix}{number}", kind, **extra))
+            assert sent.status_code == 201, sent.get_json()
+
+
+def test_the_report_judges_each_order_by_the_date_its_customer_was_quoted(
+    shop, channel, client, keys, db
+):
+    with time_machine.travel(at("2026-12-14 09:00")):
+        set_stock(shop, "DC1", {"MUG": 10})
+        set_stock(shop, "PL1", {"MUG": 10})
+        set_stock(shop, "ST1", {"MUG": 5})
+        hold_express(channel)
+        kept = channel.post("/v1/orders", json=order("kept", [("MUG", 2, 10.0)], promise_id="P1"))
+        first = kept.get_json()["shipments"][0]
+        reject(client, keys, first, "r1")
+        late = channel.post("/v1/orders", json=order("late", [("MUG", 1, 10.0)])).get_json()
+        body = order("pick", [("MUG", 1, 10.0)], delivery={"method": "pickup", "node_id": "ST1"})
+        pick = channel.post("/v1/orders", json=body).get_json()
+    view = channel.get("/v1/orders/kept").get_json()
+    [second] = [s for s in view["shipments"] if s["status"] == "pending"]
+    node_of = {
+        s["node_id"]: Api(client, auth_key(client, "node", node_id=s["node_id"]))
+        for s in (second, late["shipments"][0], pick["shipments"][0])
+    }
+    # Re-sourced, and delivered by the date the customer was quoted: kept.
+    deliver(node_of[second["node_id"]], second["shipment_id"], "2026-12-15 12:00", "k")
+    # Delivered two days after the window its first decision gave: broken, the node late.
+    window_end = datetime.fromisoformat(late["shipments"][0]["delivery_window"]["to"])
+    two_days_late = (window_end + timedelta(days=2)).astimezone(LONDON)
+    late_id = late["shipments"][0]["shipment_id"]
+    deliver(node_of["DC1"], late_id, two_days_late.strftime("%Y-%m-%d %H:%M"), "l")
+    # Ready at the store in time, collected days later: kept.
+    store_api = node_of["ST1"]
+    path = f"/v1/shipments/{pick['shipments'][0]['shipment_id']}/events"
+    with time_machine.travel(at("2026-12-14 12:00")):
+        assert store_api.post(path, json=event("p0", "accepted")).status_code == 201
+        assert store_api.post(path, json=event("p1", "picked")).status_code == 201
+    with time_machine.travel(at("2026-12-22 12:00")):
+        left = stamp("2026-12-22 12:00")
+        shipped = event("p2", "shipped", carrier="-", tracking_number="-", at=left)
+        assert store_api.post(path, json=shipped).status_code == 201
+        assert store_api.post(path, json=event("p3", "delivered", at=left)).status_code == 201
+        report = channel.get(
+            "/v1/reports/promises?group_by=channel&since=2026-12-01&until=2027-01-01"
+        ).get_json()
+        causes = channel.get(
+            "/v1/reports/promises?group_by=cause&since=2026-12-01&until=2027-01-01"
+        ).get_json()
+    assert report["per"] == "order"
+    [row] = report["rows"]
+    assert (row["orders"], row["kept"], row["broken"], row["pending"]) == (3, 2, 1, 0)
+    assert row["causes"] == {"node_late": 1}
+    assert {r["cause"]: r["orders"] for r in causes["rows"]} == {None: 2, "node_late": 1}

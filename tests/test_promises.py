@@ -344,7 +344,9 @@ def test_the_report_says_which_promises_were_kept_by_channel_node_and_week(shop,
     stored = db.execute("SELECT delivered_at FROM shipments WHERE order_id = 'late'").fetchone()
     assert stored[0] is not None
     since = (datetime.now(UTC) - timedelta(days=10)).date().isoformat()
-    report = channel.get(f"/v1/reports/promises?group_by=channel,node&since={since}").get_json()
+    report = channel.get(
+        f"/v1/reports/promises?per=shipment&group_by=channel,node&since={since}"
+    ).get_json()
     assert report["rows"] == [
         {
             "channel": "web",
@@ -357,7 +359,7 @@ def test_the_report_says_which_promises_were_kept_by_channel_node_and_week(shop,
             "mean_lateness_days": pytest.approx(1.5, abs=0.01),
         }
     ]
-    weekly = channel.get(f"/v1/reports/promises?since={since}").get_json()["rows"]
+    weekly = channel.get(f"/v1/reports/promises?per=shipment&since={since}").get_json()["rows"]
     assert sum(row["promised"] for row in weekly) == 3
     assert all(row["week"].startswith(("2026-W", "2027-W")) for row in weekly)
     bad = channel.get("/v1/reports/promises?group_by=colour&since=yesterday")

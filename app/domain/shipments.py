@@ -212,14 +212,27 @@ def rejection_counts(db: Database, decision_ids: list[str]) -> tuple[int, int]:
 
 def promise_outcomes(db: Database, since: str, until: str) -> list[dict]:
     """Each shipment promised for a day in ``[since, until)``: its order's channel, its
-    node, the promised day and window's end, when it was delivered, and its state."""
+    node, the promised day and window's end, when it was delivered or ready for
+    collection, its method and its state."""
     rows = db.execute(
         "SELECT o.channel, s.node_id, s.promised_date, s.promised_until, s.delivered_at,"
-        " s.status FROM shipments s JOIN orders o ON o.order_id = s.order_id"
+        " s.ready_at, s.method, s.status FROM shipments s JOIN orders o ON o.order_id = s.order_id"
         " WHERE s.promised_date >= ? AND s.promised_date < ? ORDER BY s.promised_date",
         [since, until],
     )
     return [dict(row) for row in rows]
+
+
+def promised_orders(db: Database, since: str, until: str) -> list[str]:
+    """Orders promised for a day in ``[since, until)``: by their own ``promised_by``, or by
+    a shipment's promised day."""
+    rows = db.execute(
+        "SELECT order_id FROM orders WHERE promised_by >= ? AND promised_by < ?"
+        " UNION SELECT DISTINCT order_id FROM shipments WHERE promised_date >= ?"
+        " AND promised_date < ? ORDER BY 1",
+        [since, until, since, until],
+    )
+    return [row[0] for row in rows]
 
 
 def collected(db: Database, service_ids: list[str], day: str) -> dict[str, int]:

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from flask import Blueprint, g, jsonify
 
-from app.domain import shipments
+from app.domain import orders, shipments
 from app.edges.api.endpoints import READERS, Param, created_or_ok, endpoint, query_args
 from app.kinds.promising import calendars, carriers, promises, report
 from app.kinds.sourcing import quotes
@@ -167,7 +167,17 @@ REPORT_QUERY = (
         "Day after the last promised day (YYYY-MM-DD); 4 weeks from today when not given.",
         format="date",
     ),
-    Param("group_by", "Comma-separated: channel, node, week (all three when not given)."),
+    Param(
+        "group_by",
+        "Comma-separated: channel, node, week, and per order cause (channel, node, week when"
+        " not given).",
+    ),
+    Param(
+        "per",
+        "order (default): each order against the date its customer was quoted; shipment:"
+        " each shipment against its own window.",
+        enum=report.PER,
+    ),
 )
 
 
@@ -183,11 +193,13 @@ REPORT_QUERY = (
 )
 def promises_report():
     args = query_args(REPORT_QUERY)
-    group_by = tuple((args.get("group_by") or ",".join(report.GROUPS)).split(","))
+    per = args.get("per") or "order"
+    allowed = report.ORDER_GROUPS if per == "order" else report.GROUPS
+    group_by = tuple(dict.fromkeys((args.get("group_by") or ",".join(report.GROUPS)).split(",")))
     problems = [
-        field_error(("group_by",), f"{name!r} is not one of {', '.join(report.GROUPS)}")
+        field_error(("group_by",), f"{name!r} is not one of {', '.join(allowed)}")
         for name in group_by
-        if name not in report.GROUPS
+        if name not in allowed
     ]
     now = datetime.now(UTC)
     since = args.get("since") or (now.date() - timedelta(weeks=12)).isoformat()
@@ -199,12 +211,36 @@ def promises_report():
             problems.append(field_error((name,), "is not a calendar date"))
     if problems:
         raise InvalidInput(problems)
-    outcomes = [
-        o
-        for o in shipments.promise_outcomes(get_db(), since, until)
-        if g.principal.sees_channel(o["channel"])
-    ]
-    rows = report.summarise(outcomes, tuple(dict.fromkeys(group_by)), now)
+    db = get_db()
+    if per == "order":
+        judged = [
+            entry
+            for entry in judged_orders(db, since, until, now)
+            if g.principal.sees_channel(entry["channel"])
+        ]
+        rows = report.summarise_orders(judged, group_by)
+    else:
+        outcomes = [
+            o
+            for o in shipments.promise_outcomes(db, since, until)
+            if g.principal.sees_channel(o["channel"])
+        ]
+        rows = report.summarise(outcomes, group_by, now)
     return jsonify(
-        {"since": since, "until": until, "group_by": list(dict.fromkeys(group_by)), "rows": rows}
+        {"since": since, "until": until, "per": per, "group_by": list(group_by), "rows": rows}
     )
+
+
+def judged_orders(db, since: str, until: str, now: datetime) -> list[dict]:
+    """Each order whose quoted date falls in ``[since, until)``, judged (``report``)."""
+    judged = []
+    for order_id in shipments.promised_orders(db, since, until):
+        order = orders.require(db, order_id)
+        waited = any(
+            e["type"] == "status_changed" and e["to"] in ("backordered", "partially_sourced")
+            for e in orders.timeline(db, order_id)
+        )
+        entry = report.judge_order(order, shipments.for_order(db, order_id), waited, now)
+        if entry is not None and since <= entry["promised_by"][:10] < until:
+            judged.append(entry)
+    return judged
