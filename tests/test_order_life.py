@@ -5,6 +5,7 @@ Each test runs on a controlled clock (time-machine) where days of the week matte
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -525,3 +526,30 @@ def test_the_report_judges_each_order_by_the_date_its_customer_was_quoted(
     assert (row["orders"], row["kept"], row["broken"], row["pending"]) == (3, 2, 1, 0)
     assert row["causes"] == {"node_late": 1}
     assert {r["cause"]: r["orders"] for r in causes["rows"]} == {None: 2, "node_late": 1}
+
+
+def test_the_dom_command_lists_open_orders_and_releases_a_held_one(
+    shop, channel, db_path, monkeypatch
+):
+    from click.testing import CliRunner
+
+    from app.edges.cli import main
+
+    monkeypatch.setenv("DOM_DATABASE", db_path)
+    set_stock(shop, "DC1", {"MUG": 300, "CUP": 0})
+    channel.post("/v1/orders", json=order("held", [("MUG", 200, 10.0)], customer="NEW"))
+    channel.post("/v1/orders", json=order("nocup", [("CUP", 1, 10.0)]))
+    listed = CliRunner().invoke(main, ["orders", "open"])
+    assert listed.exit_code == 0, listed.output
+    assert "2 open order(s)" in listed.output
+    assert (
+        "held  on_hold  on_hold" in listed.output
+        and "nocup  backordered  no_supply" in listed.output
+    )
+    as_json = CliRunner().invoke(main, ["orders", "open", "--reason", "on_hold", "--json"])
+    assert [o["order_id"] for o in json.loads(as_json.stdout)["orders"]] == ["held"]
+    released = CliRunner().invoke(main, ["orders", "release", "held", "--note", "checked"])
+    assert released.exit_code == 0, released.output
+    assert "held: sourced, 1 shipment(s)" in released.output
+    refused = CliRunner().invoke(main, ["orders", "release", "nocup"])
+    assert refused.exit_code == 1 and "not on hold" in refused.output

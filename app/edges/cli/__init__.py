@@ -1,5 +1,5 @@
 """The ``dom`` command: serve, migrate, load the demo, manage API keys, rulesets,
-experiments, replays and replenishment. One module per group of commands.
+experiments, replays, open orders and replenishment. One module per group of commands.
 
 Every command reads the same settings as the service (``DOM_*`` variables).
 """
@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from app.edges.cli import access, database, experiments, replenish, rules, serving
+from app.edges.cli import access, database, experiments, orders, replenish, rules, serving
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +31,7 @@ main.add_command(experiments.decisions_group)
 main.add_command(experiments.experiments_group)
 main.add_command(experiments.replays_group)
 main.add_command(experiments.replay_command)
+main.add_command(orders.orders_group)
 main.add_command(replenish.replenish_group)
 main.add_command(rules.rules)
 main.add_command(serving.serve)
