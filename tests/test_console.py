@@ -529,3 +529,46 @@ def test_the_console_works_from_the_keyboard(site, browser):
     assert page.input_value("#rule-id") == name
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "priority-1"
+
+
+def test_a_channel_finds_a_held_order_among_the_open_ones_and_releases_it(site, browser):
+    newcomer = {"name": "Nia New", "tier": "standard", "lifetime_orders": 0}
+    assert site.call("admin", "PUT", "/v1/customers/NEWCOMER", newcomer)[0] in (200, 201)
+    [placed] = place_orders(site, 1, seed=11, prefix="HELD")
+    status, order = site.call("channel", "GET", f"/v1/orders/{placed}")
+    body = {
+        "order_id": "HELD-BIG",
+        "channel": "web",
+        "customer_id": "NEWCOMER",
+        "delivery": order["delivery"],
+        "lines": [
+            {"line_id": "1", "sku": order["lines"][0]["sku"], "qty": 1, "unit_price": 1600.0}
+        ],
+    }
+    status, decision = site.call("channel", "POST", "/v1/orders", body)
+    assert status == 201 and decision["status"] == "on_hold", decision
+    page = sign_in(site, browser, "channel")
+    visit(site, page, "/console/open-orders", "open-orders")
+    row = page.locator("#open-orders tbody tr", has_text="HELD-BIG")
+    assert "first order over 1,500" in row.inner_text()
+    assert page.locator("#open-reasons tbody tr", has_text="On hold").count() == 1
+    page.select_option("#open-reason", "on_hold")
+    page.click("#open-filters button[type=submit]")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#open-orders tbody tr')].every("
+        "(r) => r.textContent.includes('On hold'))"
+    )
+    row.locator("a", has_text="HELD-BIG").click()
+    ready(page)
+    assert "first order over 1,500" in page.inner_text("#hold-reason")
+    look(site, page, "order-held")
+    page.fill("#release-note", "called the customer: genuine")
+    page.click("#release")
+    page.wait_for_selector("#hold-done")
+    assert "now" in page.inner_text("#hold-done")
+    status, released = site.call("channel", "GET", "/v1/orders/HELD-BIG")
+    assert released["status"] != "on_hold"
+    [entry] = [e for e in released["timeline"] if e["type"] == "released"]
+    assert entry["note"] == "called the customer: genuine"
+    assert "Released" in page.inner_text("#hold-done")
+    screenshot(page, "console-order-released", full_page=True)

@@ -71,6 +71,7 @@ PAGES = {
         "/decisions", "Orders and decisions", "decisions.html", EVERYONE, "decisions"
     ),
     "order": Page("/orders/<order_id>", "Order", "decision.html", EVERYONE, "decisions"),
+    "open_orders": Page("/open-orders", "Open orders", "open_orders.html", EVERYONE, "open_orders"),
     "decision": Page(
         "/decisions/<decision_id>", "Decision", "decision.html", EVERYONE, "decisions"
     ),
@@ -84,6 +85,7 @@ NAVIGATION = (
     ("experiments", "Experiments"),
     ("replays", "Replays"),
     ("decisions", "Orders"),
+    ("open_orders", "Open orders"),
     ("network", "Network"),
 )
 
@@ -91,8 +93,9 @@ NAVIGATION = (
 @bp.context_processor
 def _choices():
     from app.domain.orders import TRANSITIONS
+    from app.lifecycle.waiting import REASONS
 
-    return {"order_statuses": tuple(TRANSITIONS)}
+    return {"order_statuses": tuple(TRANSITIONS), "open_reasons": REASONS}
 
 
 def _session():

@@ -73,7 +73,11 @@ def decision(
             allocated[line["line_id"]] = allocated.get(line["line_id"], 0) + line["qty"]
     instruct(db, order_id, decision, context)
     orders.allocate(db, order_id, allocated)
-    orders.set_status(db, order_id, decision["status"], {"decision_id": decision_id})
+    detail = {"decision_id": decision_id}
+    holds = decision["explanation"].get("holds") or []
+    if decision["status"] == "on_hold" and holds:
+        detail["reason"] = holds[0]["reason"]  # what the timeline and the channel are told
+    orders.set_status(db, order_id, decision["status"], detail)
     return decision
 
 

@@ -1,7 +1,7 @@
 // Orders and decisions: search, an order's story, a decision explained, why not a node.
 
 import { get, post } from "./api.js";
-import { ARGS, QUERY, AUTHOR, $, h, fill, table, badge, link, when, guarded } from "./page.js";
+import { ARGS, QUERY, AUTHOR, ROLE, $, h, fill, table, badge, link, when, guarded } from "./page.js";
 import { explain } from "./explain.js";
 
 // A searchable list: the form's fields are the API's filters; "More" follows next_cursor.
@@ -114,12 +114,75 @@ const decision = async () => {
   else fill("#order", h("p", {}, "This decision's order is not stored (a replayed or simulated decision)."));
 };
 
+// A held order: why, and (for the admin and its channel) release or cancel it, or take up
+// the offer of another pickup store.
+function showHold(order) {
+  if (order.status !== "on_hold") return fill("#hold");
+  const held = [...order.timeline].reverse().find((t) => t.type === "status_changed" && t.to === "on_hold") || {};
+  const offer = held.offer;
+  const act = async (path, body, done) => {
+    const answer = await guarded("#hold-result", () => post(`/orders/${ARGS.order_id}/${path}`, body));
+    if (!answer) return;
+    showOrder(answer);
+    if (answer.status === "on_hold") return showHold(answer);
+    fill("#hold", h("div", { class: "notice good", id: "hold-done", role: "status" }, `${done}: the order is now ${answer.status.replace(/_/g, " ")}.`));
+  };
+  const note = h("input", { id: "release-note", maxlength: "500" });
+  const body = () => (note.value ? { note: note.value } : {});
+  const actions = ROLE === "admin" || ROLE === "channel"
+    ? h("form", { class: "inline", id: "hold-actions", onsubmit: (e) => { e.preventDefault(); act("release", body(), "Released"); } },
+        h("label", { for: "release-note" }, "Note"), " ", note, " ",
+        offer ? h("button", { type: "button", id: "take-offer", onclick: () => act("release", { ...body(), pickup_node_id: offer.pickup_node_id }, `Collected at ${offer.pickup_node_id}`) }, `Collect at ${offer.pickup_node_id}`) : null, " ",
+        h("button", { type: "submit", id: "release" }, offer ? "Release as it is" : "Release"), " ",
+        h("button", { type: "button", class: "secondary", id: "cancel-order", onclick: () => act("cancel", {}, "Cancelled") }, "Cancel the order"))
+    : h("p", { class: "hint" }, "An admin or the order's channel can release or cancel it.");
+  fill("#hold", h("section", { class: "notice bad", "aria-labelledby": "hold-heading" },
+    h("h2", { id: "hold-heading" }, "On hold"),
+    h("p", { id: "hold-reason" }, held.reason || "Held by the rules."),
+    offer ? h("p", {}, `Offered: collect at ${offer.pickup_node_id} instead.`) : null,
+    actions,
+    h("div", { id: "hold-result", "aria-live": "polite" })));
+}
+
 const order = async () => {
   const order = await get(`/orders/${ARGS.order_id}`);
   showOrder(order);
+  showHold(order);
   const latest = order.decisions[order.decisions.length - 1];
   if (latest) await showDecision(latest.decision_id);
   else fill("#explanation", h("p", {}, "The order has no decision yet."));
 };
 
-export const pages = { decisions, decision, order };
+const REASON_WORDS = {
+  on_hold: "On hold", pickup_offer: "Pickup offered elsewhere", awaiting_supply: "Awaiting supply",
+  no_supply: "No supply in sight", awaiting_acceptance: "Awaiting acceptance",
+  awaiting_dispatch: "Awaiting dispatch", at_risk: "At risk", in_delivery: "In delivery",
+};
+
+// Every open order: counts by reason, then each with its next action, oldest first.
+const open_orders = async () => {
+  const form = $("#open-filters");
+  const load = async () => {
+    const reason = form.elements.reason.value;
+    const report = await guarded("#notice", () => get(`/reports/open-orders${reason ? `?reason=${reason}` : ""}`));
+    if (!report) return;
+    fill("#open-reasons", table(
+      [["Reason", (r) => REASON_WORDS[r.reason] || r.reason], ["Orders", (r) => r.orders, { number: true }], ["Oldest (hours)", (r) => r.oldest_hours, { number: true }]],
+      report.by_reason, "Open orders by reason", "No open orders: every order is finished."));
+    fill("#open-orders", table(
+      [
+        ["Order", (o) => link(`/console/orders/${encodeURIComponent(o.order_id)}`, o.order_id)],
+        ["Status", (o) => badge(o.status)],
+        ["Why", (o) => h("span", {}, h("strong", {}, REASON_WORDS[o.reason] || o.reason), ": ", o.message)],
+        ["Next", (o) => o.next_action],
+        ["By", (o) => (o.deadline ? when(o.deadline) : "")],
+        ["Age (hours)", (o) => o.age_hours, { number: true }],
+        ["Asked", (o) => (o.escalated_at ? when(o.escalated_at) : "")],
+      ],
+      report.orders, "Open orders", "No open orders for this reason."));
+  };
+  form.addEventListener("submit", (event) => { event.preventDefault(); load(); });
+  return load();
+};
+
+export const pages = { decisions, decision, order, open_orders };
