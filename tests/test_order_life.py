@@ -553,3 +553,25 @@ def test_the_dom_command_lists_open_orders_and_releases_a_held_one(
     assert "held: sourced, 1 shipment(s)" in released.output
     refused = CliRunner().invoke(main, ["orders", "release", "nocup"])
     assert refused.exit_code == 1 and "not on hold" in refused.output
+
+
+def test_a_drop_ship_line_whose_only_supplier_went_silent_is_asked_of_it_again(
+    shop, channel, client, keys, db, app
+):
+    with time_machine.travel(at("2026-12-14 09:00")):
+        set_stock(shop, "SUP1", {"SOFA": 10})
+        placed = channel.post("/v1/orders", json=order("sofa", [("SOFA", 1, 400.0)])).get_json()
+    [first] = placed["shipments"]
+    assert first["node_id"] == "SUP1"
+    # The supplier never answered: its request lapses, and it is asked again, not parked.
+    assert sweep(db, app, "2026-12-15 09:30")[1] == [first["shipment_id"]]
+    view = channel.get("/v1/orders/sofa").get_json()
+    assert view["status"] == "sourced"
+    assert [(s["node_id"], s["status"]) for s in view["shipments"]] == [
+        ("SUP1", "cancelled"),
+        ("SUP1", "pending"),
+    ]
+    # A supplier that says no is not asked again: that line waits, with its reason.
+    reject(client, keys, view["shipments"][1])
+    view = channel.get("/v1/orders/sofa").get_json()
+    assert view["status"] == "backordered"

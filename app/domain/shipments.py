@@ -173,14 +173,18 @@ def unacknowledged(db: Database, older_than: str) -> list[dict]:
 NODE_FAILURES = ("ack_timeout", "hold_lapsed", "dispatch_overdue")
 
 
-def excluded_nodes(db: Database, order_id: str) -> dict[str, set[str]]:
-    """Per line of the order, the nodes that rejected it or let it lapse."""
-    marks = ",".join("?" * len(NODE_FAILURES))
-    rows = db.execute(
-        f"SELECT node_id, lines FROM shipments WHERE order_id = ?"
-        f" AND (status = 'rejected' OR withdrawn_reason IN ({marks}))",
-        [order_id, *NODE_FAILURES],
-    )
+def excluded_nodes(db: Database, order_id: str, lapses: bool = True) -> dict[str, set[str]]:
+    """Per line of the order, the nodes that rejected it or (with ``lapses``) let it lapse."""
+    rows = [
+        row
+        for row in db.execute(
+            "SELECT node_id, lines, status, withdrawn_reason FROM shipments WHERE order_id = ?"
+            " AND (status = 'rejected' OR withdrawn_reason IS NOT NULL)",
+            [order_id],
+        )
+        if (row["withdrawn_reason"] in NODE_FAILURES and lapses)
+        or (row["status"] == "rejected" and row["withdrawn_reason"] not in NODE_FAILURES)
+    ]
     excluded: dict[str, set[str]] = {}
     for row in rows:
         for line in jsontext.loads(row["lines"]):

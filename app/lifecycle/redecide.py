@@ -23,9 +23,21 @@ def decide_missing(db: Database, order: dict, missing: list[dict], **changes) ->
     body = {**orders.as_decided(order), "lines": missing, **changes}
     version = runtime.active_version(db, decide.RULESET)
     settings = version["document"]["settings"]
+    excluded = shipments.excluded_nodes(db, order["order_id"])
     decision, facts, context = decide.make_decision(
-        db, body, version, settings, excluded_nodes=shipments.excluded_nodes(db, order["order_id"])
+        db, body, version, settings, excluded_nodes=excluded
     )
+    # A line left with no node at all because its only nodes went silent (a drop-ship line
+    # and its one supplier) is asked of them again rather than left waiting for good; a
+    # node that said no is not. The re-sourcing rounds bound how often.
+    stranded = [u["line_id"] for u in decision["unfulfilled"] if u["reason"] == "no_candidate"]
+    if stranded:
+        refused = shipments.excluded_nodes(db, order["order_id"], lapses=False)
+        relaxed = {**excluded, **{line_id: refused.get(line_id, set()) for line_id in stranded}}
+        if relaxed != excluded:
+            decision, facts, context = decide.make_decision(
+                db, body, version, settings, excluded_nodes=relaxed
+            )
     return body, decision, facts, context, settings
 
 
