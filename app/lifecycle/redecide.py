@@ -27,10 +27,15 @@ def decide_missing(db: Database, order: dict, missing: list[dict], **changes) ->
     decision, facts, context = decide.make_decision(
         db, body, version, settings, excluded_nodes=excluded
     )
-    # A line left with no node at all because its only nodes went silent (a drop-ship line
-    # and its one supplier) is asked of them again rather than left waiting for good; a
-    # node that said no is not. The re-sourcing rounds bound how often.
-    stranded = [u["line_id"] for u in decision["unfulfilled"] if u["reason"] == "no_candidate"]
+    # A drop-ship line left with no node at all because its suppliers went silent is asked
+    # of them again: no other node will ever have it, so waiting would strand it. A
+    # supplier that said no is not asked again; the re-sourcing rounds bound how often.
+    dropship = {f["line_id"] for f in facts if f["fact"] == "line" and f.get("dropship")}
+    stranded = [
+        u["line_id"]
+        for u in decision["unfulfilled"]
+        if u["reason"] == "no_candidate" and u["line_id"] in dropship
+    ]
     if stranded:
         refused = shipments.excluded_nodes(db, order["order_id"], lapses=False)
         relaxed = {**excluded, **{line_id: refused.get(line_id, set()) for line_id in stranded}}
