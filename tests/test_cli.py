@@ -151,7 +151,7 @@ def test_demo_load_is_deterministic_and_idempotent(env, tmp_path):
     assert counts["nodes"] == 50
     assert counts["customers"] == 300
     assert counts["api_keys"] == len(demo.DEMO_KEYS)
-    assert counts["carrier_services"] == 3
+    assert counts["carrier_services"] == 5
     assert counts["suppliers"] == 5
     assert counts["demand"] > 50_000  # four weeks of sales at stores and DCs
     # A few days of orders, decided by the shipped rulesets: most delivered, some returned.
@@ -188,7 +188,7 @@ def test_rules_test_prints_a_table(env):
     result = CliRunner().invoke(main, ["rules", "test", "sourcing"])
     assert result.exit_code == 0, result.output
     assert "pass  protect-store-stock" in result.output
-    assert "29 passed, 0 failed" in result.output
+    assert "30 passed, 0 failed" in result.output
 
 
 def test_rules_load_reports_what_it_stored(env):

@@ -80,7 +80,7 @@ def test_experiments_are_checked_when_created(shop, analyst):
 def test_a_challenger_failing_its_scenarios_cannot_run(shop, analyst):
     broken = shipped(version=3)
     hazmat = next(r for r in broken["rules"] if r["id"] == "hazmat-not-from-stores")
-    hazmat["when"][1]["where"]["node_type"] = {"eq": "supplier"}  # stores ship hazmat again
+    hazmat["when"][2]["where"]["node_type"] = {"eq": "supplier"}  # stores ship hazmat again
     analyst.post("/v1/rulesets/sourcing/versions", json=broken)
     response = experiment(analyst, challenger=3)
     assert response.status_code == 409

@@ -575,3 +575,61 @@ def test_a_drop_ship_line_whose_only_supplier_went_silent_is_asked_of_it_again(
     reject(client, keys, view["shipments"][1])
     view = channel.get("/v1/orders/sofa").get_json()
     assert view["status"] == "backordered"
+
+
+# 5. Carriers that carry what the network sells ------------------------------------------
+
+
+def test_hazardous_and_heavy_parcels_have_a_carrier_and_one_none_takes_is_said(shop, channel):
+    drum = {"name": "Solvent drum", "weight_kg": 35.0, "category": "home", "hazmat": True}
+    assert shop.put("/v1/skus/DRUM", json=drum).status_code == 201
+    with time_machine.travel(at("2026-12-14 09:00")):
+        set_stock(shop, "DC1", {"HAZ": 5, "BIG": 5, "DRUM": 5})
+        decided = {
+            sku: channel.post("/v1/orders", json=order(sku, [(sku, 1, 50.0)])).get_json()
+            for sku in ("HAZ", "BIG", "DRUM")
+        }
+    carried = {sku: d["shipments"][0]["carrier_service"] for sku, d in decided.items()}
+    assert carried == {"HAZ": "safeline-hazmat", "BIG": "hometeam-two-person", "DRUM": None}
+    assert decided["HAZ"]["shipments"][0]["promised_date"] is not None
+    drum = decided["DRUM"]
+    assert drum["shipments"][0]["promised_date"] is None
+    [said] = drum["explanation"]["no_carrier"]
+    assert said["node_id"] == "DC1" and "35 kg hazardous parcel" in said["reason"]
+    assert "no_carrier" not in decided["HAZ"]["shipments"][0]
+
+
+def test_a_hazardous_item_on_the_pickup_stores_shelf_is_handed_over_there(shop, channel):
+    set_stock(shop, "ST1", {"HAZ": 5})
+    body = order("aero", [("HAZ", 1, 5.0)], delivery={"method": "pickup", "node_id": "ST1"})
+    decision = channel.post("/v1/orders", json=body).get_json()
+    assert decision["status"] == "sourced"
+    assert [s["node_id"] for s in decision["shipments"]] == ["ST1"]
+
+
+def test_boxing_day_on_a_saturday_is_no_delivery_day(shop, channel):
+    from app.edges.demo import BANK_HOLIDAYS
+
+    assert shop.put("/v1/calendars/network", json=BANK_HOLIDAYS).status_code in (200, 201)
+    with time_machine.travel(at("2026-12-24 10:00")):
+        set_stock(shop, "DC1", {"MUG": 5})
+        body = order("xmas", [("MUG", 1, 10.0)], requested_service="express")
+        [shipment] = channel.post("/v1/orders", json=body).get_json()["shipments"]
+    # Collected Thursday 24th; Friday, Saturday (Boxing Day) and Monday are holidays.
+    assert shipment["carrier_service"] == "northway-next-day"
+    assert shipment["promised_date"] == "2026-12-29"
+
+
+def test_a_delivery_window_is_on_the_customers_clock_not_the_serving_nodes(shop, channel):
+    paris = {**NODE_DC, "name": "DC on Paris time", "timezone": "Europe/Paris", "priority": 1}
+    assert shop.put("/v1/nodes/DC1", json={**paris, "fulfilment": WEEKDAYS_ONLY}).status_code == 200
+    with time_machine.travel(at("2026-12-14 09:00")):
+        set_stock(shop, "DC1", {"MUG": 5})
+        [shipment] = channel.post("/v1/orders", json=order("tz", [("MUG", 1, 10.0)])).get_json()[
+            "shipments"
+        ]
+    # The address names no time zone; it is in Great Britain: 08:00 to 18:00 London time.
+    window = shipment["delivery_window"]
+    assert window["to"].endswith("T18:00:00.000000Z") and window["from"].endswith(
+        "T08:00:00.000000Z"
+    )

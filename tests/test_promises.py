@@ -378,8 +378,8 @@ def test_a_carrier_at_its_daily_limit_carries_nothing_more_today(shop, channel):
         # after the cut-off the first parcel counts against tomorrow's collections
         assert second["shipments"][0]["carrier_service"] == "northway-standard"
     else:
-        # collected today already: the rule leaves it out, the rate card prices the parcel
-        assert second["shipments"][0]["carrier_service"] is None
+        # collected today already: the rule leaves it out, another standard service takes it
+        assert second["shipments"][0]["carrier_service"] == "safeline-hazmat"
         assert second["explanation"]["carriers"] == [
             {
                 "service_id": "northway-standard",

@@ -455,6 +455,8 @@ BANK_HOLIDAYS = {
             ("2026-05-25", "Spring bank holiday"),
             ("2026-08-31", "Summer bank holiday"),
             ("2026-12-25", "Christmas Day"),
+            # On a Saturday: the day itself is a holiday for deliveries, and so is Monday.
+            ("2026-12-26", "Boxing Day"),
             ("2026-12-28", "Boxing Day (substitute day)"),
             ("2027-01-01", "New Year's Day"),
             ("2027-03-26", "Good Friday"),
@@ -462,6 +464,8 @@ BANK_HOLIDAYS = {
             ("2027-05-03", "Early May bank holiday"),
             ("2027-05-31", "Spring bank holiday"),
             ("2027-08-30", "Summer bank holiday"),
+            ("2027-12-25", "Christmas Day"),
+            ("2027-12-26", "Boxing Day"),
             ("2027-12-27", "Christmas Day (substitute day)"),
             ("2027-12-28", "Boxing Day (substitute day)"),
         )
@@ -506,6 +510,28 @@ CARRIER_SERVICES = {
         "same_day": {"radius_km": 25, "cutoff": "12:00"},
         "max_weight_kg": 15,
         "rates": {"currency": "GBP", "base": 9.5, "per_km": 0.4, "per_kg": 0.1},
+    },
+    # What the parcel carriers do not take: dangerous goods (aerosols, batteries, solvents)
+    # and parcels over 30 kg (furniture, fitness machines), two people to carry them in.
+    "safeline-hazmat": {
+        "carrier": "Safeline Dangerous Goods",
+        "name": "Dangerous goods, 3 days",
+        "service_level": "standard",
+        "collection_days": WEEKDAYS,
+        "transit": [{"up_to_km": 300, "days": 3}, {"days": 4}],
+        "max_weight_kg": 30,
+        "hazmat": True,
+        "rates": {"currency": "GBP", "base": 9.0, "per_km": 0.006, "per_kg": 0.3},
+    },
+    "hometeam-two-person": {
+        "carrier": "Hometeam",
+        "name": "Two-person heavy goods, 3 to 5 days",
+        "service_level": "standard",
+        "collection_days": WEEKDAYS,
+        "transit": [{"up_to_km": 150, "days": 3}, {"up_to_km": 400, "days": 4}, {"days": 5}],
+        "delivery_window": {"from": "08:00", "to": "18:00"},
+        "max_weight_kg": 200,
+        "rates": {"currency": "GBP", "base": 29.0, "per_km": 0.02, "per_kg": 0.2},
     },
 }
 

@@ -38,6 +38,42 @@ DEFAULT_DELIVERY_DAYS = WEEKDAYS[:5]
 DEFAULT_WINDOW = {"from": "08:00", "to": "18:00"}
 
 
+# The clock of an address that does not name its time zone, by its country (ISO 3166-1
+# alpha-2): the countries with one zone. Elsewhere the serving node's clock is used.
+COUNTRY_ZONES = {
+    "GB": "Europe/London",
+    "IE": "Europe/Dublin",
+    "IM": "Europe/Isle_of_Man",
+    "JE": "Europe/Jersey",
+    "GG": "Europe/Guernsey",
+    "FR": "Europe/Paris",
+    "BE": "Europe/Brussels",
+    "NL": "Europe/Amsterdam",
+    "LU": "Europe/Luxembourg",
+    "DE": "Europe/Berlin",
+    "AT": "Europe/Vienna",
+    "CH": "Europe/Zurich",
+    "IT": "Europe/Rome",
+    "ES": "Europe/Madrid",
+    "DK": "Europe/Copenhagen",
+    "SE": "Europe/Stockholm",
+    "NO": "Europe/Oslo",
+    "FI": "Europe/Helsinki",
+    "PL": "Europe/Warsaw",
+    "CZ": "Europe/Prague",
+    "GR": "Europe/Athens",
+}
+
+
+def address_zone(address: dict | None) -> ZoneInfo | None:
+    """The clock a delivery window is given on: the address's own time zone, else its
+    country's when the country has one; None for the serving node's."""
+    if not address:
+        return None
+    name = address.get("timezone") or COUNTRY_ZONES.get((address.get("country") or "").upper())
+    return ZoneInfo(name) if name else None
+
+
 class NoDate(ValueError):
     """The calendars leave no working day within the horizon."""
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.kinds.promising import schedule as schedules
+from app.kinds.promising.dates import address_zone
 from app.kinds.sourcing import explain, gather
 from app.kinds.sourcing.allocate import Policy, allocate
 from app.kinds.sourcing.facts import (
@@ -71,8 +72,7 @@ def date_shipments(decision: dict, order: dict, view: NetworkView) -> None:
 
 
 def _customer_zone(order: dict) -> ZoneInfo | None:
-    name = (order["delivery"].get("address") or {}).get("timezone")
-    return ZoneInfo(name) if name else None
+    return address_zone(order["delivery"].get("address"))
 
 
 # Deciding (pure) ----------------------------------------------------------------------
@@ -198,7 +198,6 @@ def run(
 
     lines = {line["line_id"]: line for line in context["lines"]}
     rate = policy.rate
-    pickup_id = context["delivery"].get("node_id")
     grouped: dict[str, list[dict]] = {}
     for assignment in allocation.assignments if allocation else []:
         grouped.setdefault(assignment["node_id"], []).append(assignment)
@@ -206,16 +205,19 @@ def run(
     for node_id, assignments in sorted(grouped.items()):
         distance = options[assignments[0]["key"]]["distance_km"]
         weight = sum(lines[a["line_id"]]["weight_kg"] * a["qty"] for a in assignments)
-        carried = None
-        if context["method"] != "pickup" and not (
-            context["method"] == "ship_to_store" and node_id == pickup_id
-        ):
+        hazardous = any(lines[a["line_id"]]["hazmat"] for a in assignments)
+        carried = uncarried = None
+        if _shipped(context, node_id):
             carried = carriers.choose(
                 distance,
                 weight,
-                any(lines[a["line_id"]]["hazmat"] for a in assignments),
+                hazardous,
                 [candidate_facts[a["key"]] for a in assignments] if promise else None,
             )
+            # Without carrier services at all the rate card prices every parcel; with them,
+            # a parcel none takes is said to be so.
+            if carried is None and context.get("carriers"):
+                uncarried = carriers.refusal(service, weight, hazardous, distance)
         cost = carried[1] if carried else shipping_cost(rate, distance, weight)
         shipment_list.append(
             {
@@ -236,6 +238,7 @@ def run(
                 "distance_km": distance,
                 "carrier_service": carried[0]["service_id"] if carried else None,
                 "carrier": carried[0]["carrier"] if carried else None,
+                **({"no_carrier": uncarried} if uncarried else {}),
             }
         )
     unfulfilled = _unfulfilled(context, candidates, holds, evaluation, options, allocation, policy)
@@ -257,6 +260,12 @@ def run(
         None if held or not explained else policy,
     )
     explanation["holds"] = holds
+    # A parcel no carrier service takes is priced by the rate card and has no date: said.
+    explanation["no_carrier"] = [
+        {"node_id": s["node_id"], "reason": s["no_carrier"]}
+        for s in shipment_list
+        if s.get("no_carrier")
+    ]
     explanation["carriers"] = carriers.explained(evaluation)
     if promise:
         explanation["late"] = promise.pop("late")
@@ -303,6 +312,13 @@ def _ship_complete_unmet(context, options, policy, settings, allocation, release
     if choice == "split":
         return {"choice": "split", "nodes": nodes, "message": message}, split
     return {"choice": "hold", "nodes": nodes, "message": message}, allocation
+
+
+def _shipped(context: dict, node_id: str) -> bool:
+    """Whether goods from this node travel by carrier (not handed over at the pickup store)."""
+    method = context["method"]
+    pickup_id = context["delivery"].get("node_id")
+    return method != "pickup" and not (method == "ship_to_store" and node_id == pickup_id)
 
 
 class Carriers:
@@ -358,6 +374,16 @@ class Carriers:
             if found is not None:
                 return found
         return schedules.cheapest(self.services, distance, weight, hazmat, preference=self.scores)
+
+    def refusal(self, service_level: str, weight: float, hazmat: bool, distance: float) -> str:
+        """Why no usable service carries this parcel, in words for the explanation."""
+        what = f"a {weight:g} kg{' hazardous' if hazmat else ''} parcel over {distance:g} km"
+        if not self.services:
+            return f"no {service_level} carrier service is active or allowed by the rules"
+        return (
+            f"none of the {service_level} carrier services"
+            f" ({', '.join(s['service_id'] for s in self.services)}) takes {what}"
+        )
 
     def explained(self, evaluation) -> list[dict]:
         """What rules did to carrier services: exclusions and preferences."""

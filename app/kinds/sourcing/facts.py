@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from app.kinds.promising import carriers
 from app.kinds.promising import schedule as schedules
+from app.kinds.promising.dates import address_zone
 from app.platform.db import parse_time
 from app.platform.geo import distance_km, postcode_area
 
@@ -431,15 +432,15 @@ class _Promise:
             return None  # no carrier service to judge by: the promise is not judged
         pickup_id = order["delivery"].get("node_id")
         pickup_node = view.nodes.get(pickup_id) if pickup_id else None
-        zone_name = (order["delivery"].get("address") or {}).get("timezone") or (
-            pickup_node["timezone"] if pickup_node else None
+        zone = address_zone(order["delivery"].get("address")) or (
+            ZoneInfo(pickup_node["timezone"]) if pickup_node else None
         )
         return cls(
             schedule=view.schedule,
             method=method,
             services=view.schedule.of_level(service),
             promised=parse_time(order["promised_by"]),
-            zone=ZoneInfo(zone_name) if zone_name else None,
+            zone=zone,
             pickup_id=pickup_id,
             pickup_node=pickup_node,
         )
