@@ -1,7 +1,9 @@
 """A stateful property test: orders, cancels, counts, node events, promises held and
 quoted, returns and their points' reports, replenishment runs and their suppliers' and DCs'
-answers, lapses and back-orders interleaved at random,
-with the invariants of the design checked after every step.
+answers, lapses, shipments at risk, escalations and back-orders interleaved at random,
+with the invariants of the design checked after every step (among them: every open order
+has a reason and a next action, an accepted shipment is withdrawn only after its node's
+deadlines, and the promise an order carries never changes silently).
 
 The service runs for real (Flask, a SQLite file, the rules engine, the dispatcher
 against a receiver on 127.0.0.1); time is the test's to move for holds and
@@ -25,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from app import create_app
 from app.edges.demo import CARRIER_SERVICES
 from app.edges.dispatch.worker import Dispatcher
-from app.lifecycle import backorders, fulfilment, holds
+from app.lifecycle import backorders, fulfilment, holds, waiting
 from app.platform import auth
 from app.platform import db as database
 from tests.conftest import Api
@@ -99,6 +101,9 @@ class Integrity(RuleBasedStateMachine):
         self.count = 0
         self.feeds: list[dict] = []
         self.last_event: tuple[str, dict] | None = None
+        # When the sweep withdrew each shipment, and the promise each order was placed with.
+        self.withdrawn_at: dict[str, str] = {}
+        self.promises: dict[str, tuple] = {}
         # The model of on hand: what each count, delta, receipt and shipment should leave.
         self.expected = {(n, s): 0 for n in NODE_IDS for s in SKU_IDS}
         self.snapshot_as_of: dict[tuple, str] = {}
@@ -482,8 +487,12 @@ class Integrity(RuleBasedStateMachine):
     def time_passes(self, hours):
         self.hours_passed += hours
         moment = datetime.now(UTC) + timedelta(hours=self.hours_passed)
-        holds.lapse(self.db, self.app.config, database.format_time(moment))
+        now = database.format_time(moment)
+        holds.flag_at_risk(self.db, now)
+        for shipment_id in holds.lapse(self.db, self.app.config, now):
+            self.withdrawn_at[shipment_id] = now
         fulfilment.expire_acknowledgements(self.db, self.app.config, moment)
+        waiting.escalate(self.db, now)
 
     @rule()
     def backorders_run(self):
@@ -645,6 +654,49 @@ class Integrity(RuleBasedStateMachine):
             " AND o.event_type = 'fulfillment.cancelled')"
         ).fetchall()
         assert not rows, [row[0] for row in rows]
+
+    @invariant()
+    def an_accepted_shipment_is_withdrawn_only_after_its_deadlines(self):
+        # Never for the node's silence alone once it accepted, never before its dates.
+        for row in self.db.execute(
+            "SELECT s.shipment_id, s.withdrawn_reason, s.ship_by, s.withdraw_by FROM shipments s"
+            " WHERE s.withdrawn_reason IN ('hold_lapsed', 'dispatch_overdue') AND EXISTS"
+            " (SELECT 1 FROM shipment_events e WHERE e.shipment_id = s.shipment_id"
+            " AND e.type = 'accepted')"
+        ):
+            shipment_id, reason, ship_by, withdraw_by = row
+            assert reason == "dispatch_overdue", (shipment_id, reason)
+            assert self.withdrawn_at[shipment_id] >= withdraw_by > ship_by, tuple(row)
+
+    @invariant()
+    def every_open_order_has_a_reason_and_a_next_action(self):
+        now = database.format_time(datetime.now(UTC) + timedelta(hours=self.hours_passed))
+        found = waiting.report(self.db, now)
+        waiting_orders = self.db.execute(
+            "SELECT COUNT(*) FROM orders WHERE status IN ('sourced', 'partially_sourced',"
+            " 'backordered', 'on_hold')"
+        ).fetchone()[0]
+        assert found["open"] == waiting_orders == len(found["orders"])
+        for entry in found["orders"]:
+            assert entry["reason"] in waiting.REASONS and entry["next_action"], entry
+
+    @invariant()
+    def the_promise_an_order_carries_never_changes_silently(self):
+        for row in self.db.execute(
+            "SELECT order_id, promised_by, requested_service, promise_id FROM orders"
+        ):
+            carried = tuple(row)[1:]
+            assert self.promises.setdefault(row[0], carried) == carried, row[0]
+        # A later decision that lands after the promised date (or leaves a line waiting)
+        # says so on the order's timeline.
+        for order_id, promised_by, broken in self.db.execute(
+            "SELECT o.order_id, o.promised_by, o.promise_broken_at FROM orders o"
+            " WHERE o.promised_by IS NOT NULL AND EXISTS (SELECT 1 FROM shipments s"
+            " JOIN decisions d ON d.decision_id = s.decision_id"
+            " WHERE s.order_id = o.order_id AND d.kind IN ('resource', 'backorder')"
+            " AND (s.promised_until IS NULL OR s.promised_until > o.promised_by))"
+        ):
+            assert broken is not None, (order_id, promised_by)
 
     @invariant()
     def messages_die_only_after_their_schedule(self):
