@@ -7,7 +7,7 @@ PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' 2>/dev/null && { command -v $$p; break; }; \
 	done)
 
-.PHONY: run test lint format bench soak venv clean simulate-replenishment screenshots
+.PHONY: run test lint format bench soak venv clean simulate-replenishment simulate-week screenshots
 
 $(BIN)/dom: setup.cfg pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -67,6 +67,12 @@ bench: venv
 # the stock charts to docs/replenishment/.
 simulate-replenishment: venv
 	$(BIN)/python -m bench.replenishment_simulation
+
+# A retailer's week on a controlled clock (orders for 7 days, 10 to settle) on the demo
+# network; prints the product's figures beside its own count, fails when they differ or an
+# order is stranded, and writes the chart to docs/week/.
+simulate-week: venv
+	$(BIN)/python -m bench.week_simulation
 
 # The console's screens as the browser tests see them (Debian's Chromium), written to
 # docs/screenshots/; the README shows some of them.

@@ -332,7 +332,7 @@ def test_an_analyst_edits_tests_simulates_and_releases_a_version(site, browser):
     page.click("text=Run all scenarios")
     page.wait_for_selector("#scenario-results table")
     results = page.inner_text("#scenario-results")
-    assert "30 passed, 0 failed" in results and "north-dc-preferred" in results
+    assert "31 passed, 0 failed" in results and "north-dc-preferred" in results
     page.click("button[data-activate='2']")
     page.wait_for_selector("#gate >> text=every scenario passes")
     assert page.is_enabled("#release-confirm")

@@ -633,3 +633,26 @@ def test_a_delivery_window_is_on_the_customers_clock_not_the_serving_nodes(shop,
     assert window["to"].endswith("T18:00:00.000000Z") and window["from"].endswith(
         "T08:00:00.000000Z"
     )
+
+
+def test_a_pickup_on_the_shelf_is_never_at_risk_and_goes_back_when_nobody_collects(
+    shop, channel, client, db, app
+):
+    with time_machine.travel(at("2026-12-14 10:00")):
+        set_stock(shop, "ST1", {"MUG": 5})
+        body = order("shelf", [("MUG", 1, 10.0)], delivery={"method": "pickup", "node_id": "ST1"})
+        [shipment] = channel.post("/v1/orders", json=body).get_json()["shipments"]
+        store = Api(client, auth_key(client, "node", node_id="ST1"))
+        path = f"/v1/shipments/{shipment['shipment_id']}/events"
+        assert store.post(path, json=event("a", "accepted")).status_code == 201
+        assert store.post(path, json=event("p", "picked")).status_code == 201
+    # Ready on the shelf: the store did its part, whatever the days that pass.
+    assert sweep(db, app, "2026-12-18 10:00") == ([], [])
+    # A week later nobody came: back on the shelf, the line cancelled, the channel asked.
+    _, withdrawn = sweep(db, app, "2026-12-21 10:30")
+    assert withdrawn == [shipment["shipment_id"]]
+    view = channel.get("/v1/orders/shelf").get_json()
+    assert view["status"] == "cancelled" and view["lines"][0]["qty_cancelled"] == 1
+    assert view["shipments"][0]["withdrawn_reason"] == "uncollected"
+    [asked] = [e for e in view["timeline"] if e["type"] == "action_needed"]
+    assert asked["reason"] == "lines_cancelled"

@@ -135,8 +135,9 @@ def mark_requested(db: Database, shipment_id: str) -> None:
     )
 
 
-def set_deadlines(db: Database, shipment_id: str, ship_by: str, withdraw_by: str) -> None:
-    """The node's commitment: shipped by ``ship_by`` or at risk, withdrawn at ``withdraw_by``."""
+def set_deadlines(db: Database, shipment_id: str, ship_by: str | None, withdraw_by: str) -> None:
+    """The node's commitment: shipped by ``ship_by`` or at risk (None: never, the node has
+    done its part), withdrawn at ``withdraw_by``."""
     db.execute(
         "UPDATE shipments SET ship_by = ?, withdraw_by = ?, updated_at = ? WHERE shipment_id = ?",
         [ship_by, withdraw_by, database.now(), shipment_id],

@@ -98,6 +98,7 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
     elif kind == "picked" and shipment["method"] == "pickup":
         # At the store that picked it, a picked parcel is on the collection shelf.
         fields = {"ready_at": database.now()}
+        holds.ready_for_collection(db, shipment)
     elif kind == "delivered":
         at = database.observed_time(event["at"], ("at",)) if event.get("at") else database.now()
         fields = {"delivered_at": at}

@@ -9,6 +9,8 @@
   ``dispatch_grace_days``, it is **at risk** (the node is sent ``fulfillment.at_risk``,
   the order's timeline says so); not shipped ``at_risk_withdraw_days`` later, it is
   withdrawn (``dispatch_overdue``) and its lines are decided again.
+- A pickup ready on the collection shelf is held for the customer ``collect_within_days``;
+  one never collected goes back on the shelf and its lines are cancelled (``uncollected``).
 - A hold that lapses withdraws its shipment (the node is told, the lines are sourced
   again without it) in the same transaction that frees the stock, so no other order
   can be promised stock that a live shipment still counts on.
@@ -23,14 +25,14 @@ So, at every instant, for every node and SKU: the holds that count <= on hand.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from app.domain import orders, shipments
 from app.domain.network import nodes, reservations, stock
 from app.kinds.promising import promises, schedule
 from app.kinds.promising.dates import after_working_days
 from app.kinds.sourcing import decide
-from app.lifecycle import resource
+from app.lifecycle import pickups, resource
 from app.machinery.rules import runtime
 from app.platform import db as database
 from app.platform.db import Database
@@ -39,6 +41,7 @@ from app.platform.messaging import outbox
 DEFAULT_TTL_SECONDS = 86400
 DEFAULT_GRACE_DAYS = 1
 DEFAULT_WITHDRAW_DAYS = 2
+DEFAULT_COLLECT_DAYS = 7
 
 
 def _settings(db: Database) -> dict:
@@ -80,6 +83,16 @@ def commit_to_dispatch(db: Database, shipment: dict, now: datetime | None = None
     ship_by, withdraw_by = deadlines(db, shipment, now)
     shipments.set_deadlines(db, shipment["shipment_id"], ship_by, withdraw_by)
     reservations.hold_until(db, shipment["shipment_id"], withdraw_by)
+
+
+def ready_for_collection(db: Database, shipment: dict, now: datetime | None = None) -> None:
+    """A pickup is on the collection shelf: the store has done its part (it is never at risk
+    now), and the stock is held for the customer ``collect_within_days``. Call in the
+    event's transaction."""
+    days = _settings(db).get("collect_within_days", DEFAULT_COLLECT_DAYS)
+    collect_by = database.format_time((now or datetime.now(UTC)) + timedelta(days=days))
+    shipments.set_deadlines(db, shipment["shipment_id"], None, collect_by)
+    reservations.hold_until(db, shipment["shipment_id"], collect_by)
 
 
 def flag_at_risk(db: Database, now: str | None = None) -> list[str]:
@@ -140,6 +153,17 @@ def lapse(db: Database, config, now: str | None = None) -> list[str]:
                 reservations.release_for_shipments(db, [shipment_id], "expired")
                 continue
             shipment = live[0]
+            if shipment["ready_at"]:
+                # Ready at the store, and the customer never came: the goods go back on the
+                # shelf and the lines are cancelled for the channel to refund.
+                message = f"not collected from {shipment['node_id']} by {shipment['withdraw_by']}"
+                quantities = resource.withdraw(
+                    db, shipment, "uncollected", message, hold_status="expired"
+                )
+                order = orders.require(db, shipment["order_id"])
+                pickups.cancel_lines(db, order, quantities, message)
+                withdrawn.append(shipment_id)
+                continue
             if shipment["status"] in ("accepted", "picked"):
                 reason = "dispatch_overdue"
                 message = (

@@ -115,6 +115,12 @@ def _ship(db, order, missing, reason, settings) -> dict | None:
 
 def _cancel(db, order, missing, reason, settings) -> dict | None:
     quantities = {line["line_id"]: line["qty"] for line in missing}
+    return cancel_lines(db, order, quantities, reason)
+
+
+def cancel_lines(db: Database, order: dict, quantities: dict[str, int], reason: str) -> dict:
+    """Cancel these quantities of the order's lines for good, move the order to what is
+    left of it, and ask the channel to refund them; call in a transaction."""
     orders.cancel_quantities(db, order["order_id"], quantities)
     detail = {"choice": "cancel_line", "because": reason, "cancelled": quantities}
     orders.add_event(db, order["order_id"], "lines_cancelled", detail)
@@ -137,7 +143,7 @@ def _cancel(db, order, missing, reason, settings) -> dict | None:
         database.now(),
         {
             "reason": "lines_cancelled",
-            "message": f"the store could not hand over {', '.join(quantities)} ({reason})",
+            "message": f"line(s) {', '.join(quantities)} cancelled: {reason}",
             "cancelled": quantities,
             "next_action": "the channel refunds the cancelled quantities",
         },

@@ -19,7 +19,14 @@ from app.platform.db import Database
 from app.platform.messaging import outbox
 
 # Why the service takes a shipment back from its node.
-WITHDRAWN = ("ack_timeout", "hold_lapsed", "dispatch_overdue", "recount", "order_cancelled")
+WITHDRAWN = (
+    "ack_timeout",
+    "hold_lapsed",
+    "dispatch_overdue",
+    "uncollected",
+    "recount",
+    "order_cancelled",
+)
 
 
 def withdraw(

@@ -11,6 +11,7 @@ from app.domain import orders, shipments
 from app.edges.api.endpoints import READERS, Param, created_or_ok, endpoint, query_args
 from app.kinds.promising import calendars, carriers, promises, report
 from app.kinds.sourcing import quotes
+from app.machinery import decisions
 from app.platform.db import get_db
 from app.platform.errors import InvalidInput, field_error
 
@@ -240,7 +241,8 @@ def judged_orders(db, since: str, until: str, now: datetime) -> list[dict]:
             e["type"] == "status_changed" and e["to"] in ("backordered", "partially_sourced")
             for e in orders.timeline(db, order_id)
         )
-        entry = report.judge_order(order, shipments.for_order(db, order_id), waited, now)
+        first = next(iter(decisions.for_order(db, order_id)), None)
+        entry = report.judge_order(order, shipments.for_order(db, order_id), first, waited, now)
         if entry is not None and since <= entry["promised_by"][:10] < until:
             judged.append(entry)
     return judged

@@ -36,22 +36,24 @@ def arrival(shipment: dict) -> str | None:
     return shipment["delivered_at"]
 
 
-def quoted(order: dict, shipment_list: list[dict]) -> str | None:
-    """The date the customer was quoted (see the module's docstring)."""
+def quoted(order: dict, shipment_list: list[dict], first: dict | None) -> str | None:
+    """The date the customer was quoted (see the module's docstring): none when the
+    order's first decision (``first``: its id and status) did not date all of it."""
     if order.get("promised_by"):
         return order["promised_by"]
-    if not shipment_list:
+    if first is None or first["status"] != "sourced":
         return None
-    first = shipment_list[0]["decision_id"]
-    ends = [s["promised_until"] for s in shipment_list if s["decision_id"] == first]
+    ends = [s["promised_until"] for s in shipment_list if s["decision_id"] == first["decision_id"]]
     return None if None in ends or not ends else max(ends)
 
 
-def judge_order(order: dict, shipment_list: list[dict], waited: bool, now: datetime) -> dict | None:
+def judge_order(
+    order: dict, shipment_list: list[dict], first: dict | None, waited: bool, now: datetime
+) -> dict | None:
     """One order's outcome: kept, broken or pending (its date not reached, goods on their
     way), with the cause of a broken one and the node that decided it; None when the
-    order was never quoted a date or was cancelled."""
-    by = quoted(order, shipment_list)
+    order was never quoted a date or was cancelled. ``first`` is its first decision."""
+    by = quoted(order, shipment_list, first)
     if by is None or order["status"] == "cancelled":
         return None
     live = [s for s in shipment_list if s["status"] not in NOT_COUNTED]
