@@ -543,6 +543,9 @@ class Week:
             "at_risk": self.db.execute(
                 "SELECT COUNT(*) FROM shipments WHERE at_risk_at IS NOT NULL"
             ).fetchone()[0],
+            "legs": self.db.execute(
+                "SELECT COUNT(*) FROM shipments WHERE method = 'transfer'"
+            ).fetchone()[0],
             "rejections": self.db.execute(
                 "SELECT COUNT(*) FROM shipment_events WHERE type = 'rejected'"
             ).fetchone()[0],
@@ -681,6 +684,7 @@ def print_figures(figures: dict, seed: int, per_day: int) -> None:
     print(f"  broken, by cause                   {figures['broken_by_cause']}")
     print(f"  channel told of a broken promise   {figures['promise_broken_told']:>6}")
     print(f"  rejections by nodes                {figures['rejections']:>6}")
+    print(f"  ship-complete legs consolidated    {figures['legs']:>6}")
     print(f"  shipments at risk (asked)          {figures['at_risk']:>6}")
     print(f"  accepted shipments withdrawn       {figures['withdrawn_accepted']:>6}  (must be 0)")
     print(f"  orders by delivery                 {figures['ways']}")

@@ -29,3 +29,9 @@ ALTER TABLE shipments ADD COLUMN withdraw_by TEXT;
 ALTER TABLE shipments ADD COLUMN at_risk_at TEXT;
 ALTER TABLE shipments ADD COLUMN ready_at TEXT;
 CREATE INDEX shipments_ship_by ON shipments (status, ship_by);
+
+-- A ship-complete order no single node ships whole may be consolidated: the other nodes send
+-- their part to the node that ships it all (a transfer leg: a shipment of method 'transfer',
+-- with its transfer in transit). shipment_id: the leg a transfer belongs to. A leg taken
+-- back cancels its transfer (status 'cancelled', in 0025's dialect files).
+ALTER TABLE transfers ADD COLUMN shipment_id TEXT;

@@ -444,7 +444,8 @@ def test_a_ship_complete_order_no_single_node_can_ship_is_split_or_held_not_park
     set_stock(shop, "DC1", {"MUG": 5})
     set_stock(shop, "PL1", {"CUP": 5})
     lines = [("MUG", 1, 10.0), ("CUP", 1, 10.0)]
-    # The shipped ruleset holds it (the channel is asked after the hold's deadline).
+    # A ruleset that holds it asks the channel after the hold's deadline.
+    with_settings(client, db, ship_complete_unmet="hold")
     held = channel.post("/v1/orders", json=order("b2b-2", lines, customer="B2B")).get_json()
     assert held["status"] == "on_hold" and held["shipments"] == []
     [row] = [o for o in open_report(channel)["orders"] if o["order_id"] == "b2b-2"]
@@ -656,3 +657,81 @@ def test_a_pickup_on_the_shelf_is_never_at_risk_and_goes_back_when_nobody_collec
     assert view["shipments"][0]["withdrawn_reason"] == "uncollected"
     [asked] = [e for e in view["timeline"] if e["type"] == "action_needed"]
     assert asked["reason"] == "lines_cancelled"
+
+
+def consolidated_order(shop, channel, client, db, order_id):
+    set_stock(shop, "DC1", {"MUG": 5})
+    set_stock(shop, "PL1", {"CUP": 5})
+    lines = [("MUG", 1, 10.0), ("CUP", 1, 10.0)]
+    decision = channel.post("/v1/orders", json=order(order_id, lines, customer="B2B")).get_json()
+    assert decision["status"] == "sourced", decision
+    return decision
+
+
+def test_a_ship_complete_order_is_consolidated_at_one_node_by_a_transfer(shop, channel, client, db):
+    from app.domain.network import stock
+
+    # The shipped ruleset consolidates.
+    with time_machine.travel(at("2026-12-14 09:00")):
+        decision = consolidated_order(shop, channel, client, db, "one-box")
+    assert decision["ship_complete_unmet"]["hub"] == "DC1"
+    by_node = {s["node_id"]: s for s in decision["shipments"]}
+    hub, leg = by_node["DC1"], by_node["PL1"]
+    assert (hub["method"], leg["method"]) == ("ship", "transfer")
+    assert [(line["sku"], line["supply"]) for line in hub["lines"]] == [
+        ("MUG", "on_hand"),
+        ("CUP", "consolidated"),
+    ]
+    # The leg leaves Monday and is at the DC two working days later; the parcel follows.
+    assert leg["dispatch_date"] == "2026-12-14" and leg["promised_date"] == "2026-12-16"
+    assert hub["dispatch_date"] >= "2026-12-16"
+    lines = channel.get("/v1/orders/one-box").get_json()["lines"]
+    assert [(line["qty"], line["qty_allocated"]) for line in lines] == [(1, 1), (1, 1)]
+    [transfer] = db.execute(
+        "SELECT origin_node_id, destination_node_id, status FROM transfers WHERE shipment_id = ?",
+        [leg["shipment_id"]],
+    ).fetchall()
+    assert tuple(transfer) == ("PL1", "DC1", "in_transit")
+    # The 3PL sends its part; the DC receives it and ships the whole order.
+    with time_machine.travel(at("2026-12-14 15:00")):
+        threepl = Api(client, auth_key(client, "node", node_id="PL1"))
+        path = f"/v1/shipments/{leg['shipment_id']}/events"
+        for kind in ("accepted", "shipped"):
+            extra = {"carrier": "trunk", "tracking_number": "T"} if kind == "shipped" else {}
+            assert threepl.post(path, json=event(f"l-{kind}", kind, **extra)).status_code == 201
+    with time_machine.travel(at("2026-12-16 09:00")):
+        assert threepl.post(path, json=event("l-in", "delivered")).status_code == 201
+        [position] = stock.positions(db, ["CUP"], ["DC1"])
+        assert (position["on_hand"], position["reserved"]) == (1, 1)
+        deliver(
+            Api(client, auth_key(client, "node", node_id="DC1")),
+            hub["shipment_id"],
+            "2026-12-16 16:00",
+            "h",
+        )
+    view = channel.get("/v1/orders/one-box").get_json()
+    assert view["status"] == "completed"
+    [position] = stock.positions(db, ["CUP"], ["PL1"])
+    assert position["on_hand"] == 4
+
+
+def test_a_consolidation_whose_leg_fails_is_taken_back_whole_and_decided_again(
+    shop, channel, client, keys, db
+):
+    from app.domain.network import stock
+
+    decision = consolidated_order(shop, channel, client, db, "broken-box")
+    by_node = {s["node_id"]: s for s in decision["shipments"]}
+    reject(client, keys, by_node["PL1"])
+    view = channel.get("/v1/orders/broken-box").get_json()
+    states = [(s["node_id"], s["status"], s["withdrawn_reason"]) for s in view["shipments"]]
+    assert states == [("DC1", "cancelled", "consolidation_broken"), ("PL1", "rejected", None)]
+    assert view["status"] == "backordered"  # nobody else has cups: it waits, whole
+    status = db.execute("SELECT status FROM transfers").fetchall()
+    assert [row[0] for row in status] == ["cancelled"]
+    assert stock.atp(db, "DC1", "MUG") == 5 and stock.atp(db, "DC1", "CUP") == 0
+    # Cancelling a consolidated order withdraws each of its shipments once.
+    other = consolidated_order(shop, channel, client, db, "cancel-box")
+    assert channel.post("/v1/orders/cancel-box/cancel").status_code == 200
+    for shipment in other["shipments"]:
+        assert outbox_types(db, shipment["shipment_id"]).count("fulfillment.cancelled") == 1

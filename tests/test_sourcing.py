@@ -65,12 +65,12 @@ CASES = [
         {"1": "insufficient_stock"},
     ),
     (
-        "a marketplace order no single node can ship whole is held for the channel",
+        "a marketplace order no single node ships whole is consolidated: one parcel",
         {"DC1": {"MUG": 5}, "ST2": {"CUP": 5}},
         order("o", [("MUG", 1, 10.0), ("CUP", 1, 5.0)], channel="marketplace"),
-        "on_hold",
+        "sourced",
+        {"DC1": {"1": 1, "2": 1}, "ST2": {"2": 1}},
         {},
-        {"1": "on_hold", "2": "on_hold"},
     ),
     (
         "marketplace order that one node can ship whole",

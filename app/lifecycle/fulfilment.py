@@ -18,7 +18,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from app.domain import orders, shipments
-from app.domain.network import reservations, stock
+from app.domain.network import receipts, reservations, stock, transfers
 from app.kinds.returns import returns
 from app.kinds.sourcing import decide
 from app.lifecycle import holds, resource
@@ -104,6 +104,15 @@ def _apply(db, shipment: dict, event: dict, config) -> dict:
         fields = {"delivered_at": at}
         if shipment["method"] == "ship_to_store":
             fields["ready_at"] = at  # at the store, ready for collection
+        elif shipment["method"] == "transfer":
+            # A consolidation's leg reached its hub: the goods are on its shelf, held there
+            # for the hub's shipment to the customer.
+            for transfer in transfers.of_shipment(db, shipment["shipment_id"]):
+                receipts.receive(
+                    db,
+                    transfer["transfer_id"],
+                    {"received_qty": transfer["qty"], "received_at": at},
+                )
     shipments.set_status(db, shipment["shipment_id"], target, **fields)
     detail = {
         "shipment_id": shipment["shipment_id"],

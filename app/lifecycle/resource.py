@@ -12,7 +12,7 @@ rounds the order is put on hold.
 from __future__ import annotations
 
 from app.domain import orders, shipments
-from app.domain.network import reservations
+from app.domain.network import reservations, transfers
 from app.lifecycle import pickups, redecide
 from app.machinery import decisions
 from app.platform.db import Database
@@ -20,6 +20,7 @@ from app.platform.messaging import outbox
 
 # Why the service takes a shipment back from its node.
 WITHDRAWN = (
+    "consolidation_broken",
     "ack_timeout",
     "hold_lapsed",
     "dispatch_overdue",
@@ -46,6 +47,8 @@ def withdraw(
     if reason not in WITHDRAWN:
         raise ValueError(f"unknown withdrawal reason {reason!r}")
     shipment_id = shipment["shipment_id"]
+    if shipments.get(db, shipment_id)["status"] not in shipments.OPEN:
+        return {}  # taken back already (with the rest of its consolidation)
     shipments.set_status(db, shipment_id, status, withdrawn_reason=reason)
     quantities = release(db, shipment, hold_status)
     outbox.enqueue(
@@ -77,13 +80,46 @@ def withdraw(
 
 
 def release(db: Database, shipment: dict, hold_status: str = "released") -> dict:
-    """Free a shipment's holds and unallocate its lines; return ``{line_id: qty}``."""
+    """Free a shipment's holds and unallocate its lines; return ``{line_id: qty}``.
+
+    A consolidation stands or falls whole: when one of its shipments goes (a leg, or the
+    hub's shipment to the customer), the others are withdrawn too, a leg's transfers are
+    cancelled, and the hub's lines are what comes back to be decided again."""
     reservations.release_for_shipments(db, [shipment["shipment_id"]], hold_status)
     quantities: dict[str, int] = {}
-    for line in shipment["lines"]:
-        quantities[line["line_id"]] = quantities.get(line["line_id"], 0) + line["qty"]
-    orders.deallocate(db, shipment["order_id"], quantities)
+    if shipment["method"] == "transfer":
+        transfers.cancel_for_shipment(db, shipment["shipment_id"])
+    else:
+        for line in shipment["lines"]:
+            quantities[line["line_id"]] = quantities.get(line["line_id"], 0) + line["qty"]
+        orders.deallocate(db, shipment["order_id"], quantities)
+    for partner in _consolidated_with(db, shipment):
+        message = f"{shipment['node_id']}'s part of the consolidation fell through"
+        for line_id, qty in withdraw(db, partner, "consolidation_broken", message).items():
+            quantities[line_id] = quantities.get(line_id, 0) + qty
     return quantities
+
+
+def _consolidated_with(db: Database, shipment: dict) -> list[dict]:
+    """The other live shipments of the consolidation this shipment belongs to, if any."""
+    same = [
+        s
+        for s in shipments.for_order(db, shipment["order_id"])
+        if s["decision_id"] == shipment["decision_id"]
+        and s["shipment_id"] != shipment["shipment_id"]
+        and s["status"] in shipments.OPEN
+    ]
+    mine = shipment["method"] == "transfer" or any(
+        line.get("supply") == "consolidated" for line in shipment["lines"]
+    )
+    if not mine:
+        return []
+    return [
+        shipments.get(db, s["shipment_id"])
+        for s in same
+        if s["method"] == "transfer"
+        or any(line.get("supply") == "consolidated" for line in s["lines"])
+    ]
 
 
 def resource(db, order_id: str, line_ids: list[str], config, reason: str) -> dict | None:

@@ -24,6 +24,7 @@ def _public(row) -> dict:
         "received_qty": row["received_qty"],
         "received_at": row["received_at"],
         "created_at": row["created_at"],
+        "shipment_id": row["shipment_id"],
     }
 
 
@@ -65,8 +66,8 @@ def create(db: Database, document: dict) -> tuple[dict, bool]:
             raise InvalidInput(problems)
         db.execute(
             "INSERT INTO transfers (transfer_id, sku, qty, origin_node_id, origin,"
-            " destination_node_id, eta, status, body_hash, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_transit', ?, ?)",
+            " destination_node_id, eta, status, body_hash, created_at, shipment_id)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 'in_transit', ?, ?, ?)",
             [
                 document["transfer_id"],
                 document["sku"],
@@ -77,9 +78,27 @@ def create(db: Database, document: dict) -> tuple[dict, bool]:
                 database.normalize_time(document["eta"]),
                 digest,
                 database.now(),
+                document.get("shipment_id"),
             ],
         )
     return get(db, document["transfer_id"]), True
+
+
+def of_shipment(db: Database, shipment_id: str) -> list[dict]:
+    """The transfers a consolidation's leg carries."""
+    rows = db.execute(
+        "SELECT * FROM transfers WHERE shipment_id = ? ORDER BY transfer_id", [shipment_id]
+    )
+    return [_public(row) for row in rows]
+
+
+def cancel_for_shipment(db: Database, shipment_id: str) -> None:
+    """The leg was taken back: its transfers in transit will not arrive. Call in a
+    transaction."""
+    db.execute(
+        "UPDATE transfers SET status = 'cancelled' WHERE shipment_id = ? AND status = 'in_transit'",
+        [shipment_id],
+    )
 
 
 def lock(db: Database, transfer_id: str) -> dict:

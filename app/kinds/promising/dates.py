@@ -293,6 +293,27 @@ def after_working_days(node: NodeCalendar, day: date, working_days: int) -> date
     return datetime.combine(day + timedelta(days=1), time(0, 0), node.zone)
 
 
+def transfer_arrival(
+    origin: NodeCalendar, destination: NodeCalendar, moment: datetime, days: int
+) -> tuple[date, datetime]:
+    """``(leaves, arrives)`` of goods one node sends another at ``moment``: they leave on
+    the origin's first working day (today before its cut-off) and are on the destination's
+    shelf at its opening ``days`` of its working days later."""
+    local = moment.astimezone(origin.zone)
+    leaves = local.date()
+    for _ in range(HORIZON_DAYS):
+        if origin.works(leaves) and (
+            leaves > local.date() or local.time() < origin.cutoffs[leaves.weekday()]
+        ):
+            break
+        leaves += timedelta(days=1)
+    else:
+        raise NoDate(f"the node works on no day within {HORIZON_DAYS}")
+    last = after_working_days(destination, leaves, days) - timedelta(days=1)
+    opening = destination.opening.get(last.weekday(), (time(9, 0), time(17, 0)))[0]
+    return leaves, datetime.combine(last.date(), opening, destination.zone)
+
+
 # Checks the schemas cannot make -------------------------------------------------------
 
 

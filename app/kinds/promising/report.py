@@ -56,7 +56,10 @@ def judge_order(
     by = quoted(order, shipment_list, first)
     if by is None or order["status"] == "cancelled":
         return None
-    live = [s for s in shipment_list if s["status"] not in NOT_COUNTED]
+    # A consolidation's transfer legs carry goods between nodes, not to the customer.
+    live = [
+        s for s in shipment_list if s["status"] not in NOT_COUNTED and s["method"] != "transfer"
+    ]
     arrived = {s["shipment_id"]: arrival(s) for s in live}
     late = [s for s in live if arrived[s["shipment_id"]] and arrived[s["shipment_id"]] > by]
     missing = [s for s in live if not arrived[s["shipment_id"]]]
@@ -142,7 +145,7 @@ def summarise(outcomes: list[dict], group_by: tuple[str, ...], now: datetime) ->
     arrived (0 for those on time)."""
     groups: dict[tuple, dict] = {}
     for outcome in outcomes:
-        if outcome["status"] in NOT_COUNTED:
+        if outcome["status"] in NOT_COUNTED or outcome["method"] == "transfer":
             continue
         key_fields = {
             "channel": outcome["channel"],

@@ -7,9 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from app.domain import orders, shipments
-from app.domain.network import nodes, reservations
+from app.domain.network import nodes, reservations, transfers
 from app.kinds.sourcing.decide import new_id
 from app.machinery import decisions
+from app.platform import db as database
 from app.platform.db import Database
 from app.platform.errors import Conflict
 from app.platform.messaging import outbox
@@ -51,6 +52,7 @@ def decision(
                 "node_day": context["node_days"].get(shipment["node_id"]) or now.date().isoformat(),
             },
         )
+    send_legs(db, decision, now)
     reservations.reserve(
         db,
         [
@@ -59,7 +61,8 @@ def decision(
                 line["sku"],
                 line["qty"],
                 reference=f"{order_id}/{line['line_id']}",
-                supply=line["supply"],
+                # What a leg brings to the hub is held there as in transit to it.
+                supply="in_transit" if line["supply"] == "consolidated" else line["supply"],
                 shipment_id=shipment["shipment_id"],
             )
             for shipment in decision["shipments"]
@@ -69,6 +72,8 @@ def decision(
         now=now,
     )
     for shipment in decision["shipments"]:
+        if shipment["method"] == "transfer":
+            continue  # a leg carries goods to the hub, not to the customer
         for line in shipment["lines"]:
             allocated[line["line_id"]] = allocated.get(line["line_id"], 0) + line["qty"]
     instruct(db, order_id, decision, context)
@@ -79,6 +84,29 @@ def decision(
         detail["reason"] = holds[0]["reason"]  # what the timeline and the channel are told
     orders.set_status(db, order_id, decision["status"], detail)
     return decision
+
+
+def send_legs(db: Database, decision: dict, now: datetime) -> None:
+    """A consolidation's legs: a transfer in transit to the hub for each line a leg
+    carries, so the hub's shipment can hold it on its way. Call in the decision's
+    transaction, before its reservations."""
+    for leg in decision["shipments"]:
+        if leg["method"] != "transfer":
+            continue
+        eta = (leg.get("delivery_window") or {}).get("from") or database.format_time(now)
+        for line in leg["lines"]:
+            transfers.create(
+                db,
+                {
+                    "transfer_id": f"{leg['shipment_id']}-{line['line_id']}",
+                    "sku": line["sku"],
+                    "qty": line["qty"],
+                    "origin_node_id": leg["node_id"],
+                    "destination_node_id": leg["destination_node_id"],
+                    "eta": eta,
+                    "shipment_id": leg["shipment_id"],
+                },
+            )
 
 
 class CapacityFull(Conflict):
@@ -123,7 +151,9 @@ def instruct(db: Database, order_id: str, decision: dict, context: dict) -> None
                 "order_id": order_id,
                 "node_id": shipment["node_id"],
                 "lines": shipment["lines"],
-                "destination": context["delivery"],
+                "destination": {"method": "transfer", "node_id": shipment["destination_node_id"]}
+                if shipment["method"] == "transfer"
+                else context["delivery"],
                 "method": shipment["method"],
                 "service_level": shipment["service_level"],
                 "decision_id": decision["decision_id"],

@@ -14,7 +14,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from app.kinds.promising import schedule as schedules
-from app.kinds.promising.dates import address_zone
+from app.kinds.promising.dates import NoDate, address_zone, transfer_arrival
 from app.kinds.sourcing import explain, gather
 from app.kinds.sourcing.allocate import Policy, allocate
 from app.kinds.sourcing.facts import (
@@ -31,20 +31,24 @@ from app.platform.db import Database
 RULESET = "sourcing"
 
 
-def date_shipments(decision: dict, order: dict, view: NetworkView) -> None:
+def date_shipments(decision: dict, order: dict, view: NetworkView, transfer_days: int = 2) -> None:
     """Give each shipment its dates: when it leaves its node, and the day (and window) the
     customer gets it, by its carrier service or at the pickup store, later by a rule's
-    ``extra_days``. They come from the calendars as they are now: a replay recomputes
-    the shipments, not their dates."""
+    ``extra_days``; a consolidation's legs reach the hub ``transfer_days`` of its working
+    days after they leave, and the hub ships once the last is in. They come from the
+    calendars as they are now: a replay recomputes the shipments, not their dates."""
     moment = datetime.fromisoformat(view.now)
     extra = decision["explanation"]["attributes"].get("extra_days", {}).get("value", 0)
     zone = _customer_zone(order)
     pickup_id = order["delivery"].get("node_id")
     pickup = view.nodes.get(pickup_id) if pickup_id else None
     arrivals = {(s["node_id"], s["sku"]): s["eta"] for s in view.in_transit}
+    at_hub = _date_legs(decision, view, moment, transfer_days)
     for shipment in decision["shipments"]:
         node_id = shipment["node_id"]
-        ready = moment
+        if shipment["method"] == "transfer":
+            continue
+        ready = max(moment, at_hub.get(node_id, moment))
         for line in shipment["lines"]:
             if line["supply"] == "in_transit" and (node_id, line["sku"]) in arrivals:
                 ready = max(ready, datetime.fromisoformat(arrivals[(node_id, line["sku"])]))
@@ -69,6 +73,35 @@ def date_shipments(decision: dict, order: dict, view: NetworkView) -> None:
             if dates
             else None
         )
+
+
+def _date_legs(decision: dict, view: NetworkView, moment: datetime, days: int) -> dict:
+    """Date a consolidation's transfer legs; return when the last reaches each hub."""
+    at_hub: dict[str, datetime] = {}
+    for leg in decision["shipments"]:
+        if leg["method"] != "transfer":
+            continue
+        hub = leg["destination_node_id"]
+        leg["dispatch_date"] = leg["promised_date"] = leg["delivery_window"] = None
+        if view.schedule is None:
+            continue
+        try:
+            leaves, arrives = transfer_arrival(
+                view.schedule.node(view.nodes[leg["node_id"]]),
+                view.schedule.node(view.nodes[hub]),
+                moment,
+                days,
+            )
+        except NoDate:
+            continue
+        leg["dispatch_date"] = leaves.isoformat()
+        leg["promised_date"] = arrives.date().isoformat()
+        leg["delivery_window"] = {
+            "from": database.format_time(arrives),
+            "to": database.format_time(arrives),
+        }
+        at_hub[hub] = max(at_hub.get(hub, arrives), arrives)
+    return at_hub
 
 
 def _customer_zone(order: dict) -> ZoneInfo | None:
@@ -241,6 +274,8 @@ def run(
                 **({"no_carrier": uncarried} if uncarried else {}),
             }
         )
+    if unmet and unmet["choice"] == "consolidate":
+        shipment_list = consolidate(shipment_list, unmet["hub"])
     unfulfilled = _unfulfilled(context, candidates, holds, evaluation, options, allocation, policy)
     served = sum(a["qty"] for a in allocation.assignments) if allocation else 0
     if held:
@@ -296,22 +331,68 @@ def run(
 
 def _ship_complete_unmet(context, options, policy, settings, allocation, released):
     """``(what was done, the allocation)`` for a ship-complete order no single node can
-    ship whole: the ruleset's ``ship_complete_unmet`` says split (when several nodes serve
-    more of it) or hold (with the reason; the channel is asked after the hold's deadline).
-    ``(None, allocation)`` when splitting would serve no more. A released order is split."""
+    ship whole but several can between them: the ruleset's ``ship_complete_unmet`` says
+    consolidate at one node, split, or hold (with the reason; the channel is asked after
+    the hold's deadline). ``(None, allocation)`` when several nodes together cannot serve
+    all of it either: it waits for stock. A released order is not held again."""
     split_policy = dataclasses.replace(
         policy, ship_complete=False, max_shipments=settings.get("max_shipments", 3)
     )
     split = allocate(context["lines"], list(options.values()), split_policy)
-    served = sum(a["qty"] for a in split.assignments)
-    if served <= sum(a["qty"] for a in allocation.assignments):
+    if any(qty > 0 for qty in split.unserved.values()):
+        # Not even several nodes have it all: it waits for stock, whole.
         return None, allocation
     nodes = sorted({a["node_id"] for a in split.assignments})
-    choice = "split" if released else settings.get("ship_complete_unmet", "split")
+    choice = settings.get("ship_complete_unmet", "split")
+    if released and choice == "hold":
+        choice = "split"
     message = f"no single node can ship the whole order; {', '.join(nodes)} can between them"
+    if choice == "consolidate":
+        hub = _hub(split.assignments, context)
+        if hub is not None:
+            message += f"; they send their part to {hub}, which ships it all"
+            return {"choice": "consolidate", "nodes": nodes, "hub": hub, "message": message}, split
+        choice = "split"  # no node can receive the others' goods
     if choice == "split":
         return {"choice": "split", "nodes": nodes, "message": message}, split
     return {"choice": "hold", "nodes": nodes, "message": message}, allocation
+
+
+def _hub(assignments: list[dict], context: dict) -> str | None:
+    """The node the others send their part to: the one serving most units of the order
+    that can receive goods (a DC, a 3PL or a store, not a supplier)."""
+    units: dict[str, int] = {}
+    for a in assignments:
+        if context["node_types"].get(a["node_id"]) in ("dc", "3pl", "store"):
+            units[a["node_id"]] = units.get(a["node_id"], 0) + a["qty"]
+    if not units:
+        return None
+    return min(units, key=lambda node_id: (-units[node_id], node_id))
+
+
+def consolidate(shipment_list: list[dict], hub: str) -> list[dict]:
+    """One shipment to the customer from ``hub`` with every line, and one transfer leg from
+    each other node carrying its part to the hub (method ``transfer``); the hub's lines that
+    arrive by a leg have supply ``consolidated``."""
+    legs = [s for s in shipment_list if s["node_id"] != hub]
+    [main] = [s for s in shipment_list if s["node_id"] == hub]
+    main = {**main, "lines": [*main["lines"]]}
+    for leg in legs:
+        main["lines"].extend({**line, "supply": "consolidated"} for line in leg["lines"])
+    main["lines"].sort(key=lambda line: (line["line_id"], line["supply"]))
+    return [
+        main,
+        *(
+            {
+                **leg,
+                "method": "transfer",
+                "destination_node_id": hub,
+                "carrier_service": None,
+                "carrier": None,
+            }
+            for leg in legs
+        ),
+    ]
 
 
 def _shipped(context: dict, node_id: str) -> bool:
@@ -507,7 +588,7 @@ def make_decision(
     facts, context, view = gather.facts_for(db, body, settings, excluded_nodes, only_nodes)
     built = time.perf_counter()
     decision = run(facts, context, version)
-    date_shipments(decision, body, view)
+    date_shipments(decision, body, view, settings.get("consolidation_days", 2))
     decision = {
         "decision_id": new_id(kind_prefix),
         "order_id": body["order_id"],
