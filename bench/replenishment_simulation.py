@@ -34,6 +34,7 @@ from app.kinds.replenishment import decide
 from app.kinds.replenishment import facts as facts_module
 from app.kinds.replenishment.batching import evaluate as evaluate_batches
 from app.machinery.rules import runtime
+from bench.charts import line_chart
 
 DAYS = 90
 SKU_SAMPLE = 60
@@ -265,51 +266,14 @@ def _charted(world: World) -> list[tuple[str, str]]:
 
 def chart(spot: tuple[str, str], series: dict[str, list[int]], path: Path) -> None:
     """An SVG line chart of stock on hand per day, one line per policy."""
-    width, height, left, bottom, top, right = 720, 300, 56, 40, 36, 200
-    peak = max(1, max(max(values) for values in series.values()))
-    step = 10 ** max(0, len(str(peak)) - 1)
-    ceiling = math.ceil(peak / step) * step
-
-    def x(day: int) -> float:
-        return left + (width - left - right) * day / (DAYS - 1)
-
-    def y(units: float) -> float:
-        return top + (height - top - bottom) * (1 - units / ceiling)
-
     colours = ["#b3261e", "#0b57d0"]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'font-family="sans-serif" font-size="12" role="img">',
-        f"<title>Stock on hand of {spot[1]} at {spot[0]} over {DAYS} days</title>",
-        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{left}" y="20" font-size="14" fill="#1f1f1f">'
-        f"{spot[1]} at {spot[0]}: units on hand, day by day</text>",
-    ]
-    for tick in range(0, 5):
-        units = ceiling * tick / 4
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(units):.1f}" y2="{y(units):.1f}" '
-            f'stroke="#dddddd"/><text x="{left - 6}" y="{y(units) + 4:.1f}" text-anchor="end" '
-            f'fill="#444444">{units:,.0f}</text>'
-        )
-    for day in range(0, DAYS, 14):
-        parts.append(
-            f'<text x="{x(day):.1f}" y="{height - bottom + 18}" text-anchor="middle" '
-            f'fill="#444444">day {day}</text>'
-        )
-    for n, (name, values) in enumerate(series.items()):
-        points = " ".join(f"{x(d):.1f},{y(v):.1f}" for d, v in enumerate(values))
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colours[n]}" stroke-width="1.8"/>'
-        )
-        legend_y = top + 16 + n * 20
-        parts.append(
-            f'<line x1="{width - right + 12}" x2="{width - right + 32}" y1="{legend_y - 4}" '
-            f'y2="{legend_y - 4}" stroke="{colours[n]}" stroke-width="3"/>'
-            f'<text x="{width - right + 38}" y="{legend_y}" fill="#1f1f1f">{name}</text>'
-        )
-    parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
+    line_chart(
+        path,
+        f"Stock on hand of {spot[1]} at {spot[0]} over {DAYS} days",
+        f"{spot[1]} at {spot[0]}: units on hand, day by day",
+        {name: (colours[n], values) for n, (name, values) in enumerate(series.items())},
+        {day: f"day {day}" for day in range(0, DAYS, 14)},
+    )
 
 
 def main(seed: int = 3) -> None:

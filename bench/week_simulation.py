@@ -43,6 +43,7 @@ from app.edges import demo
 from app.lifecycle import backorders, fulfilment, holds, waiting
 from app.platform import auth
 from app.platform import db as database
+from bench.charts import line_chart
 
 LONDON = ZoneInfo("Europe/London")
 START = datetime(2027, 1, 11, 0, 0, tzinfo=LONDON)  # a Monday
@@ -603,61 +604,23 @@ def problems(figures: dict) -> list[str]:
 
 
 def chart(daily: list[dict], path: Path) -> None:
-    """An SVG chart of the orders day by day: placed, finished, cancelled and open."""
-    width, height, left, bottom, top, right = 720, 300, 56, 40, 36, 170
-    days = len(daily)
-    peak = max(1, max(d["placed"] for d in daily))
-    step = 10 ** max(0, len(str(peak)) - 1)
-    ceiling = -(-peak // step) * step
-
-    def x(day: int) -> float:
-        return left + (width - left - right) * day / max(1, days - 1)
-
-    def y(value: float) -> float:
-        return top + (height - top - bottom) * (1 - value / ceiling)
-
-    series = {
+    """An SVG chart of the orders day by day: placed, finished, open and cancelled."""
+    colours = {
         "placed": "#1f1f1f",
         "finished": "#188038",
         "open": "#0b57d0",
         "cancelled": "#b3261e",
     }
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-        f'font-family="sans-serif" font-size="12" role="img">',
-        "<title>Orders of the simulated week, day by day</title>",
-        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
-        f'<text x="{left}" y="20" font-size="14" fill="#1f1f1f">'
-        "Orders at the end of each day: placed, finished, open, cancelled</text>",
-    ]
-    for tick in range(5):
-        value = ceiling * tick / 4
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" y2="{y(value):.1f}" '
-            f'stroke="#dddddd"/><text x="{left - 6}" y="{y(value) + 4:.1f}" text-anchor="end" '
-            f'fill="#444444">{value:,.0f}</text>'
-        )
-    for n, d in enumerate(daily):
-        parts.append(
-            f'<text x="{x(n):.1f}" y="{height - bottom + 18}" text-anchor="middle" '
-            f'fill="#444444">{d["day"]}</text>'
-        )
-    for n, (name, colour) in enumerate(series.items()):
-        points = " ".join(f"{x(i):.1f},{y(d[name]):.1f}" for i, d in enumerate(daily))
-        parts.append(
-            f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>'
-        )
-        legend_y = top + 16 + n * 20
-        parts.append(
-            f'<line x1="{width - right + 12}" x2="{width - right + 32}" y1="{legend_y - 4}" '
-            f'y2="{legend_y - 4}" stroke="{colour}" stroke-width="3"/>'
-            f'<text x="{width - right + 38}" y="{legend_y}" fill="#1f1f1f">{name}</text>'
-        )
-    parts.append(
-        f'<text x="{left}" y="{height - 6}" fill="#444444">day (orders are placed on days'
-        " 1 to 7)</text></svg>"
+    line_chart(
+        path,
+        "Orders of the simulated week, day by day",
+        "Orders at the end of each day: placed, finished, open, cancelled",
+        {name: (colour, [d[name] for d in daily]) for name, colour in colours.items()},
+        {n: str(d["day"]) for n, d in enumerate(daily)},
+        right=170,
+        stroke="2",
+        footer="day (orders are placed on days 1 to 7)",
     )
-    path.write_text("\n".join(parts) + "\n")
 
 
 def print_figures(figures: dict, seed: int, per_day: int) -> None:
