@@ -133,11 +133,16 @@ def break_promise(db: Database, order_id: str, detail: dict) -> None:
     notify(db, order_id, "order.promise_broken", {"order_id": order_id, **detail})
 
 
-def notify(db: Database, order_id: str, event_type: str, payload: dict) -> None:
-    """Tell the channels subscribed to ``event_type`` for this order's channel, in the
-    caller's transaction."""
-    channel = db.execute("SELECT channel FROM orders WHERE order_id = ?", [order_id]).fetchone()
-    for subscription_id in subscriptions.matching(db, event_type, channel[0]):
+def notify(
+    db: Database, order_id: str, event_type: str, payload: dict, channel: str | None = None
+) -> None:
+    """Tell the channels subscribed to ``event_type`` for this order's channel (read when
+    not given), in the caller's transaction."""
+    if channel is None:
+        channel = db.execute(
+            "SELECT channel FROM orders WHERE order_id = ?", [order_id]
+        ).fetchone()[0]
+    for subscription_id in subscriptions.matching(db, event_type, channel):
         outbox.enqueue(db, event_type, payload, order_id=order_id, subscription_id=subscription_id)
 
 
@@ -160,7 +165,7 @@ def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
     add_event(db, order_id, "status_changed", {"from": current[0], "to": target, **detail})
     # Channels that subscribed hear about it, in the same transaction as the change.
     payload = {"order_id": order_id, "from": current[0], "to": target, **detail}
-    notify(db, order_id, "order.status_changed", payload)
+    notify(db, order_id, "order.status_changed", payload, current[1])
     return current[0]
 
 

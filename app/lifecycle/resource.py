@@ -102,23 +102,21 @@ def release(db: Database, shipment: dict, hold_status: str = "released") -> dict
 
 def _consolidated_with(db: Database, shipment: dict) -> list[dict]:
     """The other live shipments of the consolidation this shipment belongs to, if any."""
-    same = [
-        s
+
+    def consolidated(s: dict) -> bool:
+        return s["method"] == "transfer" or any(
+            line.get("supply") == "consolidated" for line in s["lines"]
+        )
+
+    if not consolidated(shipment):
+        return []
+    return [
+        shipments.get(db, s["shipment_id"])
         for s in shipments.for_order(db, shipment["order_id"])
         if s["decision_id"] == shipment["decision_id"]
         and s["shipment_id"] != shipment["shipment_id"]
         and s["status"] in shipments.OPEN
-    ]
-    mine = shipment["method"] == "transfer" or any(
-        line.get("supply") == "consolidated" for line in shipment["lines"]
-    )
-    if not mine:
-        return []
-    return [
-        shipments.get(db, s["shipment_id"])
-        for s in same
-        if s["method"] == "transfer"
-        or any(line.get("supply") == "consolidated" for line in s["lines"])
+        and consolidated(s)
     ]
 
 

@@ -219,19 +219,15 @@ def escalate(db: Database, now: str | None = None) -> list[str]:
     settings = runtime.active_version(db, decide.RULESET)["document"]["settings"]
     asked = []
     for candidate in orders.waiting_unescalated(db):
+        # Judged without the write lock (this runs every few seconds); only an order that
+        # is due is locked, and judged again under the lock.
+        if _due(db, orders.require(db, candidate["order_id"]), settings, moment) is None:
+            continue
         with database.immediate(db):
             orders.lock(db, candidate["order_id"])
             order = orders.require(db, candidate["order_id"])
-            if order["waiting_escalated_at"] or order["status"] not in (
-                "on_hold",
-                "backordered",
-                "partially_sourced",
-            ):
-                continue
-            found = of_order(db, order, settings, moment)
-            if found["reason"] not in ESCALATED or not found["deadline"]:
-                continue
-            if found["deadline"] > moment:
+            found = _due(db, order, settings, moment)
+            if found is None:
                 continue
             detail = {
                 "reason": found["reason"],
@@ -243,3 +239,17 @@ def escalate(db: Database, now: str | None = None) -> list[str]:
             orders.ask_channel(db, order["order_id"], moment, detail)
             asked.append(order["order_id"])
     return asked
+
+
+def _due(db: Database, order: dict, settings: dict, moment: str) -> dict | None:
+    """The explanation of an order the channel must be asked about now, else None."""
+    if order["waiting_escalated_at"] or order["status"] not in (
+        "on_hold",
+        "backordered",
+        "partially_sourced",
+    ):
+        return None
+    found = of_order(db, order, settings, moment)
+    if found["reason"] not in ESCALATED or not found["deadline"] or found["deadline"] > moment:
+        return None
+    return found
