@@ -84,9 +84,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["dom.vault"] = vault.from_config(values)
     SANDBOX.configure(values["EVALUATION_TIMEOUT_SECONDS"], values["EVALUATION_MEMORY_MB"])
     init_api(app)
-    from app.edges import console
+    from app.edges import console, customer
 
     console.init_app(app)
+    customer.init_app(app)
 
     if values["AUTO_MIGRATE"] or values["LOAD_RULESETS"]:
         connection = db.open_from_config(app.config)

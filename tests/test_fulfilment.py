@@ -58,12 +58,14 @@ def test_happy_path_to_completion(shop, node, db):
     assert view["shipments"][0]["status"] == "delivered"
     assert view["shipments"][0]["tracking_number"] == "T1"
     kinds = [e["type"] for e in view["timeline"]]
-    assert kinds[-5:] == [
+    assert kinds[-7:] == [
         "shipment.accepted",
         "shipment.picked",
         "shipment.shipped",
+        "customer_message",  # order.shipped
         "shipment.delivered",
         "status_changed",
+        "customer_message",  # order.delivered
     ]
 
 

@@ -170,9 +170,40 @@ def set_status(db: Database, order_id: str, target: str, detail: dict) -> str:
 
 
 def add_event(db: Database, order_id: str, event_type: str, detail: dict) -> None:
+    """Put an entry on the order's timeline. Every change of an order writes one, so this
+    is also where its followers (``follow``) are asked to look at it before the change
+    commits."""
     db.execute(
         "INSERT INTO order_events (order_id, type, detail, created_at) VALUES (?, ?, ?, ?)",
         [order_id, event_type, jsontext.dumps(detail), database.now()],
+    )
+    for follower in _FOLLOWERS:
+        db.before_commit((follower, order_id), lambda f=follower: f(db, order_id))
+
+
+# What must look at every changed order in the change's own transaction, from the state it
+# leaves (the customer's messages): registered by the layer above, which this one cannot
+# import.
+_FOLLOWERS: list = []
+
+
+def follow(callback) -> None:
+    """Call ``callback(db, order_id)`` before each transaction that changed an order
+    commits (once per order and transaction)."""
+    if callback not in _FOLLOWERS:
+        _FOLLOWERS.append(callback)
+
+
+def told(db: Database, order_id: str) -> dict:
+    """What the customer was last told of the order (``{}``: nothing yet)."""
+    row = db.execute("SELECT customer_told FROM orders WHERE order_id = ?", [order_id]).fetchone()
+    return jsontext.loads(row[0]) if row and row[0] else {}
+
+
+def set_told(db: Database, order_id: str, state: dict) -> None:
+    db.execute(
+        "UPDATE orders SET customer_told = ? WHERE order_id = ?",
+        [jsontext.dumps(state), order_id],
     )
 
 

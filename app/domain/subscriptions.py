@@ -17,6 +17,14 @@ EVENT_TYPES = (
     "order.promise_broken",
     "order.action_needed",
     "return.refund_due",
+    # The customer's messages (app/lifecycle/tracking.py).
+    "order.shipped",
+    "order.ready_for_pickup",
+    "order.delivered",
+    "order.delayed",
+    "order.backordered",
+    "order.line_cancelled",
+    "order.cancelled",
 )
 
 

@@ -320,6 +320,18 @@ SETTINGS: tuple[Setting, ...] = (
         " reached over HTTPS, as it should be beyond one machine.",
         _bool,
     ),
+    Setting(
+        "PUBLIC_URL",
+        "",
+        "The address customers reach the service at (https://track.example.com), for the"
+        " tracking links it hands out; empty: the address the channel called.",
+    ),
+    Setting(
+        "TRACKING_LINK_DAYS",
+        60.0,
+        "How long a customer's tracking link works, in days, unless the channel asks for less.",
+        float,
+    ),
     Setting("MIGRATIONS_DIR", str(ROOT / "migrations"), "Folder of numbered SQL migrations."),
     Setting("SCHEMAS_DIR", str(ROOT / "schemas"), "Folder of the JSON Schemas."),
     Setting("RULESETS_DIR", str(ROOT / "rulesets"), "Folder of the rulesets shipped."),

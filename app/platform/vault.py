@@ -15,6 +15,9 @@ are and encrypted by the same command.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -36,6 +39,18 @@ class Vault:
         if not keys:
             raise ValueError("the vault needs at least one key")
         self._fernet = MultiFernet([Fernet(key) for key in keys])
+        # Links the service hands out (a customer's tracking page) are signed with a key
+        # derived from each vault key: never the key itself, which encrypts.
+        self._signing = [hashlib.sha256(b"dom-link-signing:" + key).digest() for key in keys]
+
+    def sign(self, message: str) -> str:
+        """An HMAC-SHA256 of ``message`` under the first key, URL-safe base64."""
+        return _mac(self._signing[0], message)
+
+    def verify(self, message: str, signature: str) -> bool:
+        """Whether ``signature`` is ``message``'s under any configured key (a rotation
+        keeps old links working while the old key is listed)."""
+        return any(hmac.compare_digest(_mac(key, message), signature) for key in self._signing)
 
     def seal(self, secret: str | None) -> str | None:
         if secret is None:
@@ -59,6 +74,11 @@ class Vault:
         if not stored.startswith(MARK):
             return self.seal(stored)
         return MARK + self._fernet.rotate(stored[len(MARK) :].encode()).decode()
+
+
+def _mac(key: bytes, message: str) -> str:
+    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def from_config(config) -> Vault:

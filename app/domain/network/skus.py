@@ -146,3 +146,16 @@ def details(db: Database, sku_list) -> dict[str, dict]:
         ):
             found[row["sku"]]["suppliers"][row["node_id"]] = row["cost"]
     return found
+
+
+def names(db: Database, sku_list) -> dict[str, str]:
+    """The name of each of these SKUs that exists, what a customer reads."""
+    wanted = sorted(set(sku_list))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = db.execute(
+            f"SELECT sku, name FROM skus WHERE sku IN ({','.join('?' * len(chunk))})", chunk
+        )
+        found.update({row[0]: row[1] for row in rows})
+    return found

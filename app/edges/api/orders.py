@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, current_app, g, jsonify, make_response
+from flask import Blueprint, current_app, g, jsonify, make_response, request, url_for
 
 from app.domain import orders
 from app.domain.network import nodes
+from app.edges import customer
 from app.edges.api import listing
 from app.edges.api.endpoints import (
     Param,
@@ -18,7 +19,7 @@ from app.edges.api.endpoints import (
     version_to_simulate,
 )
 from app.kinds.sourcing import casebook, decide
-from app.lifecycle import backorders, intake, waiting
+from app.lifecycle import backorders, intake, tracking, waiting
 from app.lifecycle import orders as lifecycle
 from app.machinery import decisions
 from app.machinery.rules import kinds, registry, runtime
@@ -194,6 +195,49 @@ def visible_decision(db, decision_id: str) -> dict:
     if not g.principal.sees_channel(channel):
         raise NotFound(f"decision {decision_id!r} does not exist")
     return record
+
+
+@endpoint(
+    bp,
+    "/orders/<order_id>/tracking",
+    "GET",
+    summary="What the customer sees: status, promise, lines, parcels with tracking, messages",
+    roles=CHANNELS,
+    responses={200: "The customer's view of the order", 404: "No such order"},
+)
+def get_tracking(order_id: str):
+    db = get_db()
+    visible_order(db, order_id)
+    return jsonify(tracking.view(db, order_id))
+
+
+@endpoint(
+    bp,
+    "/orders/<order_id>/tracking-link",
+    "POST",
+    summary="A signed link to the order's tracking page, for the customer (no sign-in)",
+    roles=CHANNELS,
+    body="tracking-link",
+    optional_body=True,
+    responses={
+        200: "The link and when it stops working",
+        404: "No such order",
+        422: "Invalid body",
+    },
+)
+def tracking_link(order_id: str, body: dict):
+    visible_order(get_db(), order_id)
+    config = current_app.config
+    days = min(body.get("valid_days", config["TRACKING_LINK_DAYS"]), config["TRACKING_LINK_DAYS"])
+    token, expires = customer.make_link(order_id, days, current_app.extensions["dom.vault"])
+    base = (config["PUBLIC_URL"] or request.host_url).rstrip("/")
+    return jsonify(
+        {
+            "order_id": order_id,
+            "url": f"{base}{url_for('customer.page', token=token)}",
+            "expires_at": customer.expiry_time(expires),
+        }
+    )
 
 
 @endpoint(

@@ -101,6 +101,7 @@ class PostgresDatabase(Database):
         self.conn = conn
         self._savepoints = 0
         self._after_commit = []
+        self._before_commit = {}
 
     def execute(self, sql: str, params: Sequence = ()):
         with _translate_errors(self.conn):
@@ -136,12 +137,14 @@ class PostgresDatabase(Database):
             self.conn.execute("BEGIN")
 
     def commit(self) -> None:
+        self._committing()
         with _translate_errors(self.conn):
             self.conn.execute("COMMIT")
         self._committed()
 
     def rollback(self) -> None:
         self._after_commit.clear()
+        self._before_commit.clear()
         if self.conn.closed or self.conn.broken:
             return
         # A connection that died meanwhile cannot roll back; the pool discards it.

@@ -39,6 +39,7 @@ class Database:
         self.conn = conn
         self._savepoints = 0
         self._after_commit: list[Callable[[], None]] = []
+        self._before_commit: dict[object, Callable[[], None]] = {}
 
     def execute(self, sql: str, params: Sequence = ()):
         return self.conn.execute(sql, params)
@@ -89,11 +90,13 @@ class Database:
             self.conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
 
     def commit(self) -> None:
+        self._committing()
         self.conn.execute("COMMIT")
         self._committed()
 
     def rollback(self) -> None:
         self._after_commit.clear()
+        self._before_commit.clear()
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
 
@@ -103,6 +106,27 @@ class Database:
         if self.in_transaction:
             self._after_commit.append(callback)
         else:
+            callback()
+
+    def before_commit(self, key: object, callback: Callable[[], None]) -> None:
+        """Run ``callback`` inside the open transaction, just before it commits (at once
+        outside one), once per ``key`` however often it is asked; a rollback drops it. For
+        what must follow every change of a kind, in the change's own transaction, from
+        the state it leaves: the customer's messages about an order."""
+        if not self.in_transaction:
+            callback()
+        elif key not in self._before_commit:
+            self._before_commit[key] = callback
+
+    def _committing(self) -> None:
+        # A callback may ask for more (another order it touched): run until none is left.
+        done: set = set()
+        while self._before_commit:
+            key = next(iter(self._before_commit))
+            callback = self._before_commit.pop(key)
+            if key in done:
+                continue
+            done.add(key)
             callback()
 
     def _committed(self) -> None:

@@ -23,10 +23,13 @@ def atomic(db: Database) -> Iterator[Database]:
         name = f"dom_{db._savepoints}"
         db.execute(f"SAVEPOINT {name}")
         pending = len(db._after_commit)
+        asked = set(db._before_commit)
         try:
             yield db
         except BaseException:
             del db._after_commit[pending:]
+            for key in set(db._before_commit) - asked:
+                del db._before_commit[key]
             with contextlib.suppress(Exception):
                 db.execute(f"ROLLBACK TO SAVEPOINT {name}")
                 db.execute(f"RELEASE SAVEPOINT {name}")

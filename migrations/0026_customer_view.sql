@@ -1,0 +1,6 @@
+-- The customer's view of an order (app/lifecycle/tracking.py): what the customer was last
+-- told, as JSON: the order's customer status, each parcel's stage, the quantities
+-- cancelled and back-ordered, the delay and the number of the last message. Each change
+-- of an order is compared with it in the change's own transaction, and every difference
+-- is a message to the channel, numbered in order.
+ALTER TABLE orders ADD COLUMN customer_told TEXT;
