@@ -572,3 +572,53 @@ def test_a_channel_finds_a_held_order_among_the_open_ones_and_releases_it(site, 
     assert entry["note"] == "called the customer: genuine"
     assert "Released" in page.inner_text("#hold-done")
     screenshot(page, "console-order-released", full_page=True)
+
+
+def check_public_page(page, name: str, width: int) -> None:
+    """The checks of a page without the console: accessible, as wide as the window, saved."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    assert results.violations_count == 0, f"{name}:\n{results.generate_report()}"
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= width, f"{name} is {wide} pixels wide in a {width}-pixel window"
+    assert not page.errors, page.errors
+    screenshot(page, name, full_page=True)
+
+
+def test_a_customer_follows_the_order_from_the_emailed_link(site, browser):
+    from app.edges.customer import STATUS_WORDS
+
+    [placed] = place_orders(site, 1, seed=21, prefix="TRACK")
+    opened = []
+    for order_id in ("HIST-0001", placed):
+        status, link = site.call("channel", "POST", f"/v1/orders/{order_id}/tracking-link", {})
+        assert status == 200, link
+        status, view = site.call("channel", "GET", f"/v1/orders/{order_id}/tracking")
+        assert status == 200, view
+        opened.append((order_id, link["url"], view))
+    for (order_id, url, view), name in zip(opened, ("delivered", "placed"), strict=True):
+        for width, suffix in ((1280, ""), (390, "-phone")):
+            page = new_page(browser, width, 844)
+            answer = page.goto(url)
+            assert answer.status == 200
+            assert page.inner_text("h1") == STATUS_WORDS[view["status"]]
+            text = page.inner_text("main")
+            assert order_id in text
+            for parcel in view["parcels"]:
+                if parcel["tracking_number"]:
+                    assert parcel["tracking_number"] in text
+            # The town, never the street or the postcode.
+            assert "High Street" not in text and "LS1 5HD" not in text
+            check_public_page(page, f"tracking-{name}{suffix}", width)
+            page.context.close()
+    # A link a few moments long has expired when the customer opens it.
+    status, link = site.call(
+        "channel", "POST", f"/v1/orders/{placed}/tracking-link", {"valid_days": 0.00001}
+    )
+    time.sleep(1.2)
+    page = new_page(browser, 390, 844)
+    assert page.goto(link["url"]).status == 410
+    assert "expired" in page.inner_text("h1")
+    check_public_page(page, "tracking-expired-phone", 390)
+    page.context.close()

@@ -28,8 +28,10 @@ def openapi_path(rule: str) -> str:
 
 def is_operation(rule) -> bool:
     """Whether a route is an API operation: not a static file, nor a console page (HTML
-    for people, whose data comes from the operations)."""
-    return rule.endpoint not in ("static", "root") and not rule.endpoint.startswith("console.")
+    for people, whose data comes from the operations), nor a customer's tracking page."""
+    return rule.endpoint not in ("static", "root") and not rule.endpoint.startswith(
+        ("console.", "customer.")
+    )
 
 
 def routes(app: Flask):

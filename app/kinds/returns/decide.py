@@ -50,6 +50,9 @@ def run(facts: list[dict], version: dict, evaluation: Evaluation) -> dict:
     if refund_due == "at_drop_off" and method != "drop_off":
         refund_due = "on_receipt"  # nothing is dropped off: the point's receipt is the moment
     lines = [_line(item, evaluation, settings, attributes, chosen, keep) for item in items]
+    if status == "refused":
+        # Nothing comes back, so nothing is refunded: the lines say what was asked.
+        lines = [{**line, "refund": 0.0} for line in lines]
     deduction = 0.0
     if chosen and attributes.get("deduct_return_shipping") and method != "drop_off":
         deduction = chosen["trip_cost"]
@@ -226,6 +229,7 @@ def _line(item, evaluation, settings, attributes, chosen, keep) -> dict:
     if fee is None:
         fee = attributes.get("restocking_fee_percent", settings.get("restocking_fee_percent", 0))
     value = item.get("value", round(item["unit_price"] * item["qty"], 2))
+    withheld = _inspection_deduction(item, own, settings)
     return {
         "line_id": item["line_id"],
         "sku": item["sku"],
@@ -234,5 +238,26 @@ def _line(item, evaluation, settings, attributes, chosen, keep) -> dict:
         "disposition": disposition,
         "disposition_rule": by,
         "restocking_fee_percent": fee,
-        "refund": round(value * (1 - fee / 100), 2),
+        "inspection_deduction_percent": withheld,
+        # A restocking fee and a deduction for the same wear are not both charged.
+        "refund": round(value * (1 - max(fee, withheld) / 100), 2),
     }
+
+
+# How far goods are from new; a defect is the goods' own, never the customer's doing.
+WEAR = {"unopened": 0, "opened": 1, "damaged": 2}
+
+
+def _inspection_deduction(item: dict, own: dict, settings: dict) -> float:
+    """The share of a line's value withheld because the inspection found it in a worse
+    condition than the customer stated: a rule's ``inspection_deduction_percent`` for the
+    line, else the setting for the condition found; 0 before inspection."""
+    found, stated = item["condition"], item.get("declared_condition")
+    if not item.get("inspected") or stated is None:
+        return 0.0
+    if found not in WEAR or stated not in WEAR or WEAR[found] <= WEAR[stated]:
+        return 0.0
+    ruled = own.get("inspection_deduction_percent", {}).get("value")
+    if ruled is not None:
+        return float(ruled)
+    return float((settings.get("inspection_deduction_percent") or {}).get(found, 0))

@@ -128,7 +128,31 @@ def _order(db: Database, order_id: str) -> dict:
 
 def _decide(db: Database, body: dict, order: dict, version: dict, now: str):
     """Check a return's lines and decide it under ``version``; return ``(facts, decision)``,
-    the decision with the time each phase took (the choice of point is its allocation)."""
+    the decision with the time each phase took (the choice of point is its allocation).
+
+    A drop-off no point within reach takes falls back to the method the ruleset names
+    (``methods.drop_off.fallback``: ship_back or collect), decided as if asked for it and
+    saying so (``fallback``); without one, or when that finds no point either, the return
+    is refused, with no refund."""
+    found, decision = _decide_method(db, body, order, version, now)
+    drop_off = version["document"]["settings"]["methods"].get("drop_off") or {}
+    fallback = drop_off.get("fallback", "refuse")
+    if (
+        decision["status"] == "refused"
+        and body["method"] == "drop_off"
+        and fallback != "refuse"
+        and fallback in version["document"]["settings"]["methods"]
+    ):
+        found, decision = _decide_method(db, {**body, "method": fallback}, order, version, now)
+        decision["fallback"] = {
+            "from": "drop_off",
+            "to": fallback,
+            "reason": f"no return point takes a drop-off within {drop_off.get('max_km')} km",
+        }
+    return found, decision
+
+
+def _decide_method(db: Database, body: dict, order: dict, version: dict, now: str):
     settings = version["document"]["settings"]
     started = time.perf_counter()
     view = _gather(db, body, order, settings, now)
@@ -229,7 +253,7 @@ def _insert(db, body, digest, order, outcome, now) -> None:
             body["return_id"],
             body["order_id"],
             order["channel"],
-            body["method"],
+            outcome["method"],  # a drop-off nobody could take may be collected instead
             status,
             outcome["point"],
             outcome["ruleset"]["version"],
@@ -296,7 +320,7 @@ def _instruction(body: dict, outcome: dict) -> dict:
     return {
         "return_id": body["return_id"],
         "order_id": body["order_id"],
-        "method": body["method"],
+        "method": outcome["method"],
         "carrier_service": outcome["carrier_service"],
         "refund_due": outcome["refund_due"],
         "lines": [
@@ -586,6 +610,7 @@ def _inspected(db: Database, row, event: dict, at: str, raised: list[str]) -> di
             fact = {
                 **fact,
                 "condition": found_lines[fact["line_id"]]["condition"],
+                "declared_condition": fact.get("declared_condition", fact["condition"]),
                 "inspected": True,
             }
         if fact["fact"] == "point" and fact["node_id"] != row["point_node_id"]:

@@ -121,10 +121,12 @@ RETURNS = Kind(
     item_attributes={
         "disposition": "string",
         "restocking_fee_percent": "number",
+        # Withheld when the inspection finds the line worse than the customer said.
+        "inspection_deduction_percent": "number",
     },
     item_type="item",
     choices={"refund_due": REFUND_DUE, "disposition": DISPOSITIONS},
-    ranges={"restocking_fee_percent": (0, 100)},
+    ranges={"restocking_fee_percent": (0, 100), "inspection_deduction_percent": (0, 100)},
 )
 
 POLICIES = ("service_level", "min_max", "none")
