@@ -40,7 +40,7 @@ import time_machine
 from app import create_app
 from app.domain.network import nodes as nodes_module
 from app.edges import demo
-from app.lifecycle import backorders, fulfilment, holds, waiting
+from app.lifecycle import backorders, fulfilment, holds, tracking, waiting
 from app.platform import auth
 from app.platform import db as database
 from bench.charts import line_chart
@@ -55,6 +55,15 @@ REJECT = {"store": 0.05, "dc": 0.01, "3pl": 0.02, "supplier": 0.03}
 SHIPS_LATE = {1: 0.05, 2: 0.01}
 CARRIER_LATE = {1: 0.04, 2: 0.01}  # days late: share of parcels
 CANCELS = 0.02
+# What a parcel's customer hears when its node reports (method, event): a consolidation's
+# legs are no parcel of theirs, a pickup's hand-over at the counter is no journey.
+CUSTOMER_TOLD = {
+    **{(m, "shipped"): "order.shipped" for m in ("ship", "same_day", "ship_to_store")},
+    **{(m, "delivered"): "order.delivered" for m in ("ship", "same_day", "pickup")},
+    ("ship_to_store", "delivered"): "order.ready_for_pickup",
+    ("pickup", "picked"): "order.ready_for_pickup",
+}
+PARCEL_MESSAGES = ("order.shipped", "order.ready_for_pickup", "order.delivered")
 WAYS = (
     ("home", 0.45),
     ("express", 0.15),
@@ -79,6 +88,8 @@ class Order:
     cancelled: bool = False
     told_broken: bool = False
     arrivals: dict = field(default_factory=dict)  # shipment_id -> when it reached the customer
+    # What the customer must be told of the parcels, in the order it happened here.
+    parcel_messages: list = field(default_factory=list)  # (shipment_id, message type)
 
 
 class Week:
@@ -116,7 +127,7 @@ class Week:
         # What the channel is told is counted in the outbox (nothing is delivered here).
         subscription = {
             "url": "http://127.0.0.1:9/channel-events",
-            "event_types": ["order.promise_broken", "order.action_needed"],
+            "event_types": ["order.promise_broken", "order.action_needed", *tracking.MESSAGES],
         }
         self.subscribed = self.call("channel", "POST", "/v1/subscriptions", subscription)[0] == 201
 
@@ -375,6 +386,11 @@ class Week:
             body,
             node_id=shipment["node_id"],
         )
+        told = CUSTOMER_TOLD.get((shipment["method"], kind))
+        if status == 201 and told:
+            self.orders[shipment["order_id"]].parcel_messages.append(
+                (shipment["shipment_id"], told)
+            )
         return status == 201
 
     # Supply ------------------------------------------------------------------------------
@@ -526,6 +542,7 @@ class Week:
         placed = sum(statuses.values())
         finished = sum(statuses.get(s, 0) for s in ("completed", "partially_returned", "returned"))
         own_cancelled = sum(1 for o in self.orders.values() if o.cancelled)
+        messages = self.customer_messages()
         return {
             "placed": placed,
             "own_placed": len(self.orders),
@@ -551,6 +568,8 @@ class Week:
                 "SELECT COUNT(*) FROM shipment_events WHERE type = 'rejected'"
             ).fetchone()[0],
             "promise_broken_told": len(told),
+            "customer_messages": messages["by_type"],
+            "customer_messages_wrong": messages["wrong"],
             "timeline": dict(
                 self.db.execute(
                     "SELECT type, COUNT(*) FROM order_events WHERE type IN ('released',"
@@ -565,6 +584,38 @@ class Week:
                 )
             ),
             "daily": self.daily,
+        }
+
+    def customer_messages(self) -> dict:
+        """What the channel's subscription was sent for its customers, checked order by order
+        against what happened here: numbered from 1 without a gap, every parcel's news in
+        the order the nodes reported it, one ``order.cancelled`` last for each order
+        cancelled here."""
+        sent: dict[str, list[dict]] = {}
+        for (payload,) in self.db.execute(
+            "SELECT payload FROM outbox WHERE subscription_id IS NOT NULL AND event_type IN"
+            f" ({','.join('?' * len(tracking.MESSAGES))})",
+            list(tracking.MESSAGES),
+        ):
+            body = json.loads(payload)
+            sent.setdefault(body["data"]["order_id"], []).append(
+                {"type": body["type"], **body["data"]}
+            )
+        wrong = []
+        for order in self.orders.values():
+            got = sorted(sent.get(order.order_id, []), key=lambda m: m["sequence"])
+            numbers = [m["sequence"] for m in got]
+            if numbers != list(range(1, len(got) + 1)):
+                wrong.append(f"{order.order_id}: numbered {numbers}")
+            parcels = [(m["shipment_id"], m["type"]) for m in got if m["type"] in PARCEL_MESSAGES]
+            if parcels != order.parcel_messages:
+                wrong.append(f"{order.order_id}: told {parcels}, saw {order.parcel_messages}")
+            cancelled = [m["type"] == "order.cancelled" for m in got]
+            if order.cancelled and (cancelled.count(True) != 1 or not cancelled[-1]):
+                wrong.append(f"{order.order_id}: cancelled here, told {[m['type'] for m in got]}")
+        return {
+            "by_type": dict(Counter(m["type"] for found in sent.values() for m in found)),
+            "wrong": wrong,
         }
 
     def close(self) -> None:
@@ -595,6 +646,8 @@ def problems(figures: dict) -> list[str]:
         found.append(f"stranded orders: {figures['stranded'][:10]}")
     if figures["withdrawn_accepted"]:
         found.append(f"{figures['withdrawn_accepted']} accepted shipments withdrawn")
+    if figures["customer_messages_wrong"]:
+        found.append(f"customer messages: {figures['customer_messages_wrong'][:5]}")
     if figures["placed"] != figures["own_placed"]:
         found.append(
             f"orders: the product has {figures['placed']}, the simulation placed"
@@ -652,7 +705,9 @@ def print_figures(figures: dict, seed: int, per_day: int) -> None:
     print(f"  accepted shipments withdrawn       {figures['withdrawn_accepted']:>6}  (must be 0)")
     print(f"  orders by delivery                 {figures['ways']}")
     print(f"  on the orders' timelines           {figures['timeline']}")
-    print("  events a customer received        n/a (the customer's view comes with its own issue)")
+    told = figures["customer_messages"]
+    print(f"  customer messages sent             {sum(told.values()):>6}  {told}")
+    print(f"  missing or out of order (must be 0) {len(figures['customer_messages_wrong']):>5}")
 
 
 def main(seed: int = 5, per_day: int = 60) -> int:

@@ -589,9 +589,19 @@ def check_public_page(page, name: str, width: int) -> None:
 def test_a_customer_follows_the_order_from_the_emailed_link(site, browser):
     from app.edges.customer import STATUS_WORDS
 
-    [placed] = place_orders(site, 1, seed=21, prefix="TRACK")
+    delivered, placed = place_orders(site, 2, seed=21, prefix="TRACK")
+    status, order = site.call("channel", "GET", f"/v1/orders/{delivered}")
+    for shipment in order["shipments"]:  # its node reports (an admin may, for any node)
+        path = f"/v1/shipments/{shipment['shipment_id']}/events"
+        for kind, extra in (
+            ("accepted", {}),
+            ("shipped", {"carrier": "DPD", "tracking_number": "JD0002210"}),
+            ("delivered", {}),
+        ):
+            body = {"event_id": f"{shipment['shipment_id']}-{kind}", "type": kind, **extra}
+            assert site.call("admin", "POST", path, body)[0] == 201
     opened = []
-    for order_id in ("HIST-0001", placed):
+    for order_id in (delivered, placed):
         status, link = site.call("channel", "POST", f"/v1/orders/{order_id}/tracking-link", {})
         assert status == 200, link
         status, view = site.call("channel", "GET", f"/v1/orders/{order_id}/tracking")

@@ -881,3 +881,47 @@ def test_an_order_is_not_simulated_under_a_returns_draft(shop, analyst):
     answer = analyst.post("/v1/decisions/simulate", json=body)
     assert answer.status_code == 422
     assert [e["pointer"] for e in answer.get_json()["error"]["errors"]] == ["/draft_ruleset/kind"]
+
+
+def test_a_drop_off_nobody_in_reach_takes_is_collected_or_refused_with_no_refund(
+    shop, analyst, app, receiver
+):
+    set_stock(shop["admin"], "DC1", {"MUG": 5})
+    deliver(shop, "far1", [("MUG", 1, 30.0)])
+    deliver(shop, "far2", [("MUG", 1, 30.0)])
+    # The Leicester store stops taking returns: the nearest counter is 130 km away.
+    body = {**NODES["ST1"], "capabilities": ["ship", "pickup"]}
+    assert shop["admin"].put("/v1/nodes/ST1", json=body).status_code == 200
+    # The shipped ruleset sends a carrier instead, and says why.
+    found = shop["channel"].post(
+        "/v1/returns", json=asked("rf1", "far1", [("1", 1, "changed_mind", "unopened")])
+    )
+    assert found.status_code == 201, found.get_json()
+    taken = found.get_json()
+    assert taken["status"] == "expected" and taken["method"] == "ship_back"
+    assert taken["point"] is not None and taken["refund"]["total"] > 0
+    decision = shop["admin"].get(f"/v1/decisions/{taken['decision_id']}").get_json()
+    assert decision["fallback"]["from"] == "drop_off" and "40 km" in decision["fallback"]["reason"]
+    # A version without a fallback refuses it, and shows no refund anywhere.
+    document = version(3)
+    document["settings"]["methods"]["drop_off"]["fallback"] = "refuse"
+    assert analyst.post("/v1/rulesets/returns/versions", json=document).status_code == 201
+    activated = analyst.post("/v1/rulesets/returns/versions/3/activate", json={})
+    assert activated.status_code == 201, activated.get_json()
+    refused = shop["channel"].post(
+        "/v1/returns", json=asked("rf2", "far2", [("1", 1, "changed_mind", "unopened")])
+    ).get_json()
+    assert (refused["status"], refused["point"]) == ("cancelled", None)
+    assert refused["refund"]["total"] == 0.0
+    assert [line["refund"] for line in refused["lines"]] == [0.0]
+    drain(app)
+    assert [r["return_id"] for r in sent(receiver, "return.refund_due")] == []
+    view = shop["channel"].get("/v1/orders/far2/tracking").get_json()
+    assert view["returns"] == [
+        {
+            "return_id": "rf2",
+            "status": "cancelled",
+            "refund_total": None,
+            "created_at": view["returns"][0]["created_at"],
+        }
+    ]

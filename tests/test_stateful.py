@@ -27,7 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from app import create_app
 from app.edges.demo import CARRIER_SERVICES
 from app.edges.dispatch.worker import Dispatcher
-from app.lifecycle import backorders, fulfilment, holds, waiting
+from app.lifecycle import backorders, fulfilment, holds, tracking, waiting
 from app.platform import auth
 from app.platform import db as database
 from tests.conftest import Api
@@ -584,6 +584,87 @@ class Integrity(RuleBasedStateMachine):
                 assert 0 < allocated < wanted, (order_id, status, allocated, wanted)
             elif status == "backordered":
                 assert allocated == 0, (order_id, allocated)
+
+    @invariant()
+    def the_customer_sees_what_the_lines_and_parcels_say(self):
+        # Counted here unit by unit from the rows, apart from the product's own derivation.
+        for order_id, status, broken in self.db.execute(
+            "SELECT order_id, status, promise_broken_at FROM orders"
+        ).fetchall():
+            lines = self.db.execute(
+                "SELECT qty - qty_cancelled, qty_allocated FROM order_lines WHERE order_id = ?",
+                [order_id],
+            ).fetchall()
+            left = sum(row[0] for row in lines)
+            short = any(row[1] < row[0] for row in lines)
+            units = {"on_its_way": 0, "at_store": 0, "with_customer": 0, "waiting": 0}
+            late = False
+            for s in self.shipments():
+                if s["order_id"] != order_id or s["method"] == "transfer":
+                    continue
+                if s["status"] in ("cancelled", "rejected"):
+                    continue
+                qty = sum(line["qty"] for line in json.loads(s["lines"]))
+                where = {
+                    ("pickup", "picked"): "at_store",
+                    ("pickup", "shipped"): "at_store",
+                    ("pickup", "delivered"): "with_customer",
+                    ("ship_to_store", "shipped"): "on_its_way",
+                    ("ship_to_store", "delivered"): "at_store",
+                }.get((s["method"], s["status"]))
+                if where is None:
+                    where = {"shipped": "on_its_way", "delivered": "with_customer"}.get(
+                        s["status"], "waiting"
+                    )
+                units[where] += qty
+                late = late or (where == "waiting" and s["at_risk_at"] is not None)
+            moving = units["on_its_way"] + units["at_store"] + units["with_customer"]
+            unsent = units["waiting"] > 0 or short
+            if status == "cancelled" or left == 0:
+                expected = "cancelled"
+            elif status == "returned":
+                expected = "returned"
+            elif units["with_customer"] >= left:
+                expected = "delivered"
+            elif unsent and (late or broken):
+                expected = "delayed"
+            elif units["at_store"]:
+                expected = "ready_for_pickup"
+            elif units["with_customer"]:
+                expected = "partially_delivered"
+            elif units["on_its_way"]:
+                expected = "shipped" if moving >= left else "partially_shipped"
+            elif any(row[1] for row in lines):
+                expected = "sourced"
+            else:
+                expected = "received"
+            view = tracking.view(self.db, order_id)
+            assert view["status"] == expected, (order_id, status, units, view["status"])
+            # What the customer was told: numbered from 1 with no gap, each parcel's
+            # stages in order, and nothing after the order was cancelled.
+            told = [
+                json.loads(row[0])
+                for row in self.db.execute(
+                    "SELECT detail FROM order_events WHERE order_id = ?"
+                    " AND type = 'customer_message' ORDER BY event_id",
+                    [order_id],
+                )
+            ]
+            assert [m["sequence"] for m in told] == list(range(1, len(told) + 1)), order_id
+            assert [m["message"] for m in told].count("order.cancelled") <= 1, order_id
+            if told and "order.cancelled" in [m["message"] for m in told]:
+                assert told[-1]["message"] == "order.cancelled", (order_id, told)
+            for parcel in view["parcels"]:
+                said = [m["message"] for m in told if m.get("shipment_id") == parcel["shipment_id"]]
+                if status == "cancelled":
+                    continue
+                path = {
+                    "pickup": ["order.ready_for_pickup", "order.delivered"],
+                    "ship_to_store": ["order.shipped", "order.ready_for_pickup"],
+                }.get(parcel["method"], ["order.shipped", "order.delivered"])
+                stages = ["preparing", *[m.split(".")[1] for m in path]]
+                reached = stages.index(parcel["stage"])
+                assert said == path[:reached], (order_id, parcel["shipment_id"], said)
 
     @invariant()
     def returns_never_exceed_deliveries(self):

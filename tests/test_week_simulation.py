@@ -17,3 +17,7 @@ def test_a_short_week_agrees_with_the_products_report_and_strands_nobody():
     assert figures["withdrawn_accepted"] == 0
     # It ran the week: every day has its figures, and orders finished.
     assert len(figures["daily"]) == 12 and figures["finished"] > 35
+    # Every customer was told of every parcel, in order (problems() says which were not).
+    told = figures["customer_messages"]
+    assert told["order.shipped"] > 20 and told["order.delivered"] > 20
+    assert told.get("order.ready_for_pickup", 0) > 0

@@ -341,9 +341,10 @@ def follow(db: Database, order_id: str) -> None:
             "at": at,
             **detail,
         }
-        orders.add_event(
-            db, order_id, "customer_message", {"message": event_type, "sequence": sequence}
-        )
+        entry = {"message": event_type, "sequence": sequence, "status": now["status"]}
+        if detail.get("shipment_id"):
+            entry["shipment_id"] = detail["shipment_id"]
+        orders.add_event(db, order_id, "customer_message", entry)
         orders.notify(db, order_id, event_type, payload, order["channel"])
     changed["sequence"] = sequence
     if changed != told:
