@@ -908,9 +908,11 @@ def test_a_drop_off_nobody_in_reach_takes_is_collected_or_refused_with_no_refund
     assert analyst.post("/v1/rulesets/returns/versions", json=document).status_code == 201
     activated = analyst.post("/v1/rulesets/returns/versions/3/activate", json={})
     assert activated.status_code == 201, activated.get_json()
-    refused = shop["channel"].post(
-        "/v1/returns", json=asked("rf2", "far2", [("1", 1, "changed_mind", "unopened")])
-    ).get_json()
+    refused = (
+        shop["channel"]
+        .post("/v1/returns", json=asked("rf2", "far2", [("1", 1, "changed_mind", "unopened")]))
+        .get_json()
+    )
     assert (refused["status"], refused["point"]) == ("cancelled", None)
     assert refused["refund"]["total"] == 0.0
     assert [line["refund"] for line in refused["lines"]] == [0.0]
