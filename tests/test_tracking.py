@@ -535,3 +535,57 @@ def test_the_public_url_setting_makes_the_links(db_path, admin, network):
     Api(client, key).post("/v1/orders", json=order("pub", [("MUG", 1, 10.0)]))
     made = Api(client, key).post("/v1/orders/pub/tracking-link").get_json()
     assert made["url"].startswith("https://track.example.com/track/")
+
+
+# Substitution ------------------------------------------------------------------------------
+
+
+def test_a_short_line_its_customer_allows_is_served_by_a_substitute_and_told(
+    shop, channel, app, receiver
+):
+    cup = {"name": "Cup", "weight_kg": 0.3, "category": "home", "substitutes": ["HAZ", "MUG"]}
+    assert shop.put("/v1/skus/CUP", json=cup).status_code == 200
+    set_stock(shop, "DC1", {"MUG": 10, "CUP": 0})
+    line = {"line_id": "1", "sku": "CUP", "qty": 2, "unit_price": 5.0}
+    body = order("sub", [])
+    body["lines"] = [{**line, "substitutes_allowed": True}]
+    placed = channel.post("/v1/orders", json=body)
+    assert placed.status_code == 201, placed.get_json()
+    decision = placed.get_json()
+    # HAZ has no stock anywhere: the next substitute serves the whole line.
+    assert decision["status"] == "sourced"
+    assert decision["substitutions"] == [{"line_id": "1", "from_sku": "CUP", "to_sku": "MUG"}]
+    assert [x["sku"] for s in decision["shipments"] for x in s["lines"]] == ["MUG"]
+    view = channel.get("/v1/orders/sub/tracking").get_json()
+    assert (view["lines"][0]["sku"], view["lines"][0]["original_sku"]) == ("MUG", "CUP")
+    assert view["status"] == "sourced"
+    messages = told(app, receiver, "sub")
+    assert [m["type"] for m in messages] == ["order.line_substituted"]
+    assert messages[0]["data"]["lines"] == [
+        {"line_id": "1", "from_sku": "CUP", "to_sku": "MUG", "qty": 2}
+    ]
+    # The same order again answers the same decision; nothing is substituted twice.
+    again = channel.post("/v1/orders", json=body)
+    assert again.status_code == 200 and again.get_json()["substitutions"] == [
+        {"line_id": "1", "from_sku": "CUP", "to_sku": "MUG"}
+    ]
+    # Without the customer's leave the line waits for its own SKU.
+    body = order("nosub", [("CUP", 2, 5.0)])
+    decision = channel.post("/v1/orders", json=body).get_json()
+    assert decision["status"] == "backordered" and "substitutions" not in decision
+    # A line partly served keeps its SKU (one line, one SKU).
+    assert channel.post("/v1/orders/nosub/cancel").status_code == 200
+    set_stock(shop, "DC1", {"MUG": 10, "CUP": 1})
+    body = order("part", [])
+    body["lines"] = [{**line, "substitutes_allowed": True}]
+    decision = channel.post("/v1/orders", json=body).get_json()
+    assert decision["status"] == "partially_sourced" and "substitutions" not in decision
+
+
+def test_a_skus_substitutes_must_exist_and_not_be_itself(shop):
+    cup = {"name": "Cup", "weight_kg": 0.3, "category": "home", "substitutes": ["NOPE", "CUP"]}
+    answer = shop.put("/v1/skus/CUP", json=cup)
+    assert answer.status_code == 422
+    pointers = [e["pointer"] for e in answer.get_json()["error"]["errors"]]
+    assert pointers == ["/substitutes/0", "/substitutes/1"]
+    assert shop.get("/v1/skus/CUP").get_json()["substitutes"] == []

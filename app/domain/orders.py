@@ -210,7 +210,7 @@ def set_told(db: Database, order_id: str, state: dict) -> None:
 def lines(db: Database, order_id: str) -> list[dict]:
     rows = db.execute(
         "SELECT line_id, sku, qty - qty_cancelled AS qty, unit_price, qty_allocated,"
-        " qty_cancelled FROM order_lines"
+        " qty_cancelled, original_sku FROM order_lines"
         " WHERE order_id = ? ORDER BY position",
         [order_id],
     )
@@ -250,6 +250,17 @@ def cancel_quantities(db: Database, order_id: str, quantities: dict[str, int]) -
             " WHERE order_id = ? AND line_id = ?",
             [qty, order_id, line_id],
         )
+
+
+def substitute(db: Database, order_id: str, line_id: str, sku: str, detail: dict) -> None:
+    """Serve a line with another SKU from now on (the one ordered stays as
+    ``original_sku``); call inside a transaction."""
+    db.execute(
+        "UPDATE order_lines SET original_sku = COALESCE(original_sku, sku), sku = ?"
+        " WHERE order_id = ? AND line_id = ?",
+        [sku, order_id, line_id],
+    )
+    add_event(db, order_id, "line_substituted", {"line_id": line_id, "sku": sku, **detail})
 
 
 def deallocate(db: Database, order_id: str, quantities: dict[str, int]) -> None:

@@ -24,6 +24,7 @@ EVENT_TYPES = (
     "order.delayed",
     "order.backordered",
     "order.line_cancelled",
+    "order.line_substituted",
     "order.cancelled",
 )
 

@@ -22,7 +22,7 @@ from app.domain import orders
 from app.domain.network import reservations, stock
 from app.kinds.promising import promises
 from app.kinds.sourcing import commit, decide, gather
-from app.lifecycle import backorders
+from app.lifecycle import backorders, substitution
 from app.machinery import decisions, experiments
 from app.machinery.rules import registry
 from app.platform import db as database
@@ -84,16 +84,16 @@ def _place(db, body: dict, digest: str, version: dict, experiment) -> tuple:
     the decision saw was taken meanwhile, or older orders wait for freed stock, decide
     again holding the locks of every stock row it could take."""
     settings = version["document"]["settings"]
-    sku_list = sorted({line["sku"] for line in body["lines"]})
+    sku_list = substitution.skus_to_lock(db, body)
     try:
-        decision, facts, context = decide.make_decision(db, body, version, settings)
+        decided = _decide(db, body, version, settings)
         with database.immediate(db):
             first = _first_decision(db, body, digest)
             if first is not None:
                 return first, False, None, None
             if stock.raised(db, sku_list):
                 raise WaitingOrdersFirst
-            return _commit(db, body, digest, decision, facts, context, settings, experiment)
+            return _commit(db, body, digest, *decided, settings, experiment)
     except (reservations.InsufficientStock, commit.CapacityFull, WaitingOrdersFirst):
         pass
     with database.immediate(db):
@@ -102,8 +102,17 @@ def _place(db, body: dict, digest: str, version: dict, experiment) -> tuple:
         first = _first_decision(db, body, digest)
         if first is not None:
             return first, False, None, None
-        decision, facts, context = decide.make_decision(db, body, version, settings)
-        return _commit(db, body, digest, decision, facts, context, settings, experiment)
+        decided = _decide(db, body, version, settings)
+        return _commit(db, body, digest, *decided, settings, experiment)
+
+
+def _decide(db, body: dict, version: dict, settings: dict, **kwargs) -> tuple:
+    """``(decided body, decision, facts, context)``: the body as decided, with a substitute
+    on each short line that allows one and can be served by it."""
+    made = decide.make_decision(db, body, version, settings, **kwargs)
+    if made[0]["status"] == "sourced":
+        return body, *made
+    return substitution.consider(db, body, made, version, settings, **kwargs)
 
 
 def _place_promised(db, body: dict, digest: str, version: dict, experiment) -> tuple:
@@ -112,7 +121,7 @@ def _place_promised(db, body: dict, digest: str, version: dict, experiment) -> t
     hold it when they still can serve it all, else like any order; by the promised date
     either way."""
     settings = version["document"]["settings"]
-    sku_list = sorted({line["sku"] for line in body["lines"]})
+    sku_list = substitution.skus_to_lock(db, body)
     with database.immediate(db):
         stock.lock_skus(db, sku_list)
         _serve_waiting_orders(db, sku_list)
@@ -136,20 +145,29 @@ def _place_promised(db, body: dict, digest: str, version: dict, experiment) -> t
             if decision["status"] != "sourced":
                 decision = None
         if decision is None:
-            decision, facts, context = decide.make_decision(db, order, version, settings)
-        placed = _commit(db, body, digest, decision, facts, context, settings, experiment, order)
+            order, decision, facts, context = _decide(db, order, version, settings)
+        placed = _commit(db, body, digest, order, decision, facts, context, settings, experiment)
         if held is not None:
             # What the order did not take back from the hold is free for waiting orders.
             stock.note_raised(db, sorted(promises.held_nodes(held)))
         return placed
 
 
-def _commit(db, body, digest, decision, facts, context, settings, experiment, order=None):
+def _commit(db, body, digest, order, decision, facts, context, settings, experiment):
     """Create the order from its body and commit its decision (reserve, record, instruct
-    the nodes); ``order`` is the body as decided, when a held promise added to it."""
+    the nodes); ``order`` is the body as decided: with the promise a held promise added,
+    and the substitutes that serve short lines."""
     decision["experiment"] = experiment
     orders.create(db, body, digest, order)
-    commit.decision(db, order or body, decision, facts, context, settings, "order")
+    for swap in decision.get("substitutions", []):
+        orders.substitute(
+            db,
+            body["order_id"],
+            swap["line_id"],
+            swap["to_sku"],
+            {"from_sku": swap["from_sku"], "decision_id": decision["decision_id"]},
+        )
+    commit.decision(db, order, decision, facts, context, settings, "order")
     return decision, True, facts, context
 
 

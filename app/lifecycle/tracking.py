@@ -24,7 +24,8 @@ its store) or ``delivered`` (a pickup: collected).
 Every change of an order is compared, in its own transaction, with what the customer was
 last told (``orders.told``), and each difference is a message to the channel's
 subscriptions (``messages``, pure), numbered per order (``sequence``, 1, 2, ...) in the
-order the customer would live them: ``order.line_cancelled``, ``order.backordered``
+order the customer would live them: ``order.line_cancelled``, ``order.line_substituted``
+(another SKU serves a line, ``substitution.py``), ``order.backordered``
 (with the date supply is expected), ``order.delayed`` (with the new date when there is
 one), then per parcel ``order.shipped`` (carrier and tracking number),
 ``order.ready_for_pickup`` and ``order.delivered``; or ``order.cancelled`` alone. A stage
@@ -56,6 +57,7 @@ STATUSES = (
 )
 MESSAGES = (
     "order.line_cancelled",
+    "order.line_substituted",
     "order.backordered",
     "order.delayed",
     "order.shipped",
@@ -180,6 +182,7 @@ def state(order: dict, lines: list[dict], parcel_list: list[dict], broken: dict 
         "cancelled": {
             line["line_id"]: line["qty_cancelled"] for line in lines if line["qty_cancelled"]
         },
+        "substituted": {line["line_id"]: line["sku"] for line in lines if line.get("original_sku")},
         "backordered": {
             line["line_id"]: line["qty"] - line["qty_allocated"]
             for line in lines
@@ -222,6 +225,19 @@ def messages(
                 },
             )
         )
+    swapped = told.get("substituted", {})
+    replaced = [
+        {
+            "line_id": line_id,
+            "from_sku": swapped.get(line_id) or by_line[line_id]["original_sku"],
+            "to_sku": sku,
+            "qty": by_line[line_id]["qty"],
+        }
+        for line_id, sku in sorted(now.get("substituted", {}).items())
+        if swapped.get(line_id) != sku
+    ]
+    if replaced:
+        found.append(("order.line_substituted", {"lines": replaced}))
     before = told.get("backordered", {})
     grew = any(qty > before.get(line_id, 0) for line_id, qty in now["backordered"].items())
     # A new day supply is expected is news; supply that arrived is told by what follows.
@@ -405,6 +421,7 @@ def view(db: Database, order_id: str) -> dict:
             {
                 "line_id": line["line_id"],
                 "sku": line["sku"],
+                "original_sku": line.get("original_sku"),
                 "qty": line["qty"] + line["qty_cancelled"],
                 "qty_cancelled": line["qty_cancelled"],
                 "qty_backordered": now["backordered"].get(line["line_id"], 0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from app.domain.network import nodes
 from app.platform import db as database
 from app.platform.db import Database
@@ -28,6 +30,7 @@ def get(db: Database, sku: str) -> dict:
         "hazmat": bool(row["hazmat"]),
         "dropship": bool(suppliers),
         "suppliers": suppliers,
+        "substitutes": json.loads(row["substitutes"]) if row["substitutes"] else [],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -96,16 +99,25 @@ def put(db: Database, sku: str, document: dict) -> tuple[dict, bool]:
         if supplier["node_id"] in seen:
             problems.append(field_error(where, "is listed twice"))
         seen.add(supplier["node_id"])
+    replacements = document.get("substitutes", [])
+    found = existing(db, replacements)
+    for index, code in enumerate(replacements):
+        where = ("substitutes", index)
+        if code == sku:
+            problems.append(field_error(where, "a SKU cannot replace itself"))
+        elif code not in found:
+            problems.append(field_error(where, f"SKU {code!r} does not exist"))
     if problems:
         raise InvalidInput(problems)
     now = database.now()
     with database.atomic(db):
         created = not db.execute("SELECT 1 FROM skus WHERE sku = ?", [sku]).fetchone()
         db.execute(
-            "INSERT INTO skus (sku, name, weight_kg, category, hazmat, created_at, updated_at)"
-            " VALUES (?,?,?,?,?,?,?) ON CONFLICT (sku) DO UPDATE SET name = excluded.name,"
-            " weight_kg = excluded.weight_kg, category = excluded.category,"
-            " hazmat = excluded.hazmat, updated_at = excluded.updated_at",
+            "INSERT INTO skus (sku, name, weight_kg, category, hazmat, created_at, updated_at,"
+            " substitutes) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (sku) DO UPDATE SET"
+            " name = excluded.name, weight_kg = excluded.weight_kg,"
+            " category = excluded.category, hazmat = excluded.hazmat,"
+            " updated_at = excluded.updated_at, substitutes = excluded.substitutes",
             [
                 sku,
                 document["name"],
@@ -114,6 +126,7 @@ def put(db: Database, sku: str, document: dict) -> tuple[dict, bool]:
                 int(document.get("hazmat", False)),
                 now,
                 now,
+                json.dumps(replacements) if replacements else None,
             ],
         )
         db.execute("DELETE FROM sku_suppliers WHERE sku = ?", [sku])
@@ -146,6 +159,12 @@ def details(db: Database, sku_list) -> dict[str, dict]:
         ):
             found[row["sku"]]["suppliers"][row["node_id"]] = row["cost"]
     return found
+
+
+def substitutes(db: Database, sku: str) -> list[str]:
+    """The SKUs that may replace ``sku`` when it is short, best first."""
+    row = db.execute("SELECT substitutes FROM skus WHERE sku = ?", [sku]).fetchone()
+    return json.loads(row[0]) if row and row[0] else []
 
 
 def names(db: Database, sku_list) -> dict[str, str]:

@@ -136,7 +136,8 @@ def page(token: str):
     if orders.find(db, order_id) is None:
         return _sorry(404, "This tracking link does not work", "The order is not known here.")
     found = tracking.view(db, order_id)
-    names = skus.names(db, [line["sku"] for line in found["lines"]])
+    ordered = [line["original_sku"] for line in found["lines"] if line["original_sku"]]
+    names = skus.names(db, [line["sku"] for line in found["lines"]] + ordered)
     return render_template(
         "customer/track.html",
         order=found,
