@@ -50,8 +50,8 @@ def test_shipped_ruleset_is_loaded_and_active(analyst):
         {
             "ruleset": "returns",
             "kind": "returns",
-            "active_version": 1,
-            "latest_version": 1,
+            "active_version": 2,
+            "latest_version": 2,
             "versions": 1,
         },
         {
