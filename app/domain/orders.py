@@ -64,6 +64,17 @@ def find(db: Database, order_id: str) -> dict | None:
     return order
 
 
+def summary(db: Database, order_id: str) -> dict | None:
+    """The order's state without its body: status, channel, promise, what its customer was
+    last told."""
+    row = db.execute(
+        "SELECT order_id, status, channel, promised_by, promise_broken_at, customer_told"
+        " FROM orders WHERE order_id = ?",
+        [order_id],
+    ).fetchone()
+    return dict(row) if row is not None else None
+
+
 def require(db: Database, order_id: str) -> dict:
     order = find(db, order_id)
     if order is None:

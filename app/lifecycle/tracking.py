@@ -326,10 +326,10 @@ def follow(db: Database, order_id: str) -> None:
     """Tell the customer what changed in the order since they were last told: a message
     per difference, numbered, to the channel's subscriptions, and on the timeline
     (``customer_message``). Runs in the change's transaction, before it commits."""
-    order = orders.find(db, order_id)
+    order = orders.summary(db, order_id)
     if order is None:
         return
-    told = jsontext.loads(order["customer_told"]) if order.get("customer_told") else {}
+    told = jsontext.loads(order["customer_told"]) if order["customer_told"] else {}
     lines, parcel_list, broken, now = _read(db, order)
     extra: dict = {"broken": broken}
     if now["backordered"]:
@@ -363,8 +363,12 @@ def follow(db: Database, order_id: str) -> None:
         orders.add_event(db, order_id, "customer_message", entry)
         orders.notify(db, order_id, event_type, payload, order["channel"])
     changed["sequence"] = sequence
-    if changed != told:
-        orders.set_told(db, order_id, changed)
+    # Kept: what a later change is compared with (a cancelled order is told nothing more);
+    # a new order with nothing to tell leaves nothing to write.
+    changed["status"] = "cancelled" if now["status"] == "cancelled" else None
+    kept = {key: value for key, value in changed.items() if value}
+    if kept != told:
+        orders.set_told(db, order_id, kept)
 
 
 def stores(db: Database, node_ids: list[str]) -> dict[str, dict]:
