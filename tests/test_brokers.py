@@ -471,13 +471,16 @@ def test_a_dispatcher_killed_mid_publish_leaves_the_rest_to_the_next(db_path, ki
 # Node events over the broker -----------------------------------------------------------------
 
 
-def signed_event(node_id: str, secret: str, document: dict, request_id: str | None = None):
+def signed_event(
+    node_id: str, secret: str, document: dict, request_id: str | None = None, age: int = 0
+):
+    """A node event as a node publishes it, signed ``age`` seconds ago."""
     body = json.dumps(document).encode()
     message_id = "ev_" + secrets.token_hex(6)
     headers = {
         "dom-node-id": node_id,
         "content-type": "application/json",
-        **signing.headers([secret], message_id, int(time.time()), body),
+        **signing.headers([secret], message_id, int(time.time()) - age, body),
     }
     if request_id:
         headers["x-request-id"] = request_id
@@ -682,6 +685,37 @@ def test_node_events_over_the_broker_advance_shipments_and_bad_ones_are_dead_let
         cleanup_events(kind, app.config)
 
 
+@pytest.mark.parametrize("kind", BOTH)
+def test_a_node_event_that_waited_out_an_outage_in_the_queue_still_applies(db_path, kind):
+    app = make_app(db_path)
+    admin = shop(app)
+    node = NODES[kind]()
+    try:
+        use_transport(admin, "DC1", {**node.transport, "secret": NODE_SECRET})
+        decision = admin.post("/v1/orders", json=order("old1", [("MUG", 1, 10.0)])).get_json()
+        [shipment] = decision["shipments"]
+        # Published an hour ago, while no dispatcher was running to consume it.
+        accepted = {
+            "shipment_id": shipment["shipment_id"],
+            "event": {"event_id": "late-1", "type": "accepted"},
+        }
+        publish_event(kind, app.config, *signed_event("DC1", NODE_SECRET, accepted, age=3600))
+        dispatcher = Dispatcher(app.config, worker=f"late-{kind}")
+        dispatcher.start_thread()
+        try:
+
+            def status() -> str:
+                return admin.get("/v1/orders/old1").get_json()["shipments"][0]["status"]
+
+            assert wait_for(lambda: status() == "accepted", 30), dead_letters_seen(admin)
+        finally:
+            dispatcher.stop(wait=20)
+        assert dead_letters_seen(admin) == []
+    finally:
+        node.close()
+        cleanup_events(kind, app.config)
+
+
 def dead_letters_seen(admin) -> list[dict]:
     return admin.get("/v1/node-events/failures").get_json()["failures"]
 
@@ -694,6 +728,7 @@ def test_signatures_are_checked_as_a_receiver_would():
     assert signing.verify([NODE_SECRET, SECRET], headers, body, now) is None
     assert "no signature" in signing.verify([NODE_SECRET], headers, body, now)
     assert "too far" in signing.verify([SECRET], headers, body, now + 301)
+    assert signing.verify([SECRET], headers, body, now + 3600, tolerance=None) is None
     assert "lacks" in signing.verify([SECRET], {"webhook-id": "m1"}, body, now)
     assert "no signature" in signing.verify([SECRET], headers, body + b" ", now)
     upper = {k.upper(): v for k, v in headers.items()}
