@@ -48,9 +48,11 @@ def test_requests_get_503_with_retry_after_when_the_database_cannot_be_reached()
         assert answer.status_code == 503
         assert answer.headers["Retry-After"] == "2"
         assert answer.get_json()["error"]["code"] == "database_unavailable"
-        health = client.get("/healthz")
-        assert health.status_code == 503
-        assert health.headers["Retry-After"] == "2"
+        # Alive all the same (a liveness probe must not restart it), and not ready.
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 503
+        assert "/checks/database" in [e["pointer"] for e in ready.get_json()["error"]["errors"]]
     finally:
         database.close_pools(UNREACHABLE)
 

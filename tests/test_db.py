@@ -22,22 +22,30 @@ def test_migrations_run_once_and_are_recorded(db_path, app):
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_health_reports_pending_migrations(tmp_path, client):
+def test_readiness_reports_pending_migrations(tmp_path, client):
     assert client.get("/healthz").get_json()["status"] == "ok"
     folder = tmp_path / "migrations"
     shutil.copytree("migrations", folder)
+    path = str(tmp_path / "h.db")
+    connection = database.open_database(path)
+    database.migrate(connection, "migrations")  # current, then a release brings one more
+    connection.close()
     (folder / "9999_later.sql").write_text("CREATE TABLE later (x);")
     app = create_app(
         {
-            "DATABASE": str(tmp_path / "h.db"),
+            "DATABASE": path,
             "MIGRATIONS_DIR": str(folder),
             "AUTO_MIGRATE": False,
             "LOAD_RULESETS": False,
         }
     )
-    response = app.test_client().get("/healthz")
+    assert app.test_client().get("/healthz").status_code == 200  # alive, and
+    response = app.test_client().get("/readyz")  # not ready
     assert response.status_code == 503
-    assert "9999_later" in response.get_json()["migrations"]["pending"]
+    [pending] = [
+        e for e in response.get_json()["error"]["errors"] if e["pointer"] == "/checks/migrations"
+    ]
+    assert "9999_later" in pending["message"]
 
 
 def test_a_failing_migration_leaves_nothing_behind(tmp_path):
