@@ -25,7 +25,7 @@ from app.edges.dispatch import node_events
 from app.edges.dispatch.worker import Dispatcher
 from app.platform import auth
 from app.platform import db as database
-from app.platform.messaging import signing
+from app.platform.messaging import brokers, signing
 from tests.conftest import Api
 from tests.servers import Proxy, start_dom, wait_for
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -289,6 +289,40 @@ def test_orders_instruct_an_amqp_node_and_a_nats_node(db_path):
     finally:
         amqp_node.close()
         nats_node.close()
+
+
+@needs("nats")
+def test_nodes_sharing_one_stream_are_each_instructed_on_their_subject(db_path):
+    app = make_app(db_path)
+    admin = shop(app)
+    first, second = NatsNode(), NatsNode()
+    shared = {**second.transport, "stream": first.transport["stream"]}
+    try:
+        use_transport(admin, "DC1", first.transport)
+        use_transport(admin, "PL1", shared)
+        decision = admin.post(
+            "/v1/orders", json=order("bk9", [("MUG", 1, 10.0), ("CUP", 1, 5.0)])
+        ).get_json()
+        assert {s["node_id"] for s in decision["shipments"]} == {"DC1", "PL1"}
+        drain(app)
+        assert {m["node_id"]: m["status"] for m in outbox(app)} == {
+            "DC1": "delivered",
+            "PL1": "delivered",
+        }
+        subjects = {
+            verified(m)["data"]["node_id"]: m["headers"].get("dom-event-type")
+            for m in first.messages()
+        }
+        assert set(subjects) == {"DC1", "PL1"}
+    finally:
+        first.close()
+
+
+def test_a_subject_pattern_covers_what_nats_would_route_to_it():
+    assert brokers.covers("a.b.c", "a.b.c") and not brokers.covers("a.b", "a.b.c")
+    assert brokers.covers("a.*.c", "a.x.c") and not brokers.covers("a.*", "a.x.c")
+    assert brokers.covers("a.>", "a.x.c") and not brokers.covers("a.>", "a")
+    assert brokers.covers(">", "a") and not brokers.covers("a.b.c.d", "a.b.c")
 
 
 @needs("amqp")

@@ -225,7 +225,7 @@ class NatsPublisher:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="nats")
         self.thread.start()
         self.client = None
-        self.streams: set[str] = set()
+        self.streams: set[tuple[str, str]] = set()  # (stream, subject) known to be taken
 
     def publish(self, transport: dict, message_id: str, body: bytes, headers: dict) -> None:
         future = asyncio.run_coroutine_threadsafe(
@@ -250,9 +250,9 @@ class NatsPublisher:
                 self.streams = set()
             jetstream = self.client.jetstream(timeout=self.timeout)
             stream = transport["stream"]
-            if stream not in self.streams:
+            if (stream, transport["subject"]) not in self.streams:
                 await _ensure_stream(jetstream, stream, transport["subject"])
-                self.streams.add(stream)
+                self.streams.add((stream, transport["subject"]))
             # Nats-Msg-Id: the stream keeps one copy of a message published twice.
             await jetstream.publish(
                 transport["subject"],
@@ -326,10 +326,27 @@ async def nats_connect(url: str, timeout: float):
 
 
 async def _ensure_stream(jetstream, stream: str, subject: str) -> None:
-    """Create the stream with this subject if it does not exist (file storage: persistent)."""
+    """Make the stream take this subject: create it (file storage: persistent), or add the
+    subject to it when nodes share the stream and none of its subjects covers this one."""
     from nats.js import errors as js_errors
 
     try:
-        await jetstream.stream_info(stream)
+        info = await jetstream.stream_info(stream)
     except js_errors.NotFoundError:
         await jetstream.add_stream(name=stream, subjects=[subject])
+        return
+    subjects = list(info.config.subjects or [])
+    if not any(covers(pattern, subject) for pattern in subjects):
+        info.config.subjects = [*subjects, subject]
+        await jetstream.update_stream(info.config)
+
+
+def covers(pattern: str, subject: str) -> bool:
+    """Whether a NATS subject pattern (``*`` one token, ``>`` the rest) matches ``subject``."""
+    wanted, given = pattern.split("."), subject.split(".")
+    for index, token in enumerate(wanted):
+        if token == ">":
+            return len(given) > index
+        if index >= len(given) or (token != "*" and token != given[index]):
+            return False
+    return len(wanted) == len(given)
