@@ -18,6 +18,7 @@ from app.edges.dispatch.worker import Dispatcher
 from app.platform import db as database
 from app.platform.messaging import deliver, signing, urls
 from tests.conftest import NODE_DC, Api
+from tests.databases import ON_POSTGRES
 from tests.receiver import Receiver
 from tests.servers import start_dom
 from tests.sourcing_helpers import build_network, order, set_stock
@@ -360,3 +361,33 @@ def test_an_endpoint_failing_for_too_long_is_disabled_and_messages_run_their_sch
     assert delivery["attempts"] == 4
     log = admin.get(f"/v1/deliveries/{delivery['message_id']}").get_json()["attempt_log"]
     assert [a["error_class"] for a in log] == ["connect"] + ["no_endpoint"] * 3
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="PostgreSQL's row locks (SQLite has one writer)")
+def test_settling_a_delivery_never_waits_for_a_node_row_a_decision_holds(db_path, admin, network):
+    # A decision holds the node's row (capacity checks lock it) while the dispatcher settles
+    # a delivery to that node: the settle must not need the row, or the two deadlock.
+    served = Receiver([SECRET])
+    try:
+        build_network(admin)
+        hooked = {**NODE_DC, "webhook": {"url": served.url, "secret": SECRET}}
+        assert admin.put("/v1/nodes/DC1", json=hooked).status_code == 200
+        set_stock(admin, "DC1", {"MUG": 5})
+        assert admin.post("/v1/orders", json=order("lk1", [("MUG", 1, 1.0)])).status_code == 201
+        quick = create_app({"DATABASE": db_path, **FAST, "LOCK_TIMEOUT_MS": 1500})
+        holder = database.open_from_config(quick.config)
+        try:
+            holder.begin()
+            holder.execute("SELECT node_id FROM nodes WHERE node_id = 'DC1' FOR UPDATE")
+            drain(quick, rounds=3)
+            with database.open_from_config(quick.config) as reader:
+                states = [row[0] for row in reader.execute("SELECT status FROM outbox")]
+        finally:
+            holder.rollback()
+            holder.close()
+        assert states == ["delivered"]
+        assert len(served.received) == 1  # delivered once, settled once
+        node = admin.get("/v1/nodes/DC1").get_json()
+        assert node["webhook"]["failures"] == 0
+    finally:
+        served.close()

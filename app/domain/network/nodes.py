@@ -31,8 +31,12 @@ WRITABLE = (
 _COLUMNS = (
     "node_id, type, name, region, address, lat, lon, capabilities, daily_capacity, priority,"
     " active, timezone, webhook_url, webhook_secret IS NOT NULL AS webhook_secret_set,"
-    " webhook_disabled_at, webhook_disabled_reason, webhook_failures, created_at, updated_at,"
-    " transport, fulfilment"
+    " webhook_disabled_at, webhook_disabled_reason, created_at, updated_at, transport,"
+    " fulfilment,"
+    # The endpoint's run of failures lives with its circuit, in a table of its own: the
+    # dispatcher writes it after attempts while decisions lock the node rows.
+    " COALESCE((SELECT c.failures FROM endpoint_circuits c"
+    " WHERE c.endpoint = 'node:' || nodes.node_id), 0) AS webhook_failures"
 )
 
 
@@ -357,11 +361,6 @@ def disable_webhook(db, node_id: str, reason: str) -> bool:
         [database.now(), reason, node_id],
     )
     return cursor.rowcount == 1
-
-
-def note_webhook_failures(db, node_id: str, failures: int) -> None:
-    """Show the endpoint's current run of failed attempts on the node."""
-    db.execute("UPDATE nodes SET webhook_failures = ? WHERE node_id = ?", [failures, node_id])
 
 
 def reenable_webhook(db: Database, node_id: str) -> None:

@@ -202,10 +202,10 @@ class Dispatcher:
         circuit, too_long = circuits.record(
             db, endpoint, outcome.ok, datetime.now(UTC), circuits.Limits.from_config(self.config)
         )
-        if message["node_id"]:
-            nodes.note_webhook_failures(db, message["node_id"], circuit.failures)
-        else:
+        if message["subscription_id"]:
             subscriptions.note_failures(db, message["subscription_id"], circuit.failures)
+        # A node's run of failures is read from its circuit: the node's row, which decisions
+        # lock, is not written after an attempt.
         gone = outcome.status_code == 410
         if not (gone or too_long):
             return
