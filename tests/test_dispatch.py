@@ -391,3 +391,25 @@ def test_settling_a_delivery_never_waits_for_a_node_row_a_decision_holds(db_path
         assert node["webhook"]["failures"] == 0
     finally:
         served.close()
+
+
+def test_a_settle_that_loses_a_race_is_run_again_not_sent_again(shop, app, receiver, monkeypatch):
+    from app.platform.messaging import outbox
+
+    set_stock(shop, "DC1", {"MUG": 5})
+    assert shop.post("/v1/orders", json=order("race1", [("MUG", 1, 1.0)])).status_code == 201
+    real = outbox.finish_attempt
+    calls = []
+
+    def deadlocks_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise database.Retry("deadlock")  # what PostgreSQL's DeadlockDetected becomes
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "finish_attempt", deadlocks_once)
+    drain(app)
+    with database.open_from_config(app.config) as reader:
+        states = [row[0] for row in reader.execute("SELECT status FROM outbox")]
+    assert states == ["delivered"] and len(calls) == 2
+    assert len(receiver.received) == 1

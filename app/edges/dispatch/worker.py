@@ -152,17 +152,24 @@ class Dispatcher:
             else f"{outcome.error_class}: {outcome.status_code or ''}"
             f" {outcome.excerpt[:120]}".strip()
         )
-        with database.immediate(db):
-            settled = outbox.finish_attempt(
-                db, attempt_id, message, self.worker, outcome, status, next_at, error
-            )
-            if target is not None and outcome.error_class != "no_endpoint":
-                self._endpoint_health(db, message, outcome)
-            if settled and outcome.ok and message["event_type"] == "fulfillment.requested":
-                from app.lifecycle import holds
 
-                shipments.mark_requested(db, message["shipment_id"])
-                holds.extend(db, message["shipment_id"])
+        def settle() -> bool:
+            with database.immediate(db):
+                settled = outbox.finish_attempt(
+                    db, attempt_id, message, self.worker, outcome, status, next_at, error
+                )
+                if target is not None and outcome.error_class != "no_endpoint":
+                    self._endpoint_health(db, message, outcome)
+                if settled and outcome.ok and message["event_type"] == "fulfillment.requested":
+                    from app.lifecycle import holds
+
+                    shipments.mark_requested(db, message["shipment_id"])
+                    holds.extend(db, message["shipment_id"])
+            return settled
+
+        # A settle that lost a race (a deadlock, a serialization failure) is run again, not
+        # dropped: dropped, the message would be sent again when its lease ends.
+        settled = database.retrying(settle)
         if settled:
             self._report(message, outcome, status, next_at)
         return status if settled else None
@@ -259,7 +266,8 @@ class Dispatcher:
                 # What a step changes (a back-order decided, its messages) is traced to it.
                 with db.job(name) as mine, logs.handling(f"job_{secrets.token_hex(8)}"):
                     if mine:
-                        step()
+                        # A step that lost a race is run again (each is safe to repeat).
+                        database.retrying(step)
             except Exception:  # a failed sweep must not stop deliveries, nor the next step
                 log.exception("dispatcher sweep failed: %s", name)
                 if db.in_transaction:
