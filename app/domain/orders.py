@@ -205,13 +205,8 @@ def follow(callback) -> None:
         _FOLLOWERS.append(callback)
 
 
-def told(db: Database, order_id: str) -> dict:
-    """What the customer was last told of the order (``{}``: nothing yet)."""
-    row = db.execute("SELECT customer_told FROM orders WHERE order_id = ?", [order_id]).fetchone()
-    return jsontext.loads(row[0]) if row and row[0] else {}
-
-
 def set_told(db: Database, order_id: str, state: dict) -> None:
+    """Keep what the customer was last told of the order (``customer_told``)."""
     db.execute(
         "UPDATE orders SET customer_told = ? WHERE order_id = ?",
         [jsontext.dumps(state), order_id],

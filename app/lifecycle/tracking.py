@@ -22,8 +22,8 @@ goods travel on in the hub's parcel). Its stage is ``preparing``, ``shipped``,
 its store) or ``delivered`` (a pickup: collected).
 
 Every change of an order is compared, in its own transaction, with what the customer was
-last told (``orders.told``), and each difference is a message to the channel's
-subscriptions (``messages``, pure), numbered per order (``sequence``, 1, 2, ...) in the
+last told (the order's ``customer_told``), and each difference is a message to the
+channel's subscriptions (``messages``, pure), numbered per order (``sequence``, 1, 2, ...) in the
 order the customer would live them: ``order.line_cancelled``, ``order.line_substituted``
 (another SKU serves a line, ``substitution.py``), ``order.backordered``
 (with the date supply is expected), ``order.delayed`` (with the new date when there is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, g, jsonify, make_response, request, url_for
 
@@ -235,7 +236,7 @@ def tracking_link(order_id: str, body: dict):
         {
             "order_id": order_id,
             "url": f"{base}{url_for('customer.page', token=token)}",
-            "expires_at": customer.expiry_time(expires),
+            "expires_at": database.format_time(datetime.fromtimestamp(expires, UTC)),
         }
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from flask import Blueprint, Flask, current_app, render_template
 
@@ -111,10 +111,6 @@ def read_link(token: str, vault, now: float | None = None) -> str:
     if (now if now is not None else time.time()) >= expires:
         raise ExpiredLink
     return order_id
-
-
-def expiry_time(expires: int) -> str:
-    return datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @bp.route("/<token>")
